@@ -1,0 +1,33 @@
+# Quickstart targets. Each installs what it needs into .venv first (Python 3.11).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dry-run report clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: an unpinned torch would pull the CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## The embedded offline demo: synthetic testbed, CPU, outputs under results/demo/
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/demo
+
+## The test suite (unit tests, full-study dry-run, demo end to end at CI size)
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+## Plan the full study without running it
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --quiet rules
+
+## HTML report of the demo run
+report: $(STAMP)
+	$(BIN)/snakemake --profile profiles/demo --report results/demo/report.html
+
+clean-demo:
+	rm -rf results/demo resources/demo logs/demo benchmarks/demo

@@ -1,0 +1,126 @@
+"""Task data: fetch from the Hub (or a local copy in the Hub's layout), normalise, encode.
+
+Normalised files have three columns: ``text_a``, ``text_b`` (str) and
+``label`` (int64, 0..num_labels-1). Every later stage reads only these.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_path
+from .tasks import SPLITS, TaskSpec
+
+log = logging.getLogger(__name__)
+
+# PAWS-X marks untranslated rows with this text instead of a sentence.
+PLACEHOLDER_TEXTS = frozenset({"", "NS"})
+
+
+@dataclass
+class CleaningReport:
+    rows_in: int
+    dropped_bad_label: int
+    dropped_placeholder: int
+
+    @property
+    def rows_out(self) -> int:
+        return self.rows_in - self.dropped_bad_label - self.dropped_placeholder
+
+
+def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.DataFrame:
+    """Rows of one language and split as the Hub serves them.
+
+    ``source`` is ``{"hub": repo_id}`` or ``{"local": folder}``; a local folder
+    holds the Hub repository's own files: ``{folder}/{lang}/{split}-*.parquet``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    from datasets import load_dataset  # heavy import, only for this stage
+
+    if "local" in source:
+        pattern = Path(source["local"]) / lang / f"{split}-*.parquet"
+        if not list(pattern.parent.glob(pattern.name)):
+            raise FileNotFoundError(
+                f"no files match {pattern}: a local source must hold the Hub layout "
+                f"{{folder}}/{{lang}}/{{split}}-*.parquet (e.g. a clone of {task.hub_id})"
+            )
+        dataset = load_dataset("parquet", data_files={split: str(pattern)}, split=split)
+    else:
+        dataset = load_dataset(source["hub"], lang, split=split)
+    return dataset.to_pandas()
+
+
+def normalise(task: TaskSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport]:
+    """Rename the task's columns to text_a/text_b/label and drop unusable rows."""
+    col_a, col_b = task.text_columns
+    missing = {col_a, col_b, "label"} - set(raw.columns)
+    if missing:
+        raise ValueError(
+            f"{task.name}: columns {sorted(missing)} missing; found {list(raw.columns)}"
+        )
+    frame = pd.DataFrame(
+        {
+            "text_a": raw[col_a].fillna("").astype(str).str.strip(),
+            "text_b": raw[col_b].fillna("").astype(str).str.strip(),
+            "label": pd.to_numeric(raw["label"], errors="coerce"),
+        }
+    )
+    bad_label = ~frame["label"].isin(range(task.num_labels))
+    placeholder = ~bad_label & (
+        frame["text_a"].isin(PLACEHOLDER_TEXTS) | frame["text_b"].isin(PLACEHOLDER_TEXTS)
+    )
+    report = CleaningReport(len(frame), int(bad_label.sum()), int(placeholder.sum()))
+    kept = frame[~bad_label & ~placeholder].reset_index(drop=True)
+    kept["label"] = kept["label"].astype("int64")
+    return kept, report
+
+
+def write_split(frame: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_split(path: str | Path, num_labels: int) -> pd.DataFrame:
+    """Read a normalised file and check it is usable, naming the file if not."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise ValueError(f"{path}: cannot read parquet ({err})") from err
+    missing = {"text_a", "text_b", "label"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: columns {sorted(missing)} missing")
+    if frame.empty:
+        raise ValueError(f"{path}: no rows")
+    bad = ~frame["label"].isin(range(num_labels))
+    if bad.any():
+        raise ValueError(
+            f"{path}: {int(bad.sum())} labels outside 0..{num_labels - 1}, "
+            f"e.g. {frame.loc[bad, 'label'].iloc[0]!r}"
+        )
+    return frame
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids of every example (unpadded) and their labels."""
+
+    input_ids: list[list[int]]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> EncodedSplit:
+    encoded = tokenizer(
+        frame["text_a"].tolist(),
+        frame["text_b"].tolist(),
+        truncation=True,
+        max_length=max_length,
+    )
+    return EncodedSplit(encoded["input_ids"], frame["label"].astype(int).tolist())

@@ -1,0 +1,34 @@
+"""Accuracy of a classifier on one encoded split."""
+
+from __future__ import annotations
+
+import torch
+
+from .batching import inference_batches
+from .data import EncodedSplit
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU that has it; full precision otherwise."""
+    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@torch.inference_mode()
+def predict(model, data: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device) -> list[int]:
+    was_training = model.training
+    model.eval()
+    predictions = [0] * len(data)
+    for rows, ids, attention in inference_batches(data, batch_size, pad_id):
+        with autocast(device):
+            logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+        for row, label in zip(rows, logits.argmax(-1).tolist()):
+            predictions[row] = label
+    model.train(was_training)
+    return predictions
+
+
+def accuracy(model, data: EncodedSplit, *, batch_size: int, pad_id: int, device: torch.device) -> dict:
+    predictions = predict(model, data, batch_size=batch_size, pad_id=pad_id, device=device)
+    correct = sum(int(p == y) for p, y in zip(predictions, data.labels))
+    return {"accuracy": correct / len(data), "correct": correct, "n_examples": len(data)}

@@ -1,0 +1,40 @@
+"""Atomic writes: a declared output is either complete or absent, never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(final: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``final``; rename it onto ``final`` on success.
+
+    On an exception the temporary file or folder is removed and ``final`` is
+    left untouched, so Snakemake never sees a half-written output.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    target = tmp if directory else tmp / final.name
+    try:
+        yield target
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()  # Snakemake may pre-create an empty output folder
+        os.replace(target, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text())

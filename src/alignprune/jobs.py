@@ -1,0 +1,219 @@
+"""One function per workflow stage, with explicit arguments (the rule scripts call these)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from pathlib import Path
+
+import torch
+
+from . import data, modeling
+from .evaluate import accuracy
+from .io import write_json
+from .pruning import apply_masks, compute_masks, mask_sparsity
+from .tasks import task_spec
+from .train import TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+
+def stable_seed(*parts) -> int:
+    """A seed derived from names and numbers, the same in every process and Python version."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode())
+
+
+def _load_pair(tokenizer, train_file, dev_file, num_labels, max_length):
+    train_data = data.encode(tokenizer, data.read_split(train_file, num_labels), max_length)
+    dev_data = data.encode(tokenizer, data.read_split(dev_file, num_labels), max_length)
+    return train_data, dev_data
+
+
+def download_model(model_id: str, out_dir: str | Path) -> None:
+    """Pretrained masked-LM weights and tokenizer in save_pretrained layout."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from .io import atomic_path
+
+    with atomic_path(out_dir, directory=True) as tmp:
+        AutoTokenizer.from_pretrained(model_id).save_pretrained(tmp)
+        AutoModelForMaskedLM.from_pretrained(model_id, use_safetensors=True).save_pretrained(tmp)
+
+
+def download_split(task: str, lang: str, split: str, source: dict, out_file: str | Path) -> dict:
+    spec = task_spec(task)
+    raw = data.load_raw_split(spec, lang, split, source)
+    frame, report = data.normalise(spec, raw)
+    if frame.empty:
+        raise ValueError(f"{task}/{lang}/{split}: no usable rows out of {report.rows_in}")
+    data.write_split(frame, out_file)
+    counts = {
+        "rows_in": report.rows_in,
+        "dropped_bad_label": report.dropped_bad_label,
+        "dropped_placeholder": report.dropped_placeholder,
+        "rows_out": report.rows_out,
+    }
+    log.info("%s/%s/%s: %s", task, lang, split, counts)
+    return counts
+
+
+def finetune(
+    *,
+    task: str,
+    seed: int,
+    pretrained_dir: str | Path,
+    train_file: str | Path,
+    dev_file: str | Path,
+    out_dir: str | Path,
+    settings: dict,
+    max_length: int,
+    device: torch.device,
+    progress: bool = True,
+) -> dict:
+    spec = task_spec(task)
+    tokenizer = modeling.load_tokenizer(pretrained_dir)
+    train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
+    torch.manual_seed(seed)  # the classification head is initialised from this
+    model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
+    steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
+    train_settings = TrainSettings(
+        learning_rate=settings["learning_rate"],
+        batch_size=settings["batch_size"],
+        max_steps=steps,
+        eval_every=settings["eval_every"],
+        warmup_ratio=settings["warmup_ratio"],
+        weight_decay=settings["weight_decay"],
+        seed=stable_seed(task, seed, "dense"),
+    )
+    history = train(
+        model, train_data, dev_data, train_settings,
+        pad_id=tokenizer.pad_token_id, device=device, progress=progress,
+    )
+    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})
+    return history
+
+
+def prune_and_retrain(
+    *,
+    task: str,
+    seed: int,
+    method_name: str,
+    method: dict,
+    sparsity: float,
+    start_dir: str | Path,
+    tokenizer_dir: str | Path,
+    train_file: str | Path,
+    dev_file: str | Path,
+    out_dir: str | Path,
+    settings: dict,
+    max_length: int,
+    prunable: dict,
+    device: torch.device,
+    progress: bool = True,
+) -> dict:
+    """Prune the start model up to ``sparsity`` (keeping its earlier masks), retrain, save."""
+    spec = task_spec(task)
+    tokenizer = modeling.load_tokenizer(tokenizer_dir)
+    train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
+    model = modeling.load_classifier(start_dir).to(device)
+    names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
+    params = dict(model.named_parameters())
+    previous = modeling.load_masks(start_dir)
+    if previous is not None and set(previous) != set(names):
+        raise ValueError(f"{start_dir}: its masks cover other weights than the prunable patterns select")
+    job_seed = stable_seed(task, seed, method_name, f"{sparsity:.2f}")
+    masks = compute_masks(
+        {name: params[name].detach() for name in names},
+        criterion=method["criterion"],
+        scope=method.get("scope", "layer"),
+        sparsity=sparsity,
+        previous=None if previous is None else {n: m.to(device) for n, m in previous.items()},
+        generator=torch.Generator().manual_seed(job_seed),
+    )
+    apply_masks(params, masks)
+    pad_id = tokenizer.pad_token_id
+    before = accuracy(model, dev_data, batch_size=128, pad_id=pad_id, device=device)
+    log.info("pruned to %.2f: English dev accuracy before retraining %.4f", sparsity, before["accuracy"])
+
+    history: dict = {"history": [], "best_step": 0}
+    if settings["steps"] > 0:
+        train_settings = TrainSettings(
+            learning_rate=settings["learning_rate"],
+            batch_size=settings["batch_size"],
+            max_steps=settings["steps"],
+            eval_every=settings["eval_every"],
+            warmup_ratio=settings["warmup_ratio"],
+            weight_decay=settings["weight_decay"],
+            seed=job_seed,
+        )
+        history = train(
+            model, train_data, dev_data, train_settings,
+            pad_id=pad_id, device=device, masks=masks, progress=progress,
+        )
+    history["dev_accuracy_before_retraining"] = before["accuracy"]
+
+    measured = modeling.measure_sparsity(model, names)
+    # Exact up to rounding: half a weight per layer (layer scope) or overall (global scope).
+    tolerance = len(names) / measured["n_prunable"]
+    if abs(measured["sparsity_prunable"] - sparsity) > tolerance:
+        raise RuntimeError(
+            f"measured sparsity {measured['sparsity_prunable']:.6f} differs from target {sparsity}"
+        )
+    report = {
+        "target": sparsity,
+        "method": method_name,
+        **method,
+        "mask_sparsity": mask_sparsity(masks),
+        **measured,
+        "layers": {name: 1.0 - masks[name].float().mean().item() for name in names},
+    }
+    modeling.save_model(
+        model, out_dir, masks=masks,
+        reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
+    )
+    return report
+
+
+def parse_variant(variant: str) -> tuple[str, float]:
+    """'dense' -> ('dense', 0.0); 'method~m/sparsity~0.50' -> ('m', 0.5)."""
+    if variant == "dense":
+        return "dense", 0.0
+    method_part, sparsity_part = variant.split("/")
+    return method_part.removeprefix("method~"), float(sparsity_part.removeprefix("sparsity~"))
+
+
+def evaluate_model(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    lang: str,
+    split: str,
+    model_dir: str | Path,
+    tokenizer_dir: str | Path,
+    data_file: str | Path,
+    out_file: str | Path,
+    batch_size: int,
+    max_length: int,
+    prunable: dict,
+    device: torch.device,
+) -> dict:
+    spec = task_spec(task)
+    tokenizer = modeling.load_tokenizer(tokenizer_dir)
+    encoded = data.encode(tokenizer, data.read_split(data_file, spec.num_labels), max_length)
+    model = modeling.load_classifier(model_dir).to(device)
+    names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
+    method, target = parse_variant(variant)
+    result = {
+        "task": task,
+        "seed": seed,
+        "method": method,
+        "sparsity_target": target,
+        "split": split,
+        "language": lang,
+        **accuracy(model, encoded, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device),
+        **{k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")},
+    }
+    write_json(out_file, result)
+    return result

@@ -1,0 +1,99 @@
+"""Loading and saving models, choosing prunable weights, measuring sparsity."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .io import atomic_path, read_json, write_json
+
+MASKS_FILE = "masks.safetensors"
+SPARSITY_FILE = "sparsity.json"
+TRAINING_FILE = "training.json"
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_classifier(model_dir: str | Path, num_labels: int | None = None):
+    """A sequence classifier from a save_pretrained folder (safetensors only).
+
+    From the pretrained (masked-LM) folder pass ``num_labels``: the
+    classification head is then newly initialised from torch's RNG, so seed first.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {"use_safetensors": True}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    return AutoModelForSequenceClassification.from_pretrained(str(model_dir), **kwargs)
+
+
+def load_tokenizer(model_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+def prunable_names(model: torch.nn.Module, include: list[str], exclude: list[str]) -> list[str]:
+    """Parameter names matched by any ``include`` regex and by no ``exclude`` regex."""
+    inc = [re.compile(p) for p in include]
+    exc = [re.compile(p) for p in exclude]
+    names = [
+        name
+        for name, _ in model.named_parameters()
+        if any(p.search(name) for p in inc) and not any(p.search(name) for p in exc)
+    ]
+    if not names:
+        sample = [n for n, _ in model.named_parameters()][:12]
+        raise ValueError(
+            f"prunable patterns {include} (exclude {exclude}) match no parameter; "
+            f"parameters are named like {sample}"
+        )
+    return names
+
+
+def measure_sparsity(model: torch.nn.Module, names: list[str]) -> dict:
+    """Fraction of exactly-zero entries among the prunable weights and among all weights."""
+    params = dict(model.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    prunable = sum(params[n].numel() for n in names)
+    total = sum(p.numel() for p in model.parameters())
+    return {
+        "zeros_prunable": zeros,
+        "n_prunable": prunable,
+        "n_total": total,
+        "sparsity_prunable": zeros / prunable,
+        "sparsity_all": zeros / total,
+    }
+
+
+def save_model(
+    model: torch.nn.Module,
+    out_dir: str | Path,
+    *,
+    masks: dict[str, torch.Tensor] | None = None,
+    reports: dict[str, dict] | None = None,
+) -> None:
+    """save_pretrained (safetensors) plus masks and JSON reports, renamed into place at the end."""
+    with atomic_path(out_dir, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        if masks is not None:
+            save_file({n: m.contiguous().cpu() for n, m in masks.items()}, tmp / MASKS_FILE)
+        for filename, data in (reports or {}).items():
+            write_json(tmp / filename, data)
+
+
+def load_masks(model_dir: str | Path) -> dict[str, torch.Tensor] | None:
+    path = Path(model_dir) / MASKS_FILE
+    return load_file(path) if path.exists() else None
+
+
+def load_report(model_dir: str | Path, filename: str) -> dict:
+    return read_json(Path(model_dir) / filename)

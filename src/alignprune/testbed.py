@@ -1,0 +1,381 @@
+"""A synthetic multilingual world for the offline demo.
+
+Concepts (nouns, verbs, adjectives, negation) get their own surface words in
+every language; languages differ in word order (SVO or SOV, adjective before
+or after the noun) and in how much parallel text links them to English. A
+tiny XLM-R is pretrained with masked-LM on code-switched sentences and on
+translation pairs, and the two tasks are generated on top:
+
+- xnli: entailment (an adjective dropped), contradiction (negation flipped),
+  neutral (an adjective or the object changed, or an adjective added);
+- pawsx: paraphrase (same proposition, synonyms swapped in) or not (subject
+  and object swapped: the same words with another meaning).
+
+Everything is written in the formats of the download stage, so every later
+rule runs unchanged. All randomness comes from one seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .data import write_split
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+N_NOUNS, N_VERBS, N_ADJECTIVES, N_SYNONYMS = 16, 8, 8, 2
+CONSONANTS = "bdfgklmnprstvz"
+VOWELS = "aeiou"
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    code: str
+    order: str = "SVO"  # or "SOV"
+    adjective_after_noun: bool = False
+    parallel: float = 1.0  # relative weight of this language in translation pairs
+    code_switch: float = 0.3  # share of its words swapped into another language in pretraining
+
+
+@dataclass(frozen=True)
+class Proposition:
+    subject: int
+    verb: int
+    obj: int
+    subject_adj: int | None
+    object_adj: int | None
+    negated: bool
+    # which synonym each slot uses: (subject, verb, object, subject_adj, object_adj)
+    forms: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+
+@dataclass
+class Lexicon:
+    """words[lang][kind][concept][synonym] -> surface word; neg[lang] -> negation word."""
+
+    words: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
+    neg: dict[str, str] = field(default_factory=dict)
+
+
+def build_lexicon(languages: list[LanguageSpec], rng: random.Random) -> Lexicon:
+    lexicon, used = Lexicon(), set()
+    for spec in languages:
+        # Each language draws from its own sound inventory so its words look its own.
+        consonants = rng.sample(CONSONANTS, 8)
+        vowels = rng.sample(VOWELS, 3)
+
+        def word(syllables: int) -> str:
+            while True:
+                w = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables))
+                if w not in used:
+                    used.add(w)
+                    return w
+
+        lexicon.words[spec.code] = {
+            kind: [[word(rng.choice((2, 3))) for _ in range(N_SYNONYMS)] for _ in range(n)]
+            for kind, n in (("noun", N_NOUNS), ("verb", N_VERBS), ("adj", N_ADJECTIVES))
+        }
+        lexicon.neg[spec.code] = word(1)
+    return lexicon
+
+
+def random_proposition(rng: random.Random, p_adjective: float = 0.7) -> Proposition:
+    subject, obj = rng.sample(range(N_NOUNS), 2)
+    return Proposition(
+        subject=subject,
+        verb=rng.randrange(N_VERBS),
+        obj=obj,
+        subject_adj=rng.randrange(N_ADJECTIVES) if rng.random() < p_adjective else None,
+        object_adj=rng.randrange(N_ADJECTIVES) if rng.random() < p_adjective else None,
+        negated=rng.random() < 0.5,
+        forms=tuple(rng.randrange(N_SYNONYMS) for _ in range(5)),
+    )
+
+
+def render_tokens(p: Proposition, spec: LanguageSpec, lexicon: Lexicon) -> list[tuple[str, int, int]]:
+    """The sentence as (kind, concept, synonym) slots in the language's word order."""
+
+    def phrase(noun: int, adj: int | None, noun_form: int, adj_form: int):
+        out = [("noun", noun, noun_form)]
+        if adj is not None:
+            adj_slot = ("adj", adj, adj_form)
+            out = out + [adj_slot] if spec.adjective_after_noun else [adj_slot] + out
+        return out
+
+    subject = phrase(p.subject, p.subject_adj, p.forms[0], p.forms[3])
+    obj = phrase(p.obj, p.object_adj, p.forms[2], p.forms[4])
+    verb = ([("neg", 0, 0)] if p.negated else []) + [("verb", p.verb, p.forms[1])]
+    return subject + verb + obj if spec.order == "SVO" else subject + obj + verb
+
+
+def surface(slot: tuple[str, int, int], lang: str, lexicon: Lexicon) -> str:
+    kind, concept, form = slot
+    return lexicon.neg[lang] if kind == "neg" else lexicon.words[lang][kind][concept][form]
+
+
+def render(p: Proposition, spec: LanguageSpec, lexicon: Lexicon) -> str:
+    return " ".join(surface(s, spec.code, lexicon) for s in render_tokens(p, spec, lexicon))
+
+
+# --- tasks -----------------------------------------------------------------
+
+
+def nli_example(rng: random.Random) -> tuple[Proposition, Proposition, int]:
+    """(premise, hypothesis, label) with XNLI's labels: 0 entailment, 1 neutral, 2 contradiction."""
+    label = rng.randrange(3)
+    while True:
+        premise = random_proposition(rng)
+        adjectives = [slot for slot in ("subject_adj", "object_adj") if getattr(premise, slot) is not None]
+        if label == 0:
+            if not adjectives:
+                continue
+            hypothesis = premise
+            for slot in rng.sample(adjectives, rng.choice((1, len(adjectives)))):
+                hypothesis = replace(hypothesis, **{slot: None})
+            return premise, hypothesis, 0
+        if label == 2:
+            hypothesis = replace(premise, negated=not premise.negated)
+            if adjectives and rng.random() < 0.5:
+                hypothesis = replace(hypothesis, **{rng.choice(adjectives): None})
+            return premise, hypothesis, 2
+        change = rng.choice(("adj", "obj", "add"))
+        if change == "adj" and adjectives:
+            slot = rng.choice(adjectives)
+            other = rng.choice([a for a in range(N_ADJECTIVES) if a != getattr(premise, slot)])
+            return premise, replace(premise, **{slot: other}), 1
+        if change == "obj":
+            other = rng.choice([n for n in range(N_NOUNS) if n not in (premise.obj, premise.subject)])
+            return premise, replace(premise, obj=other), 1
+        empty = [slot for slot in ("subject_adj", "object_adj") if getattr(premise, slot) is None]
+        if empty:
+            return premise, replace(premise, **{rng.choice(empty): rng.randrange(N_ADJECTIVES)}), 1
+
+
+def paws_example(rng: random.Random) -> tuple[Proposition, Proposition, int]:
+    """(sentence1, sentence2, label), as in PAWS: both classes share most words.
+
+    1 paraphrase: the same proposition with one or two words replaced by synonyms;
+    0 not: subject and object (with or without their adjectives) swapped, same words.
+    """
+    first = random_proposition(rng)
+    if rng.random() < 0.5:
+        forms = list(first.forms)
+        for slot in rng.sample([0, 1, 2] + [3] * (first.subject_adj is not None) + [4] * (first.object_adj is not None), rng.choice((1, 2))):
+            forms[slot] = 1 - forms[slot]
+        return first, replace(first, forms=tuple(forms)), 1
+    s, v, o, sa, oa = first.forms
+    swapped = replace(first, subject=first.obj, obj=first.subject, forms=(o, v, s, sa, oa))
+    if rng.random() < 0.5:  # the adjectives move with their nouns
+        swapped = replace(
+            swapped, subject_adj=first.object_adj, object_adj=first.subject_adj, forms=(o, v, s, oa, sa)
+        )
+    return first, swapped, 0
+
+
+TASK_GENERATORS = {"xnli": nli_example, "pawsx": paws_example}
+
+
+def task_frame(task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int) -> pd.DataFrame:
+    """n examples; the same seed gives the same propositions in every language (parallel test sets)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b, label = TASK_GENERATORS[task](rng)
+        rows.append((render(a, spec, lexicon), render(b, spec, lexicon), label))
+    return pd.DataFrame(rows, columns=["text_a", "text_b", "label"]).astype({"label": "int64"})
+
+
+# --- pretraining -----------------------------------------------------------
+
+
+def code_switched(p: Proposition, spec: LanguageSpec, others: list[str], lexicon: Lexicon, rng) -> str:
+    words = []
+    for slot in render_tokens(p, spec, lexicon):
+        lang = rng.choice(others) if rng.random() < spec.code_switch else spec.code
+        words.append(surface(slot, lang, lexicon))
+    return " ".join(words)
+
+
+def pretraining_batch(
+    languages: list[LanguageSpec], lexicon: Lexicon, batch_size: int, rng: random.Random, parallel: bool
+) -> list[tuple[str, str | None]]:
+    """Monolingual (code-switched) sentences, or English sentences paired with a translation."""
+    codes = [s.code for s in languages]
+    by_code = {s.code: s for s in languages}
+    english = languages[0]
+    targets = [s for s in languages[1:] if s.parallel > 0]
+    batch = []
+    for _ in range(batch_size):
+        p = random_proposition(rng)
+        if parallel and targets:
+            target = rng.choices(targets, weights=[s.parallel for s in targets])[0]
+            batch.append((render(p, english, lexicon), render(p, target, lexicon)))
+        else:
+            spec = by_code[rng.choice(codes)]
+            others = [c for c in codes if c != spec.code]
+            batch.append((code_switched(p, spec, others, lexicon, rng), None))
+    return batch
+
+
+def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tokenizer, generator, probability=0.15):
+    """BERT masking: 15% of tokens, of which 80% <mask>, 10% random, 10% kept."""
+    labels = ids.clone()
+    chosen = (torch.rand(ids.shape, generator=generator) < probability) & ~special
+    labels[~chosen] = -100
+    inputs = ids.clone()
+    replace_mask = chosen & (torch.rand(ids.shape, generator=generator) < 0.8)
+    inputs[replace_mask] = tokenizer.mask_token_id
+    randomise = chosen & ~replace_mask & (torch.rand(ids.shape, generator=generator) < 0.5)
+    inputs[randomise] = torch.randint(len(tokenizer), ids.shape, generator=generator)[randomise]
+    return inputs, labels
+
+
+def train_tokenizer(corpus: list[str], out_dir: Path, vocab_size: int):
+    """A sentencepiece unigram model, loaded through the XLM-R tokenizer class like the real one."""
+    import sentencepiece as spm
+    from transformers import XLMRobertaTokenizer
+
+    spm_dir = out_dir / "sentencepiece"
+    spm_dir.mkdir(parents=True)
+    (spm_dir / "corpus.txt").write_text("\n".join(corpus) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=str(spm_dir / "corpus.txt"),
+        model_prefix=str(spm_dir / "sentencepiece.bpe"),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        minloglevel=2,
+    )
+    tokenizer = XLMRobertaTokenizer.from_pretrained(str(spm_dir), model_max_length=512)
+    shutil.rmtree(spm_dir)  # the saved tokenizer.json carries the vocabulary
+    return tokenizer
+
+
+@dataclass
+class TestbedSettings:
+    seed: int
+    languages: list[LanguageSpec]
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    pretrain_steps: int = 1500
+    pretrain_batch_size: int = 64
+    pretrain_learning_rate: float = 5e-4
+    parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
+    vocab_size: int = 2000
+    sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
+
+
+def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progress: bool = True):
+    from tqdm.auto import tqdm
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    torch.manual_seed(settings.seed)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=settings.hidden_size,
+        num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads,
+        intermediate_size=4 * settings.hidden_size,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = XLMRobertaForMaskedLM(config)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.pretrain_learning_rate, weight_decay=0.01)
+    warmup = max(1, settings.pretrain_steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, max(0.0, (settings.pretrain_steps - s) / (settings.pretrain_steps - warmup))),
+    )
+    rng = random.Random(settings.seed + 1)
+    generator = torch.Generator().manual_seed(settings.seed + 2)
+    special_ids = torch.tensor(tokenizer.all_special_ids)
+    for step in tqdm(range(settings.pretrain_steps), disable=not progress, mininterval=5, desc="pretrain"):
+        parallel = rng.random() < settings.parallel_fraction
+        pairs = pretraining_batch(settings.languages, lexicon, settings.pretrain_batch_size, rng, parallel)
+        if parallel:
+            enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
+        else:
+            enc = tokenizer([a for a, _ in pairs], padding=True, return_tensors="pt")
+        ids = enc["input_ids"]
+        special = torch.isin(ids, special_ids)
+        inputs, labels = mask_tokens(ids, special, tokenizer, generator)
+        loss = model(input_ids=inputs, attention_mask=enc["attention_mask"], labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 250 == 0 or step == settings.pretrain_steps - 1:
+            log.info("pretrain step %d: masked-LM loss %.4f", step, loss.item())
+    return model
+
+
+def build_testbed(
+    settings: TestbedSettings,
+    model_dir: Path,
+    data_files: dict[tuple[str, str, str], Path],
+    progress: bool = True,
+) -> None:
+    """Write the pretrained model + tokenizer to ``model_dir`` and every requested data file.
+
+    ``data_files`` maps (task, language, split) to its output path.
+    """
+    if settings.languages[0].code != "en":
+        raise ValueError("the testbed's first language must be English (en), the training language")
+    rng = random.Random(settings.seed)
+    lexicon = build_lexicon(settings.languages, rng)
+    by_code = {s.code: s for s in settings.languages}
+    unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
+    if unknown:
+        raise ValueError(f"testbed has no language {unknown}; it defines {sorted(by_code)}")
+
+    # Each (task, split) has its own seed, shared by all languages: test sets are parallel.
+    split_seed = {"train": 11, "validation": 12, "test": 13}
+    task_seed = {"xnli": 100, "pawsx": 200}
+    for (task, lang, split), path in sorted(data_files.items()):
+        frame = task_frame(
+            task,
+            settings.sizes[split],
+            by_code[lang],
+            lexicon,
+            seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
+        )
+        write_split(frame, path)
+        log.info("wrote %s (%d rows)", path, len(frame))
+
+    corpus_rng = random.Random(settings.seed + 3)
+    corpus = [
+        render(random_proposition(corpus_rng), spec, lexicon)
+        for spec in settings.languages
+        for _ in range(2000)
+    ]
+    with atomic_path(model_dir, directory=True) as tmp:
+        tokenizer = train_tokenizer(corpus, tmp, settings.vocab_size)
+        model = pretrain_model(settings, lexicon, tokenizer, progress)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def settings_from_config(testbed: dict) -> TestbedSettings:
+    """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
+    languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
+    keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
+            "pretrain_learning_rate", "parallel_fraction", "sizes")
+    return TestbedSettings(
+        seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
+    )

@@ -1,0 +1,38 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+PRUNABLE = {
+    "include": [
+        r"^roberta\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)"
+        r"|attention\.output\.dense|intermediate\.dense|output\.dense)\.weight$"
+    ],
+    "exclude": [],
+}
+
+
+def tiny_classifier(num_labels: int = 3, seed: int = 0, vocab_size: int = 60):
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        type_vocab_size=1,
+        num_labels=num_labels,
+    )
+    return XLMRobertaForSequenceClassification(config)
+
+
+@pytest.fixture
+def prunable():
+    return PRUNABLE

@@ -1,0 +1,116 @@
+"""Loading the tasks from files in the Hub's own layout, columns and label conventions."""
+
+import pandas as pd
+import pytest
+
+from alignprune import data, jobs
+from alignprune.tasks import TASKS
+
+
+def write_hub_file(root, lang, split, frame):
+    folder = root / lang
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(folder / f"{split}-00000-of-00001.parquet", index=False)
+
+
+@pytest.fixture
+def xnli_hub(tmp_path):
+    """facebook/xnli: premise, hypothesis, label (0 entailment, 1 neutral, 2 contradiction)."""
+    root = tmp_path / "xnli"
+    frame = pd.DataFrame(
+        {
+            "premise": ["Le chat dort.", "Il pleut.", "Elle lit."],
+            "hypothesis": ["Un animal dort.", "Il fait beau.", "Elle lit un livre."],
+            "label": pd.array([0, 2, 1], dtype="int64"),
+        }
+    )
+    write_hub_file(root, "fr", "test", frame)
+    return root
+
+
+@pytest.fixture
+def pawsx_hub(tmp_path):
+    """google-research-datasets/paws-x: id, sentence1, sentence2, label (0/1); untranslated rows."""
+    root = tmp_path / "paws-x"
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "sentence1": ["Der Hund bellt.", "NS", "Die Katze.", "A", ""],
+            "sentence2": ["Es bellt der Hund.", "Die Maus.", "NS", "B", "C"],
+            "label": pd.array([1, 0, 1, -1, 0], dtype="int64"),
+        }
+    )
+    write_hub_file(root, "de", "validation", frame)
+    return root
+
+
+def test_xnli_local_hub_layout_is_normalised(xnli_hub, tmp_path):
+    out = tmp_path / "out" / "xnli" / "fr" / "test.parquet"
+    counts = jobs.download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, out)
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["text_a", "text_b", "label"]
+    assert frame["label"].tolist() == [0, 2, 1]
+    assert frame["label"].dtype == "int64"
+    assert frame["text_a"].tolist() == ["Le chat dort.", "Il pleut.", "Elle lit."]
+    assert frame["text_b"].iloc[2] == "Elle lit un livre."
+    assert counts == {"rows_in": 3, "dropped_bad_label": 0, "dropped_placeholder": 0, "rows_out": 3}
+
+
+def test_pawsx_negative_labels_and_placeholders_are_dropped_and_counted(pawsx_hub, tmp_path):
+    out = tmp_path / "de.parquet"
+    counts = jobs.download_split("pawsx", "de", "validation", {"local": str(pawsx_hub)}, out)
+    frame = pd.read_parquet(out)
+    # Row 4 has label -1; rows 2, 3 and 5 have "NS" or empty text.
+    assert counts == {"rows_in": 5, "dropped_bad_label": 1, "dropped_placeholder": 3, "rows_out": 1}
+    assert frame.to_dict("records") == [
+        {"text_a": "Der Hund bellt.", "text_b": "Es bellt der Hund.", "label": 1}
+    ]
+
+
+def test_hub_source_asks_datasets_for_the_language_config_and_split(monkeypatch):
+    calls = []
+
+    class FakeDataset:
+        def to_pandas(self):
+            return pd.DataFrame({"premise": ["a"], "hypothesis": ["b"], "label": [0]})
+
+    def fake_load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return FakeDataset()
+
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    raw = data.load_raw_split(TASKS["xnli"], "sw", "validation", {"hub": "facebook/xnli"})
+    assert calls == [(("facebook/xnli", "sw"), {"split": "validation"})]
+    assert len(raw) == 1
+
+
+def test_local_source_without_files_names_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"\{lang\}/\{split\}-\*\.parquet"):
+        data.load_raw_split(TASKS["xnli"], "de", "test", {"local": str(tmp_path)})
+
+
+def test_missing_hub_columns_are_named(tmp_path):
+    raw = pd.DataFrame({"sentence1": ["a"], "label": [0]})
+    with pytest.raises(ValueError, match="sentence2"):
+        data.normalise(TASKS["pawsx"], raw)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a parquet file", "cannot read parquet"),
+        (pd.DataFrame({"text_a": ["a"], "text_b": ["b"], "label": [7]}), "labels outside 0..2"),
+        (pd.DataFrame({"text_a": [], "text_b": [], "label": []}), "no rows"),
+    ],
+)
+def test_unusable_normalised_files_are_rejected_with_their_name(tmp_path, content, message):
+    path = tmp_path / "bad.parquet"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        content.to_parquet(path)
+    with pytest.raises(ValueError, match=message) as err:
+        data.read_split(path, num_labels=3)
+    assert str(path) in str(err.value)

@@ -1,0 +1,87 @@
+"""Tables: every cell recomputed by hand from the eval records it came from."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alignprune.results import collect_evals, write_tables
+
+LANGS = ["en", "de", "sw"]
+
+
+def record(method, sparsity, seed, lang, accuracy):
+    return {
+        "task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity,
+        "split": "test", "language": lang, "accuracy": accuracy, "correct": int(accuracy * 1000),
+        "n_examples": 1000, "sparsity_prunable": sparsity, "sparsity_all": sparsity / 3,
+    }
+
+
+@pytest.fixture
+def evals(tmp_path):
+    rows = []
+    for seed in (1, 2):
+        for i, lang in enumerate(LANGS):
+            rows.append(record("dense", 0.0, seed, lang, 0.80 - 0.1 * i + 0.01 * seed))
+            for sparsity in (0.5, 0.9):
+                for m, method in enumerate(["random", "magnitude"]):
+                    acc = 0.80 - 0.1 * i + 0.01 * seed - sparsity * (0.2 + 0.1 * m) - 0.02 * i
+                    rows.append(record(method, sparsity, seed, lang, acc))
+    files = []
+    for n, row in enumerate(rows):
+        path = tmp_path / "evals" / f"{n}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(row))
+        files.append(path)
+    # validation rows must not leak into test tables
+    path = tmp_path / "evals" / "val.json"
+    path.write_text(json.dumps({**record("dense", 0.0, 1, "en", 0.1), "split": "validation"}))
+    files.append(path)
+    return rows, collect_evals(files, tmp_path / "evals.csv") is not None and tmp_path / "evals.csv"
+
+
+def test_table_cells_equal_the_eval_records(evals, tmp_path):
+    rows, csv = evals
+    outputs = [tmp_path / f"{n}.{e}" for n in ("summary", "per_language", "degradation") for e in ("csv", "md")]
+    write_tables(
+        csv, outputs, train_language="en", split="test", methods=["random", "magnitude"], languages=LANGS
+    )
+    acc = {(r["method"], r["sparsity_target"], r["seed"], r["language"]): 100 * r["accuracy"] for r in rows}
+
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary["method"].tolist() == ["dense", "random", "random", "magnitude", "magnitude"]
+    for _, row in summary.iterrows():
+        key = (row["method"], row["sparsity_target"])
+        english = [acc[(*key, s, "en")] for s in (1, 2)]
+        zero_shot = [sum(acc[(*key, s, l)] for l in ("de", "sw")) / 2 for s in (1, 2)]
+        assert row["english_mean"] == pytest.approx(sum(english) / 2)
+        assert row["english_std"] == pytest.approx(abs(english[0] - english[1]) / math.sqrt(2))
+        assert row["zero_shot_mean"] == pytest.approx(sum(zero_shot) / 2)
+        assert row["zero_shot_std"] == pytest.approx(abs(zero_shot[0] - zero_shot[1]) / math.sqrt(2))
+        assert row["seeds"] == 2
+
+    per_language = pd.read_csv(tmp_path / "per_language.csv")
+    assert list(per_language.columns) == ["method", "sparsity_target", *LANGS]
+    for _, row in per_language.iterrows():
+        for lang in LANGS:
+            expected = sum(acc[(row["method"], row["sparsity_target"], s, lang)] for s in (1, 2)) / 2
+            assert row[lang] == pytest.approx(expected)
+
+    degradation = pd.read_csv(tmp_path / "degradation.csv")
+    assert "dense" not in set(degradation["method"])
+    for _, row in degradation.iterrows():
+        key = (row["method"], row["sparsity_target"])
+        for lang in LANGS:
+            expected = sum(acc[("dense", 0.0, s, lang)] - acc[(*key, s, lang)] for s in (1, 2)) / 2
+            assert row[lang] == pytest.approx(expected)
+        expected_avg = sum(
+            acc[("dense", 0.0, s, l)] - acc[(*key, s, l)] for s in (1, 2) for l in ("de", "sw")
+        ) / 4
+        assert row["zero_shot_avg"] == pytest.approx(expected_avg)
+
+    markdown = (tmp_path / "summary.md").read_text()
+    first = summary.iloc[0]
+    assert f"{first['english_mean']:.1f} ± {first['english_std']:.1f}" in markdown

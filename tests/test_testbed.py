@@ -1,0 +1,116 @@
+"""The synthetic testbed: deterministic, parallel across languages, in the download stage's formats."""
+
+import random
+import pandas as pd
+import pytest
+
+from alignprune import testbed as tb
+from alignprune.data import read_split
+
+LANGS = [tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV"), tb.LanguageSpec("fr", adjective_after_noun=True)]
+
+
+def lexicon(seed=0):
+    return tb.build_lexicon(LANGS, random.Random(seed))
+
+
+def test_word_order_of_each_language():
+    lex = lexicon()
+    p = tb.Proposition(subject=0, verb=1, obj=2, subject_adj=3, object_adj=None, negated=True)
+    kinds = lambda spec: [k for k, _, _ in tb.render_tokens(p, spec, lex)]
+    assert kinds(LANGS[0]) == ["adj", "noun", "neg", "verb", "noun"]
+    assert kinds(LANGS[1]) == ["adj", "noun", "noun", "neg", "verb"]
+    assert kinds(LANGS[2]) == ["noun", "adj", "neg", "verb", "noun"]
+
+
+def test_languages_have_disjoint_vocabularies():
+    lex = lexicon()
+    vocab = {
+        code: {w for kind in lex.words[code].values() for forms in kind for w in forms} | {lex.neg[code]}
+        for code in lex.words
+    }
+    assert not vocab["en"] & vocab["de"] and not vocab["en"] & vocab["fr"]
+
+
+@pytest.mark.parametrize("task, labels", [("xnli", {0, 1, 2}), ("pawsx", {0, 1})])
+def test_test_sets_are_parallel_balanced_and_deterministic(task, labels):
+    lex = lexicon()
+    frames = {s.code: tb.task_frame(task, 600, s, lex, seed=5) for s in LANGS}
+    assert set(frames["en"]["label"]) == labels
+    counts = frames["en"]["label"].value_counts(normalize=True)
+    assert counts.min() > 0.8 / len(labels)
+    assert frames["en"]["label"].tolist() == frames["de"]["label"].tolist() == frames["fr"]["label"].tolist()
+    assert frames["en"]["text_a"].tolist() != frames["de"]["text_a"].tolist()
+    again = tb.task_frame(task, 600, LANGS[0], lexicon(), seed=5)
+    pd.testing.assert_frame_equal(frames["en"], again)
+
+
+def test_nli_labels_follow_their_definition():
+    rng = random.Random(0)
+    for _ in range(300):
+        premise, hypothesis, label = tb.nli_example(rng)
+        if label == 2:
+            assert premise.negated != hypothesis.negated
+        else:
+            assert premise.negated == hypothesis.negated
+        if label == 0:  # only adjectives removed
+            assert (premise.subject, premise.verb, premise.obj) == (hypothesis.subject, hypothesis.verb, hypothesis.obj)
+            assert hypothesis.subject_adj in (None, premise.subject_adj)
+            assert hypothesis.object_adj in (None, premise.object_adj)
+            assert hypothesis != premise
+
+
+def test_paws_non_paraphrases_swap_roles_with_the_same_words():
+    rng = random.Random(0)
+    lex = lexicon()
+    for _ in range(200):
+        first, second, label = tb.paws_example(rng)
+        a, b = tb.render(first, LANGS[0], lex), tb.render(second, LANGS[0], lex)
+        if label == 0:
+            assert (second.subject, second.obj) == (first.obj, first.subject)
+            assert sorted(a.split()) == sorted(b.split())
+        else:
+            assert (second.subject, second.verb, second.obj) == (first.subject, first.verb, first.obj)
+            assert a != b
+
+
+def test_build_writes_resources_in_the_download_formats(tmp_path):
+    settings = tb.TestbedSettings(
+        seed=3, languages=LANGS, hidden_size=16, layers=1, heads=2, pretrain_steps=3,
+        pretrain_batch_size=4, sizes={"train": 40, "validation": 10, "test": 10},
+    )
+    files = {
+        ("xnli", "en", "train"): tmp_path / "data/xnli/en/train.parquet",
+        ("xnli", "de", "test"): tmp_path / "data/xnli/de/test.parquet",
+        ("pawsx", "fr", "test"): tmp_path / "data/pawsx/fr/test.parquet",
+    }
+    tb.build_testbed(settings, tmp_path / "model", files, progress=False)
+    assert len(read_split(files[("xnli", "en", "train")], 3)) == 40
+    assert set(read_split(files[("pawsx", "fr", "test")], 2)["label"]) <= {0, 1}
+
+    from transformers import XLMRobertaTokenizer
+
+    from alignprune.modeling import load_classifier, load_tokenizer
+
+    tokenizer = load_tokenizer(tmp_path / "model")
+    assert isinstance(tokenizer, XLMRobertaTokenizer)
+    sentence = read_split(files[("xnli", "de", "test")], 3)["text_a"].iloc[0]
+    ids = tokenizer(sentence)["input_ids"]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert tokenizer.unk_token_id not in ids
+    model = load_classifier(tmp_path / "model", num_labels=3)
+    assert type(model).__name__ == "XLMRobertaForSequenceClassification"
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    ]
+
+
+def test_demo_config_makes_valid_settings():
+    from workflow_helpers import load_config
+
+    demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
+    assert demo["testbed"]["enabled"] and demo["gpus_per_job"] == 0
+    settings = tb.settings_from_config(demo["testbed"])
+    assert settings.languages[0].code == "en"
+    assert len(settings.languages) >= 6
+    assert {s.order for s in settings.languages} == {"SVO", "SOV"}

@@ -1,0 +1,174 @@
+"""The demo workflow end to end at CI size, then its outputs checked against their sources."""
+
+import json
+import struct
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from alignprune.modeling import prunable_names
+from workflow_helpers import ROOT, job_counts, snakemake
+
+SEEDS = [1, 2]
+SPARSITIES = ["0.50", "0.90"]
+LANGUAGES = {"xnli": ["en", "de", "zh"], "pawsx": ["en", "fr", "ja"]}
+METHODS = ["random", "magnitude_layer", "magnitude_global"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Run the demo profile at CI size into a temporary folder; return that folder and the config."""
+    root = tmp_path_factory.mktemp("demo")
+    overlay = {
+        "paths": {k: str(root / k) for k in ("resources", "results", "logs", "benchmarks")},
+        "seeds": SEEDS,
+        "sparsities": [float(s) for s in SPARSITIES],
+        "tasks": {task: {"languages": langs} for task, langs in LANGUAGES.items()},
+        "finetune": {"epochs": 2, "eval_every": 20},
+        "retrain": {"steps": 10, "eval_every": 5},
+        "testbed": {"pretrain_steps": 60, "sizes": {"train": 400, "validation": 100, "test": 150}},
+    }
+    (root / "ci.yaml").write_text(yaml.safe_dump(overlay))
+    configfiles = ["config.yaml", "profiles/demo/testbed.yaml", str(root / "ci.yaml")]
+    snakemake("--profile", "profiles/demo", "--configfile", *configfiles)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return root, configfiles, config
+
+
+def variants():
+    return ["dense"] + [f"method~{m}/sparsity~{s}" for m in METHODS for s in SPARSITIES]
+
+
+def eval_path(root, task, seed, variant, lang):
+    return root / f"results/{task}/seed~{seed}/{variant}/eval/test/{lang}.json"
+
+
+def test_every_eval_file_exists_with_its_measured_sparsity(demo):
+    root, _, _ = demo
+    for task, langs in LANGUAGES.items():
+        for seed in SEEDS:
+            for variant in variants():
+                for lang in langs:
+                    record = json.loads(eval_path(root, task, seed, variant, lang).read_text())
+                    assert (record["task"], record["seed"], record["language"]) == (task, seed, lang)
+                    assert 0.0 <= record["accuracy"] <= 1.0
+                    assert record["correct"] == round(record["accuracy"] * record["n_examples"])
+                    assert record["n_examples"] == 150
+                    target = 0.0 if variant == "dense" else float(variant[-4:])
+                    assert record["sparsity_target"] == target
+                    assert record["sparsity_prunable"] == pytest.approx(target, abs=1e-3)
+
+
+def test_pruned_models_have_exact_sparsity_and_zeros_where_masked(demo):
+    root, _, config = demo
+    for task in LANGUAGES:
+        for seed in SEEDS:
+            for method in METHODS:
+                previous = None
+                for sparsity in SPARSITIES:
+                    model_dir = root / f"results/{task}/seed~{seed}/method~{method}/sparsity~{sparsity}/model"
+                    report = json.loads((model_dir / "sparsity.json").read_text())
+                    weights = load_file(model_dir / "model.safetensors")
+                    masks = load_file(model_dir / "masks.safetensors")
+                    names = sorted(masks)
+                    zeros = sum(int((weights[n] == 0).sum()) for n in names)
+                    total = sum(weights[n].numel() for n in names)
+                    assert report["zeros_prunable"] == zeros
+                    # exact up to half a weight per layer
+                    assert abs(zeros / total - float(sparsity)) <= len(names) / total
+                    for n in names:
+                        assert torch.all(weights[n][~masks[n]] == 0.0)
+                        if previous is not None:
+                            assert not (masks[n] & ~previous[n]).any(), "ladder masks must be nested"
+                    previous = masks
+                    if report["scope"] == "global":
+                        assert (total - int(sum(m.sum() for m in masks.values()))) == round(float(sparsity) * total)
+
+
+def test_prunable_weights_are_the_encoder_linear_weights(demo):
+    root, _, config = demo
+    masks = load_file(root / "results/xnli/seed~1/method~random/sparsity~0.50/model/masks.safetensors")
+    kinds = {name.split(".", 4)[-1] for name in masks}
+    assert kinds == {
+        "attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight",
+        "attention.output.dense.weight", "intermediate.dense.weight", "output.dense.weight",
+    }
+
+
+def test_tables_equal_the_eval_files_they_came_from(demo):
+    root, _, _ = demo
+    for task, langs in LANGUAGES.items():
+        records = {
+            (variant, seed, lang): json.loads(eval_path(root, task, seed, variant, lang).read_text())
+            for variant in variants() for seed in SEEDS for lang in langs
+        }
+        per_language = pd.read_csv(root / f"results/tables/{task}/per_language.csv")
+        summary = pd.read_csv(root / f"results/tables/{task}/summary.csv")
+        degradation = pd.read_csv(root / f"results/tables/{task}/degradation.csv")
+        assert len(per_language) == len(summary) == len(variants())
+        for variant in variants():
+            method = "dense" if variant == "dense" else variant.split("/")[0].removeprefix("method~")
+            sparsity = 0.0 if variant == "dense" else float(variant[-4:])
+            pick = lambda t: t[(t["method"] == method) & (t["sparsity_target"] == sparsity)].iloc[0]
+            acc = {(s, l): 100 * records[(variant, s, l)]["accuracy"] for s in SEEDS for l in langs}
+            for lang in langs:
+                assert pick(per_language)[lang] == pytest.approx(sum(acc[(s, lang)] for s in SEEDS) / len(SEEDS))
+            english = [acc[(s, "en")] for s in SEEDS]
+            zero_shot = [sum(acc[(s, l)] for l in langs[1:]) / (len(langs) - 1) for s in SEEDS]
+            row = pick(summary)
+            assert row["english_mean"] == pytest.approx(sum(english) / 2)
+            assert row["zero_shot_mean"] == pytest.approx(sum(zero_shot) / 2)
+            assert row["zero_shot_std"] == pytest.approx(pd.Series(zero_shot).std())
+            if variant != "dense":
+                dense = {(s, l): 100 * records[("dense", s, l)]["accuracy"] for s in SEEDS for l in langs}
+                for lang in langs:
+                    expected = sum(dense[(s, lang)] - acc[(s, lang)] for s in SEEDS) / len(SEEDS)
+                    assert pick(degradation)[lang] == pytest.approx(expected)
+
+
+def test_plots_are_non_empty_png_images(demo):
+    root, _, _ = demo
+    for task in LANGUAGES:
+        for name in ("accuracy_vs_sparsity", "degradation_heatmap"):
+            data = (root / f"results/plots/{task}/{name}.png").read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            width, height = struct.unpack(">II", data[16:24])
+            assert width > 300 and height > 200
+
+
+def test_every_training_and_evaluation_job_has_a_log_and_a_benchmark(demo):
+    root, _, _ = demo
+    assert (root / "logs/xnli/seed~1/dense/finetune.log").stat().st_size > 0
+    assert (root / "benchmarks/xnli/seed~2/method~random/sparsity~0.90/prune.tsv").exists()
+    assert (root / "benchmarks/pawsx/seed~1/dense/eval/test/ja.tsv").exists()
+
+
+def test_deleted_eval_file_is_rebuilt_by_exactly_one_job(demo):
+    root, configfiles, _ = demo
+    target = eval_path(root, "xnli", 2, "method~magnitude_global/sparsity~0.90", "de")
+    before = target.read_text()
+    target.unlink()
+    result = snakemake(str(target), "--profile", "profiles/demo", "--configfile", *configfiles)
+    assert job_counts(result.stdout + result.stderr) == {"evaluate": 1, "total": 1}
+    assert target.read_text() == before  # same model, same data: the same numbers
+    # only what reads that file is out of date afterwards: that task's tables and plots
+    plan = snakemake("-n", "--profile", "profiles/demo", "--configfile", *configfiles)
+    assert job_counts(plan.stdout + plan.stderr) == {
+        "aggregate": 1, "tables": 1, "plots": 1, "all": 1, "total": 4,
+    }
+
+
+def test_notebook_runs_on_the_demo_outputs(demo, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    root, _, _ = demo
+    monkeypatch.setenv("ALIGNPRUNE_RESULTS", str(root / "results"))
+    notebook = nbformat.read(ROOT / "notebooks/explore_results.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -1,0 +1,62 @@
+"""Planning the full study: job counts per rule, and no network at planning time."""
+
+import yaml
+
+from workflow_helpers import ROOT, job_counts, snakemake
+
+
+def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "paths.yaml"  # plan into an empty folder, whatever results/ holds
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    marker = tmp_path / "network-calls.txt"
+    result = snakemake("-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay), network_marker=marker)
+    assert not marker.exists(), marker.read_text()
+
+    counts = job_counts(result.stdout + result.stderr)
+    tasks = config["tasks"]
+    seeds, methods, targets = len(config["seeds"]), len(config["methods"]), len(config["sparsities"])
+    models = seeds * (1 + methods * targets)
+    languages = {task: len(spec["languages"]) for task, spec in tasks.items()}
+    splits = len(config["eval_splits"])
+    assert (seeds, methods, targets, languages) == (3, 3, 9, {"xnli": 15, "pawsx": 7})
+    assert counts["evaluate"] == sum(models * splits * n for n in languages.values()) == 3696
+    assert counts["prune"] == len(tasks) * seeds * methods * targets == 162
+    assert counts["finetune"] == len(tasks) * seeds == 6
+    # English train + every language's validation and test split
+    assert counts["download_data"] == sum(1 + splits * n for n in languages.values()) == 46
+    assert counts["download_model"] == 1
+    assert counts["aggregate"] == counts["tables"] == counts["plots"] == len(tasks)
+    assert "testbed" not in counts
+
+
+def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
+    """Naming one pruned model plans the dense model and the lower targets of that method only."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    target = tmp_path / "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
+    result = snakemake(str(target), "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay))
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts == {
+        "download_data": 3,  # en train, en validation, de test
+        "download_model": 1,
+        "finetune": 1,
+        "prune": 3,  # 0.10 -> 0.20 -> 0.30
+        "evaluate": 1,
+        "total": 9,
+    }
+
+
+def test_slurm_profile_plans_the_same_jobs_and_keeps_reporting_local(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    result = snakemake("-n", "--profile", "profiles/slurm", "--configfile", "config.yaml", str(overlay))
+    output = result.stdout + result.stderr
+    counts = job_counts(output)
+    assert counts["evaluate"] == 3696 and counts["prune"] == 162 and counts["finetune"] == 6
+    for rule in ("aggregate", "tables", "plots"):
+        assert f"localrule {rule}:" in output
+    for rule in ("finetune", "prune", "evaluate"):
+        assert f"\nrule {rule}:" in output

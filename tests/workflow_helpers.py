@@ -1,0 +1,63 @@
+"""Running the workflow from tests: a snakemake subprocess and its job counts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs Snakemake's CLI with every way out to the network closed: a connection
+# attempt leaves a marker file and fails.
+NO_NETWORK_CLI = r"""
+import socket, sys
+marker = sys.argv.pop(1)
+def refuse(*args, **kwargs):
+    open(marker, "a").write(f"network call: {args!r}\n")
+    raise OSError("network access is not allowed here")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from snakemake.cli import main
+sys.exit(main())
+"""
+
+
+def snakemake(*args: str, network_marker: Path | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if network_marker is not None:
+        command = [sys.executable, "-c", NO_NETWORK_CLI, str(network_marker), *args]
+    else:
+        command = [sys.executable, "-m", "snakemake", *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints: rule -> number of jobs."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    for line in lines[start + 3 :]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def load_config(*files: str | Path) -> dict:
+    """The config as the Snakefile sees it: files merged in order, validated, defaults filled."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config: dict = {}
+    for path in files:
+        update_config(config, yaml.safe_load((ROOT / path).read_text()))
+    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
+    return config

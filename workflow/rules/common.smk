@@ -1,0 +1,97 @@
+# Targets, path helpers and wildcard constraints shared by every rule.
+# Paths say what they hold: results/{task}/seed~{seed}/method~{m}/sparsity~{s}/...
+
+RESOURCES = config["paths"]["resources"]
+RESULTS = config["paths"]["results"]
+LOGS = config["paths"]["logs"]
+BENCHMARKS = config["paths"]["benchmarks"]
+
+TASKS = list(config["tasks"])
+TRAIN_LANGUAGE = config["train_language"]
+SEEDS = [str(seed) for seed in config["seeds"]]
+# Canonical two-decimal strings: one way to print each target.
+SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
+METHODS = list(config["methods"])
+MODEL_DIR = f"{RESOURCES}/models/{config['model'].replace('/', '--')}"
+PRUNABLE = config["prunable"]
+# Training and evaluation jobs hold this many units of the "gpu" resource (0 on CPU-only runs).
+GPUS_PER_JOB = config["gpus_per_job"]
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    seed=r"\d+",
+    method="|".join(METHODS),
+    sparsity=r"\d\.\d\d",
+    split="train|validation|test",
+    lang=r"[a-z]{2,3}",
+    variant=r"dense|method~[A-Za-z0-9_]+/sparsity~\d\.\d\d",
+
+
+def languages(task):
+    return config["tasks"][task]["languages"]
+
+
+def data_file(task, lang, split):
+    return f"{RESOURCES}/data/{task}/{lang}/{split}.parquet"
+
+
+def needed_data_files():
+    """(task, lang, split) of every file a later rule reads: English train + dev, eval splits."""
+    needed = set()
+    for task in TASKS:
+        needed |= {(task, TRAIN_LANGUAGE, "train"), (task, TRAIN_LANGUAGE, "validation")}
+        needed |= {(task, lang, split) for lang in languages(task) for split in config["eval_splits"]}
+    return sorted(needed)
+
+
+def variants():
+    """Every model of a (task, seed): the dense one and each (method, sparsity)."""
+    return ["dense"] + [
+        f"method~{method}/sparsity~{sparsity}" for method in METHODS for sparsity in SPARSITIES
+    ]
+
+
+def model_dir(task, seed, variant):
+    return f"{RESULTS}/{task}/seed~{seed}/{variant}/model"
+
+
+def eval_file(task, seed, variant, split, lang):
+    return f"{RESULTS}/{task}/seed~{seed}/{variant}/eval/{split}/{lang}.json"
+
+
+def all_eval_files(task=None):
+    return [
+        eval_file(t, seed, variant, split, lang)
+        for t in ([task] if task else TASKS)
+        for seed in SEEDS
+        for variant in variants()
+        for split in config["eval_splits"]
+        for lang in languages(t)
+    ]
+
+
+def table_files(task):
+    names = ["summary", "per_language", "degradation"]
+    return [f"{RESULTS}/tables/{task}/{name}.{ext}" for name in names for ext in ("csv", "md")]
+
+
+def plot_files(task):
+    return [f"{RESULTS}/plots/{task}/{name}.png" for name in ("accuracy_vs_sparsity", "degradation_heatmap")]
+
+
+def all_table_files():
+    return [f for task in TASKS for f in table_files(task)]
+
+
+def all_plot_files():
+    return [f for task in TASKS for f in plot_files(task)]
+
+
+def start_model(wildcards):
+    """Ladder schedule: a target starts from the retrained model of the next lower target."""
+    position = SPARSITIES.index(wildcards.sparsity)
+    if position == 0:
+        return model_dir(wildcards.task, wildcards.seed, "dense")
+    previous = SPARSITIES[position - 1]
+    return model_dir(wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}")

@@ -1,0 +1,24 @@
+# Stage 3: zero-shot evaluation, one job per (model, split, language).
+
+
+rule evaluate:
+    """Accuracy, example count and measured sparsity of one model on one language."""
+    input:
+        model=model_dir("{task}", "{seed}", "{variant}"),
+        tokenizer=MODEL_DIR,
+        data=data_file("{task}", "{lang}", "{split}"),
+    output:
+        eval_file("{task}", "{seed}", "{variant}", "{split}", "{lang}"),
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+        max_length=config["max_length"],
+        prunable=PRUNABLE,
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.tsv"
+    script:
+        "../scripts/evaluate.py"

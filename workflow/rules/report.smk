@@ -1,0 +1,63 @@
+# Stage 4: one tidy table of every evaluation, then the study's tables and plots.
+
+
+rule aggregate:
+    """Every eval JSON of a task as one row of a tidy CSV."""
+    input:
+        lambda wildcards: all_eval_files(wildcards.task),
+    output:
+        f"{RESULTS}/tables/{{task}}/evals.csv",
+    log:
+        f"{LOGS}/{{task}}/aggregate.log",
+    script:
+        "../scripts/aggregate.py"
+
+
+rule tables:
+    """Method x sparsity summary, per-language accuracies, degradation vs dense."""
+    input:
+        f"{RESULTS}/tables/{{task}}/evals.csv",
+    output:
+        report(
+            table_files("{task}"),
+            category="{task}",
+            subcategory="Tables",
+            caption="../report/tables.rst",
+        ),
+    params:
+        train_language=TRAIN_LANGUAGE,
+        split=config["table_split"],
+        methods=METHODS,
+        languages=lambda wildcards: languages(wildcards.task),
+    log:
+        f"{LOGS}/{{task}}/tables.log",
+    script:
+        "../scripts/tables.py"
+
+
+rule plots:
+    """Accuracy vs sparsity per method; per-language degradation heatmap."""
+    input:
+        f"{RESULTS}/tables/{{task}}/evals.csv",
+    output:
+        accuracy=report(
+            f"{RESULTS}/plots/{{task}}/accuracy_vs_sparsity.png",
+            category="{task}",
+            subcategory="Plots",
+            caption="../report/accuracy_vs_sparsity.rst",
+        ),
+        heatmap=report(
+            f"{RESULTS}/plots/{{task}}/degradation_heatmap.png",
+            category="{task}",
+            subcategory="Plots",
+            caption="../report/degradation_heatmap.rst",
+        ),
+    params:
+        train_language=TRAIN_LANGUAGE,
+        split=config["table_split"],
+        methods=METHODS,
+        languages=lambda wildcards: languages(wildcards.task),
+    log:
+        f"{LOGS}/{{task}}/plots.log",
+    script:
+        "../scripts/plots.py"

@@ -1,0 +1,48 @@
+# Stage 2: dense fine-tuning on the training language, then prune-and-retrain.
+
+
+rule finetune:
+    """Dense fine-tune on English train; model selection on English dev only."""
+    input:
+        model=MODEL_DIR,
+        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
+        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
+    output:
+        directory(model_dir("{task}", "{seed}", "dense")),
+    params:
+        settings=config["finetune"],
+        max_length=config["max_length"],
+    threads: config["threads"]["train"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/dense/finetune.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/dense/finetune.tsv"
+    script:
+        "../scripts/finetune.py"
+
+
+rule prune:
+    """Prune one method to one sparsity target, then retrain (ladder schedule)."""
+    input:
+        start=start_model,
+        tokenizer=MODEL_DIR,
+        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
+        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
+    output:
+        directory(model_dir("{task}", "{seed}", "method~{method}/sparsity~{sparsity}")),
+    params:
+        method=lambda wildcards: config["methods"][wildcards.method],
+        settings=config["retrain"],
+        max_length=config["max_length"],
+        prunable=PRUNABLE,
+    threads: config["threads"]["train"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.tsv"
+    script:
+        "../scripts/prune.py"

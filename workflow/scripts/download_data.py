@@ -1,0 +1,13 @@
+"""Rule download_data: one language and split of a task, normalised."""
+
+from alignprune.jobs import download_split
+from alignprune.rule_runtime import rule_job
+
+with rule_job(snakemake):
+    download_split(
+        snakemake.wildcards.task,
+        snakemake.wildcards.lang,
+        snakemake.wildcards.split,
+        snakemake.params.source,
+        snakemake.output[0],
+    )

@@ -1,0 +1,17 @@
+"""Rule finetune: dense fine-tuning on English with English-dev model selection."""
+
+from alignprune.jobs import finetune
+from alignprune.rule_runtime import rule_job
+
+with rule_job(snakemake) as device:
+    finetune(
+        task=snakemake.wildcards.task,
+        seed=int(snakemake.wildcards.seed),
+        pretrained_dir=snakemake.input.model,
+        train_file=snakemake.input.train,
+        dev_file=snakemake.input.dev,
+        out_dir=snakemake.output[0],
+        settings=snakemake.params.settings,
+        max_length=snakemake.params.max_length,
+        device=device,
+    )

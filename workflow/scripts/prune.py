@@ -1,0 +1,22 @@
+"""Rule prune: prune one method to one sparsity target and retrain."""
+
+from alignprune.jobs import prune_and_retrain
+from alignprune.rule_runtime import rule_job
+
+with rule_job(snakemake) as device:
+    prune_and_retrain(
+        task=snakemake.wildcards.task,
+        seed=int(snakemake.wildcards.seed),
+        method_name=snakemake.wildcards.method,
+        method=snakemake.params.method,
+        sparsity=float(snakemake.wildcards.sparsity),
+        start_dir=snakemake.input.start,
+        tokenizer_dir=snakemake.input.tokenizer,
+        train_file=snakemake.input.train,
+        dev_file=snakemake.input.dev,
+        out_dir=snakemake.output[0],
+        settings=snakemake.params.settings,
+        max_length=snakemake.params.max_length,
+        prunable=snakemake.params.prunable,
+        device=device,
+    )

@@ -1,0 +1,14 @@
+"""Rule tables: summary, per-language and degradation tables (CSV and Markdown)."""
+
+from alignprune.results import write_tables
+from alignprune.rule_runtime import rule_job
+
+with rule_job(snakemake):
+    write_tables(
+        snakemake.input[0],
+        snakemake.output,
+        train_language=snakemake.params.train_language,
+        split=snakemake.params.split,
+        methods=snakemake.params.methods,
+        languages=snakemake.params.languages,
+    )

@@ -1,5 +1,6 @@
 # Targets, path helpers and wildcard constraints shared by every rule.
 # Paths say what they hold: results/{task}/seed~{seed}/method~{m}/sparsity~{s}/...
+import re
 
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
@@ -12,7 +13,8 @@ SEEDS = [str(seed) for seed in config["seeds"]]
 # Canonical two-decimal strings: one way to print each target.
 SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
 METHODS = list(config["methods"])
-MODEL_DIR = f"{RESOURCES}/models/{config['model'].replace('/', '--')}"
+# A Hub id like "org/name" becomes one folder name, "org--name" (as in the Hub cache).
+MODEL_DIR = f"{RESOURCES}/models/{re.sub(r'[^A-Za-z0-9_.-]+', '--', config['model'])}"
 PRUNABLE = config["prunable"]
 # Training and evaluation jobs hold this many units of the "gpu" resource (0 on CPU-only runs).
 GPUS_PER_JOB = config["gpus_per_job"]
@@ -37,18 +39,27 @@ def data_file(task, lang, split):
 
 
 def needed_data_files():
-    """(task, lang, split) of every file a later rule reads: English train + dev, eval splits."""
+    """(task, lang, split) of every data file the workflow reads: English train + dev, eval splits."""
     needed = set()
     for task in TASKS:
-        needed |= {(task, TRAIN_LANGUAGE, "train"), (task, TRAIN_LANGUAGE, "validation")}
-        needed |= {(task, lang, split) for lang in languages(task) for split in config["eval_splits"]}
+        needed |= {
+            (task, TRAIN_LANGUAGE, "train"),
+            (task, TRAIN_LANGUAGE, "validation"),
+        }
+        needed |= {
+            (task, lang, split)
+            for lang in languages(task)
+            for split in config["eval_splits"]
+        }
     return sorted(needed)
 
 
 def variants():
     """Every model of a (task, seed): the dense one and each (method, sparsity)."""
     return ["dense"] + [
-        f"method~{method}/sparsity~{sparsity}" for method in METHODS for sparsity in SPARSITIES
+        f"method~{method}/sparsity~{sparsity}"
+        for method in METHODS
+        for sparsity in SPARSITIES
     ]
 
 
@@ -73,11 +84,18 @@ def all_eval_files(task=None):
 
 def table_files(task):
     names = ["summary", "per_language", "degradation"]
-    return [f"{RESULTS}/tables/{task}/{name}.{ext}" for name in names for ext in ("csv", "md")]
+    return [
+        f"{RESULTS}/tables/{task}/{name}.{ext}"
+        for name in names
+        for ext in ("csv", "md")
+    ]
 
 
 def plot_files(task):
-    return [f"{RESULTS}/plots/{task}/{name}.png" for name in ("accuracy_vs_sparsity", "degradation_heatmap")]
+    return [
+        f"{RESULTS}/plots/{task}/{name}.png"
+        for name in ("accuracy_vs_sparsity", "degradation_heatmap")
+    ]
 
 
 def all_table_files():
@@ -94,4 +112,6 @@ def start_model(wildcards):
     if position == 0:
         return model_dir(wildcards.task, wildcards.seed, "dense")
     previous = SPARSITIES[position - 1]
-    return model_dir(wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}")
+    return model_dir(
+        wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}"
+    )

@@ -8,15 +8,17 @@ if config["testbed"]["enabled"]:
         output:
             model=directory(MODEL_DIR),
             data=[data_file(*key) for key in needed_data_files()],
-        params:
-            testbed=config["testbed"],
-            files=needed_data_files(),
-        # Runs alone before everything else: give it every core.
-        threads: workflow.cores
         log:
             f"{LOGS}/testbed.log",
         benchmark:
             f"{BENCHMARKS}/testbed.tsv"
+        conda:
+            "../../envs/pipeline.yaml"
+        # Runs alone before everything else: give it every core.
+        threads: workflow.cores
+        params:
+            testbed=config["testbed"],
+            files=needed_data_files(),
         script:
             "../scripts/testbed.py"
 
@@ -26,10 +28,12 @@ else:
         """Model and tokenizer from the Hub, saved with save_pretrained (safetensors)."""
         output:
             directory(MODEL_DIR),
-        params:
-            model=config["model"],
         log:
             f"{LOGS}/download/model.log",
+        conda:
+            "../../envs/pipeline.yaml"
+        params:
+            model=config["model"],
         script:
             "../scripts/download_model.py"
 
@@ -37,9 +41,11 @@ else:
         """One language and split of a task, normalised to text_a, text_b, label."""
         output:
             data_file("{task}", "{lang}", "{split}"),
-        params:
-            source=lambda wildcards: config["tasks"][wildcards.task]["source"],
         log:
             f"{LOGS}/download/{{task}}/{{lang}}/{{split}}.log",
+        conda:
+            "../../envs/pipeline.yaml"
+        params:
+            source=lambda wildcards: config["tasks"][wildcards.task]["source"],
         script:
             "../scripts/download_data.py"

@@ -9,16 +9,18 @@ rule evaluate:
         data=data_file("{task}", "{lang}", "{split}"),
     output:
         eval_file("{task}", "{seed}", "{variant}", "{split}", "{lang}"),
-    params:
-        batch_size=config["evaluation"]["batch_size"],
-        max_length=config["max_length"],
-        prunable=PRUNABLE,
-    threads: config["threads"]["evaluate"]
-    resources:
-        gpu=GPUS_PER_JOB,
     log:
         f"{LOGS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.log",
     benchmark:
         f"{BENCHMARKS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+        max_length=config["max_length"],
+        prunable=PRUNABLE,
     script:
         "../scripts/evaluate.py"

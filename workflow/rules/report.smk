@@ -9,6 +9,8 @@ rule aggregate:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     log:
         f"{LOGS}/{{task}}/aggregate.log",
+    conda:
+        "../../envs/pipeline.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -24,13 +26,15 @@ rule tables:
             subcategory="Tables",
             caption="../report/tables.rst",
         ),
+    log:
+        f"{LOGS}/{{task}}/tables.log",
+    conda:
+        "../../envs/pipeline.yaml"
     params:
         train_language=TRAIN_LANGUAGE,
         split=config["table_split"],
         methods=METHODS,
         languages=lambda wildcards: languages(wildcards.task),
-    log:
-        f"{LOGS}/{{task}}/tables.log",
     script:
         "../scripts/tables.py"
 
@@ -52,12 +56,14 @@ rule plots:
             subcategory="Plots",
             caption="../report/degradation_heatmap.rst",
         ),
+    log:
+        f"{LOGS}/{{task}}/plots.log",
+    conda:
+        "../../envs/pipeline.yaml"
     params:
         train_language=TRAIN_LANGUAGE,
         split=config["table_split"],
         methods=METHODS,
         languages=lambda wildcards: languages(wildcards.task),
-    log:
-        f"{LOGS}/{{task}}/plots.log",
     script:
         "../scripts/plots.py"

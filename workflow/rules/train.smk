@@ -9,16 +9,18 @@ rule finetune:
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
         directory(model_dir("{task}", "{seed}", "dense")),
-    params:
-        settings=config["finetune"],
-        max_length=config["max_length"],
-    threads: config["threads"]["train"]
-    resources:
-        gpu=GPUS_PER_JOB,
     log:
         f"{LOGS}/{{task}}/seed~{{seed}}/dense/finetune.log",
     benchmark:
         f"{BENCHMARKS}/{{task}}/seed~{{seed}}/dense/finetune.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    params:
+        settings=config["finetune"],
+        max_length=config["max_length"],
     script:
         "../scripts/finetune.py"
 
@@ -32,17 +34,19 @@ rule prune:
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
         directory(model_dir("{task}", "{seed}", "method~{method}/sparsity~{sparsity}")),
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         method=lambda wildcards: config["methods"][wildcards.method],
         settings=config["retrain"],
         max_length=config["max_length"],
         prunable=PRUNABLE,
-    threads: config["threads"]["train"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.log",
-    benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.tsv"
     script:
         "../scripts/prune.py"

@@ -9,7 +9,6 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from alignprune.modeling import prunable_names
 from workflow_helpers import ROOT, job_counts, snakemake
 
 SEEDS = [1, 2]
@@ -26,7 +25,7 @@ def demo(tmp_path_factory):
         "paths": {k: str(root / k) for k in ("resources", "results", "logs", "benchmarks")},
         "seeds": SEEDS,
         "sparsities": [float(s) for s in SPARSITIES],
-        "tasks": {task: {"languages": langs} for task, langs in LANGUAGES.items()},
+        "tasks": {task: {"enabled": True, "languages": langs} for task, langs in LANGUAGES.items()},
         "finetune": {"epochs": 2, "eval_every": 20},
         "retrain": {"steps": 10, "eval_every": 5},
         "testbed": {"pretrain_steps": 60, "sizes": {"train": 400, "validation": 100, "test": 150}},

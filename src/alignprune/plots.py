@@ -74,5 +74,6 @@ def plot_degradation_heatmap(
             fmt=".0f", annot_kws={"size": 7}, cbar=ax is axes[0][-1],
         )
         ax.set(title=method, xlabel="sparsity", ylabel="language" if ax is axes[0][0] else "")
+        ax.tick_params(axis="y", rotation=0)
     fig.suptitle("Degradation: dense minus pruned accuracy (points)")
     _save(fig, path)

@@ -7,7 +7,7 @@ RESULTS = config["paths"]["results"]
 LOGS = config["paths"]["logs"]
 BENCHMARKS = config["paths"]["benchmarks"]
 
-TASKS = list(config["tasks"])
+TASKS = [task for task, spec in config["tasks"].items() if spec["enabled"]]
 TRAIN_LANGUAGE = config["train_language"]
 SEEDS = [str(seed) for seed in config["seeds"]]
 # Canonical two-decimal strings: one way to print each target.

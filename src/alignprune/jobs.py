@@ -11,7 +11,7 @@ import torch
 
 from . import data, modeling
 from .evaluate import accuracy
-from .io import write_json
+from .io import atomic_path, write_json
 from .pruning import apply_masks, compute_masks, mask_sparsity
 from .tasks import task_spec
 from .train import TrainSettings, train
@@ -33,8 +33,6 @@ def _load_pair(tokenizer, train_file, dev_file, num_labels, max_length):
 def download_model(model_id: str, out_dir: str | Path) -> None:
     """Pretrained masked-LM weights and tokenizer in save_pretrained layout."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    from .io import atomic_path
 
     with atomic_path(out_dir, directory=True) as tmp:
         AutoTokenizer.from_pretrained(model_id).save_pretrained(tmp)

@@ -46,7 +46,7 @@ def plot_accuracy_vs_sparsity(
         pruned = part[part["method"] != "dense"]
         sns.lineplot(
             data=pruned, x="sparsity_target", y="accuracy", hue="method", palette=palette,
-            marker="o", errorbar="sd", ax=ax,
+            hue_order=list(palette), marker="o", errorbar="sd", ax=ax,
         )
         dense = part.loc[part["method"] == "dense", "accuracy"].mean()
         ax.axhline(dense, color="black", linestyle="--", linewidth=1, label="dense")

@@ -92,15 +92,24 @@ def degradation_table(evals: pd.DataFrame, train_language: str, methods=None, la
 
 
 def _markdown(table: pd.DataFrame, paired: list[str] | None = None) -> str:
-    """Markdown with numbers to one decimal; ``paired`` columns X_mean/X_std print as 'm ± s'."""
-    shown = table.copy()
-    for name in paired or []:
-        mean, std = shown.pop(f"{name}_mean"), shown.pop(f"{name}_std")
-        shown[name] = [
-            f"{m:.1f}" if pd.isna(s) else f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)
-        ]
-    shown["sparsity_target"] = shown["sparsity_target"].map("{:.2f}".format)
-    return shown.to_markdown(index=False, floatfmt=".1f") + "\n"
+    """Markdown, accuracies to one decimal; ``paired`` columns X_mean/X_std print as 'm ± s'."""
+    shown = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        name = column.removesuffix("_mean")
+        if column.endswith("_std") and column.removesuffix("_std") in (paired or []):
+            continue
+        if name in (paired or []):
+            mean, std = table[column], table[f"{name}_std"]
+            shown[name] = [f"{m:.1f}" if pd.isna(s) else f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)]
+        elif column == "sparsity_target":
+            shown["sparsity"] = table[column].map("{:.2f}".format)
+        elif pd.api.types.is_float_dtype(table[column]):
+            shown[column] = table[column].map("{:.1f}".format)
+        else:
+            shown[column] = table[column].astype(str)
+    # numbers are already formatted: keep "0.50" from being printed as "0.5"
+    align = ["left"] + ["right"] * (len(shown.columns) - 1)
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n"
 
 
 def write_tables(

@@ -153,11 +153,9 @@ def test_deleted_eval_file_is_rebuilt_by_exactly_one_job(demo):
     result = snakemake(str(target), "--profile", "profiles/demo", "--configfile", *configfiles)
     assert job_counts(result.stdout + result.stderr) == {"evaluate": 1, "total": 1}
     assert target.read_text() == before  # same model, same data: the same numbers
-    # only what reads that file is out of date afterwards: that task's tables and plots
+    # the rebuilt file has the same content, so nothing downstream is out of date
     plan = snakemake("-n", "--profile", "profiles/demo", "--configfile", *configfiles)
-    assert job_counts(plan.stdout + plan.stderr) == {
-        "aggregate": 1, "tables": 1, "plots": 1, "all": 1, "total": 4,
-    }
+    assert "Nothing to be done" in plan.stdout + plan.stderr
 
 
 def test_notebook_runs_on_the_demo_outputs(demo, monkeypatch):

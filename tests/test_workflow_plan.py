@@ -48,15 +48,18 @@ def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
     }
 
 
-def test_slurm_profile_plans_the_same_jobs_and_keeps_reporting_local(tmp_path):
+def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     overlay = tmp_path / "paths.yaml"
     overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
     result = snakemake("-n", "--profile", "profiles/slurm", "--configfile", "config.yaml", str(overlay))
     output = result.stdout + result.stderr
+    assert "Using profiles profiles/slurm" in output
     counts = job_counts(output)
     assert counts["evaluate"] == 3696 and counts["prune"] == 162 and counts["finetune"] == 6
-    for rule in ("aggregate", "tables", "plots"):
-        assert f"localrule {rule}:" in output
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    # every rule the profile sizes exists, and every GPU rule asks for a GPU
+    assert set(profile["set-resources"]) <= set(counts)
     for rule in ("finetune", "prune", "evaluate"):
-        assert f"\nrule {rule}:" in output
+        assert profile["set-resources"][rule]["gpu"] == 1

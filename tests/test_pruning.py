@@ -13,13 +13,20 @@ def weights(seed=0):
     return {name: torch.randn(shape, generator=g) for name, shape in SHAPES.items()}
 
 
+def saliency():
+    """Stands in for sum |w * grad| over batches (the job computes it from the model)."""
+    g = torch.Generator().manual_seed(99)
+    return {name: torch.rand(shape, generator=g) for name, shape in SHAPES.items()}
+
+
 @pytest.mark.parametrize("criterion", sorted(CRITERIA))
 @pytest.mark.parametrize("scope", ["layer", "global"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 0.9, 0.97])
 def test_measured_sparsity_equals_target(criterion, scope, sparsity):
     w = weights()
     masks = compute_masks(
-        w, criterion=criterion, scope=scope, sparsity=sparsity, generator=torch.Generator().manual_seed(1)
+        w, criterion=criterion, scope=scope, sparsity=sparsity,
+        generator=torch.Generator().manual_seed(1), gradient_saliency=saliency,
     )
     total = sum(m.numel() for m in masks.values())
     pruned = sum(int((~m).sum()) for m in masks.values())
@@ -67,7 +74,7 @@ def test_ladder_masks_are_nested(criterion, scope):
     for step, sparsity in enumerate([0.3, 0.5, 0.7, 0.9]):
         masks = compute_masks(
             w, criterion=criterion, scope=scope, sparsity=sparsity, previous=previous,
-            generator=torch.Generator().manual_seed(step),
+            generator=torch.Generator().manual_seed(step), gradient_saliency=saliency,
         )
         # pruned weights are zeroed, as the retraining loop keeps them
         w = {n: t * masks[n] for n, t in w.items()}

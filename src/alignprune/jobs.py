@@ -8,13 +8,15 @@ import zlib
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from . import data, modeling
 from .evaluate import accuracy
 from .io import atomic_path, write_json
 from .pruning import apply_masks, compute_masks, mask_sparsity
+from .regularizers import alignment_penalty
 from .tasks import task_spec
-from .train import TrainSettings, train
+from .train import TrainSettings, gradient_saliency, train
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ def prune_and_retrain(
     method: dict,
     sparsity: float,
     start_dir: str | Path,
+    reference_dir: str | Path,
     tokenizer_dir: str | Path,
     train_file: str | Path,
     dev_file: str | Path,
@@ -110,7 +113,11 @@ def prune_and_retrain(
     device: torch.device,
     progress: bool = True,
 ) -> dict:
-    """Prune the start model up to ``sparsity`` (keeping its earlier masks), retrain, save."""
+    """Prune the start model up to ``sparsity`` (keeping its earlier masks), retrain, save.
+
+    ``method`` holds criterion, scope and optionally regularizer, weight, units and
+    gradient_batches; ``reference_dir`` is the unpruned model W0 the regularizer aligns to.
+    """
     spec = task_spec(task)
     tokenizer = modeling.load_tokenizer(tokenizer_dir)
     train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
@@ -121,6 +128,14 @@ def prune_and_retrain(
     if previous is not None and set(previous) != set(names):
         raise ValueError(f"{start_dir}: its masks cover other weights than the prunable patterns select")
     job_seed = stable_seed(task, seed, method_name, f"{sparsity:.2f}")
+    pad_id = tokenizer.pad_token_id
+
+    def saliency():
+        return gradient_saliency(
+            model, train_data, names, batches=method.get("gradient_batches", 32),
+            batch_size=settings["batch_size"], pad_id=pad_id, device=device, seed=job_seed,
+        )
+
     masks = compute_masks(
         {name: params[name].detach() for name in names},
         criterion=method["criterion"],
@@ -128,9 +143,9 @@ def prune_and_retrain(
         sparsity=sparsity,
         previous=None if previous is None else {n: m.to(device) for n, m in previous.items()},
         generator=torch.Generator().manual_seed(job_seed),
+        gradient_saliency=saliency,
     )
     apply_masks(params, masks)
-    pad_id = tokenizer.pad_token_id
     before = accuracy(model, dev_data, batch_size=128, pad_id=pad_id, device=device)
     log.info("pruned to %.2f: English dev accuracy before retraining %.4f", sparsity, before["accuracy"])
 
@@ -148,6 +163,7 @@ def prune_and_retrain(
         history = train(
             model, train_data, dev_data, train_settings,
             pad_id=pad_id, device=device, masks=masks, progress=progress,
+            **regularization(method, names, params, masks, reference_dir, device),
         )
     history["dev_accuracy_before_retraining"] = before["accuracy"]
 
@@ -171,6 +187,25 @@ def prune_and_retrain(
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
     )
     return report
+
+
+def regularization(method: dict, names, params, masks, reference_dir, device) -> dict:
+    """Keyword arguments of ``train`` for the method's regularizer (none: no penalty)."""
+    kind, weight = method.get("regularizer", "none"), method.get("weight", 0.0)
+    if kind == "none" or weight == 0:
+        return {}
+    stored = load_file(Path(reference_dir) / "model.safetensors")
+    missing = [name for name in names if name not in stored]
+    if missing:
+        raise ValueError(f"reference model {reference_dir} lacks prunable weights, e.g. {missing[:3]}")
+    references = [stored[name].to(device=device, dtype=params[name].dtype) for name in names]
+    weights = [params[name] for name in names]
+    mask_list = [masks[name] for name in names]
+    units = method.get("units", "rows")
+    return {
+        "penalty": lambda: alignment_penalty(kind, weights, references, mask_list, units),
+        "penalty_weight": weight,
+    }
 
 
 def parse_variant(variant: str) -> tuple[str, float]:

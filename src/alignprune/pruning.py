@@ -8,29 +8,13 @@ schedule) score -inf, so masks of one chain are nested.
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 
-Scores = dict[str, torch.Tensor]
+from .criteria import CRITERIA, ScoreInputs, Scores
+
 Masks = dict[str, torch.Tensor]
 
 
-def random_scores(weights: dict[str, torch.Tensor], *, generator: torch.Generator, **_) -> Scores:
-    return {
-        name: torch.rand(w.shape, generator=generator, dtype=torch.float32).to(w.device)
-        for name, w in weights.items()
-    }
-
-
-def magnitude_scores(weights: dict[str, torch.Tensor], **_) -> Scores:
-    return {name: w.detach().abs().float() for name, w in weights.items()}
-
-
-CRITERIA: dict[str, Callable[..., Scores]] = {
-    "random": random_scores,
-    "magnitude": magnitude_scores,
-}
 SCOPES = ("layer", "global")
 
 
@@ -96,11 +80,13 @@ def compute_masks(
     sparsity: float,
     previous: Masks | None = None,
     generator: torch.Generator | None = None,
+    gradient_saliency=None,
 ) -> Masks:
+    """Score the weights with ``criterion`` and prune exactly ``sparsity`` of them in ``scope``."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; known: {sorted(CRITERIA)}")
-    scores = CRITERIA[criterion](weights, generator=generator)
-    return select_masks(scores, sparsity, scope, previous)
+    inputs = ScoreInputs(weights, generator=generator, gradient_saliency=gradient_saliency)
+    return select_masks(CRITERIA[criterion](inputs), sparsity, scope, previous)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -70,9 +71,14 @@ def train(
     pad_id: int,
     device: torch.device,
     masks: Masks | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    penalty_weight: float = 0.0,
     progress: bool = True,
 ) -> dict:
-    """Train in place; leave the model at its best English-dev checkpoint. Returns the history."""
+    """Train in place; leave the model at its best English-dev checkpoint. Returns the history.
+
+    With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer).
+    """
     model.to(device).train()
     params = dict(model.named_parameters())
     if masks:
@@ -86,7 +92,9 @@ def train(
     history: list[dict] = []
     best = {"dev_accuracy": -1.0, "step": 0}
     best_state = None
-    running_loss, started = 0.0, time.perf_counter()
+    # summed on the device and read at evaluations only: no host sync per step
+    running_loss = running_penalty = torch.zeros((), device=device)
+    started = time.perf_counter()
     bar = tqdm(total=settings.max_steps, disable=not progress, mininterval=5, desc="train")
     for step in range(1, settings.max_steps + 1):
         ids, attention, labels = next(batches)
@@ -94,7 +102,12 @@ def train(
             loss = model(
                 input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
             ).loss
-        loss.backward()
+        total = loss
+        if penalty is not None and penalty_weight > 0:
+            regularizer = penalty()
+            total = loss + penalty_weight * regularizer
+            running_penalty = running_penalty + regularizer.detach()
+        total.backward()
         if masks:
             for name, mask in masks.items():
                 params[name].grad.masked_fill_(~mask, 0.0)
@@ -104,21 +117,23 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         if masks:
             apply_masks(params, masks)
-        running_loss += loss.item()
+        running_loss = running_loss + loss.detach()
         bar.update()
 
         if step % settings.eval_every == 0 or step == settings.max_steps:
             dev = accuracy(
                 model, dev_data, batch_size=settings.eval_batch_size, pad_id=pad_id, device=device
             )
+            steps = step - (history[-1]["step"] if history else 0)
             entry = {
                 "step": step,
-                "train_loss": running_loss / (step - (history[-1]["step"] if history else 0)),
+                "train_loss": running_loss.item() / steps,
+                "penalty": running_penalty.item() / steps,
                 "dev_accuracy": dev["accuracy"],
                 "seconds": time.perf_counter() - started,
             }
             history.append(entry)
-            running_loss = 0.0
+            running_loss = running_penalty = torch.zeros((), device=device)
             bar.set_postfix(loss=f"{entry['train_loss']:.4f}", dev=f"{dev['accuracy']:.4f}")
             log.info("step %d: train loss %.4f, dev accuracy %.4f", step, entry["train_loss"], dev["accuracy"])
             if dev["accuracy"] > best["dev_accuracy"]:
@@ -135,3 +150,35 @@ def train(
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
     }
+
+
+def gradient_saliency(
+    model,
+    data: EncodedSplit,
+    names: list[str],
+    *,
+    batches: int,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """First-order Taylor saliency: sum over ``batches`` training batches of |w * dL/dw|."""
+    model.to(device).eval()  # no dropout: the saliency of a weight, not of a dropout mask
+    params = dict(model.named_parameters())
+    saliency = {name: torch.zeros_like(params[name]) for name in names}
+    generator = torch.Generator().manual_seed(seed)
+    batch_iter = training_batches(data, batch_size, pad_id, generator)
+    for _ in range(batches):
+        ids, attention, labels = next(batch_iter)
+        model.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss = model(
+                input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
+            ).loss
+        loss.backward()
+        for name in names:
+            saliency[name] += (params[name].detach() * params[name].grad).abs()
+    model.zero_grad(set_to_none=True)
+    model.train()
+    return saliency

@@ -106,6 +106,14 @@ def all_plot_files():
     return [f for task in TASKS for f in plot_files(task)]
 
 
+def reference_model(wildcards):
+    """The unpruned model W0 a regularizer aligns to: the dense fine-tuned one, or the pretrained one."""
+    method = config["methods"][wildcards.method]
+    if method["reference"] == "pretrained":
+        return MODEL_DIR
+    return model_dir(wildcards.task, wildcards.seed, "dense")
+
+
 def start_model(wildcards):
     """Ladder schedule: a target starts from the retrained model of the next lower target."""
     position = SPARSITIES.index(wildcards.sparsity)

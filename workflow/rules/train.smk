@@ -29,6 +29,7 @@ rule prune:
     """Prune one method to one sparsity target, then retrain (ladder schedule)."""
     input:
         start=start_model,
+        reference=reference_model,
         tokenizer=MODEL_DIR,
         train=data_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),

@@ -11,6 +11,7 @@ with rule_job(snakemake) as device:
         method=snakemake.params.method,
         sparsity=float(snakemake.wildcards.sparsity),
         start_dir=snakemake.input.start,
+        reference_dir=snakemake.input.reference,
         tokenizer_dir=snakemake.input.tokenizer,
         train_file=snakemake.input.train,
         dev_file=snakemake.input.dev,

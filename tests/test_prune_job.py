@@ -1,0 +1,80 @@
+"""The prune-and-retrain job on a tiny testbed: every criterion, and the regularizers at work."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from alignprune import jobs
+from alignprune import testbed as tb
+from alignprune.regularizers import alignment_penalty
+from conftest import PRUNABLE
+
+RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 15,
+           "warmup_ratio": 0.0, "weight_decay": 0.01}
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prune")
+    settings = tb.TestbedSettings(
+        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
+        hidden_size=32, layers=2, heads=2, pretrain_steps=20, pretrain_batch_size=16,
+        sizes={"train": 300, "validation": 60, "test": 60},
+    )
+    files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
+    tb.build_testbed(settings, root / "pretrained", files, progress=False)
+    jobs.finetune(
+        task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
+        dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",
+        settings={"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10,
+                  "warmup_ratio": 0.0, "weight_decay": 0.0},
+        max_length=32, device=torch.device("cpu"), progress=False,
+    )
+    return root, files
+
+
+def prune(dense, name, method, sparsity, start=None, out=None):
+    root, files = dense
+    out = out or root / f"{name}-{sparsity}"
+    return jobs.prune_and_retrain(
+        task="xnli", seed=1, method_name=name, method=method, sparsity=sparsity,
+        start_dir=start or root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
+        train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
+        out_dir=out, settings=RETRAIN, max_length=32, prunable=PRUNABLE,
+        device=torch.device("cpu"), progress=False,
+    ), out
+
+
+@pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "lamp", "lookahead"])
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, scope):
+    method = {"criterion": criterion, "scope": scope, "gradient_batches": 2}
+    report, first = prune(dense, f"{criterion}-{scope}", method, 0.5)
+    assert report["zeros_prunable"] == pytest.approx(0.5 * report["n_prunable"], abs=len(report["layers"]))
+    report, second = prune(dense, f"{criterion}-{scope}", method, 0.8, start=first)
+    assert report["zeros_prunable"] == pytest.approx(0.8 * report["n_prunable"], abs=len(report["layers"]))
+    low, high = load_file(first / "masks.safetensors"), load_file(second / "masks.safetensors")
+    weights = load_file(second / "model.safetensors")
+    for name in low:
+        assert not (high[name] & ~low[name]).any()
+        assert torch.all(weights[name][~high[name]] == 0.0)
+
+
+def distance_to_dense(root, model_dir, kind):
+    dense = load_file(root / "dense" / "model.safetensors")
+    pruned = load_file(model_dir / "model.safetensors")
+    names = sorted(load_file(model_dir / "masks.safetensors"))
+    return alignment_penalty(kind, [pruned[n] for n in names], [dense[n] for n in names]).item()
+
+
+@pytest.mark.parametrize("kind", ["cosine", "frobenius", "l2"])
+def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
+    root, _ = dense
+    plain = {"criterion": "magnitude", "scope": "global"}
+    _, free = prune(dense, "plain", plain, 0.6, out=root / f"plain-for-{kind}")
+    _, held = prune(dense, kind, {**plain, "regularizer": kind, "weight": 100.0 if kind != "l2" else 1.0}, 0.6)
+    assert distance_to_dense(root, held, kind) < 0.9 * distance_to_dense(root, free, kind)
+    history = json.loads((held / "training.json").read_text())["history"]
+    assert all(entry["penalty"] > 0 for entry in history)

@@ -47,10 +47,10 @@ def prune(dense, name, method, sparsity, start=None, out=None):
     ), out
 
 
-@pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "lamp", "lookahead"])
+@pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "movement", "lamp", "lookahead"])
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, scope):
-    method = {"criterion": criterion, "scope": scope, "gradient_batches": 2}
+    method = {"criterion": criterion, "scope": scope, "gradient_batches": 2, "score_steps": 5}
     report, first = prune(dense, f"{criterion}-{scope}", method, 0.5)
     assert report["zeros_prunable"] == pytest.approx(0.5 * report["n_prunable"], abs=len(report["layers"]))
     report, second = prune(dense, f"{criterion}-{scope}", method, 0.8, start=first)
@@ -60,6 +60,8 @@ def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, s
     for name in low:
         assert not (high[name] & ~low[name]).any()
         assert torch.all(weights[name][~high[name]] == 0.0)
+    # movement hands the scores of each retraining to the next target
+    assert (second / "movement.safetensors").exists() == (criterion == "movement")
 
 
 def distance_to_dense(root, model_dir, kind):

@@ -26,7 +26,7 @@ def test_measured_sparsity_equals_target(criterion, scope, sparsity):
     w = weights()
     masks = compute_masks(
         w, criterion=criterion, scope=scope, sparsity=sparsity,
-        generator=torch.Generator().manual_seed(1), gradient_saliency=saliency,
+        generator=torch.Generator().manual_seed(1), gradient_saliency=saliency, movement_scores=saliency(),
     )
     total = sum(m.numel() for m in masks.values())
     pruned = sum(int((~m).sum()) for m in masks.values())
@@ -74,7 +74,7 @@ def test_ladder_masks_are_nested(criterion, scope):
     for step, sparsity in enumerate([0.3, 0.5, 0.7, 0.9]):
         masks = compute_masks(
             w, criterion=criterion, scope=scope, sparsity=sparsity, previous=previous,
-            generator=torch.Generator().manual_seed(step), gradient_saliency=saliency,
+            generator=torch.Generator().manual_seed(step), gradient_saliency=saliency, movement_scores=saliency(),
         )
         # pruned weights are zeroed, as the retraining loop keeps them
         w = {n: t * masks[n] for n, t in w.items()}

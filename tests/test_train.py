@@ -78,3 +78,21 @@ def test_same_seed_same_weights():
               device=torch.device("cpu"), progress=False)
         runs.append(model.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_movement_scores_favour_weights_moving_away_from_zero():
+    """Toy problem: the loss pushes w[0] and w[2] away from zero and w[1] and w[3] towards it."""
+    from alignprune.train import accumulate_movement
+
+    w = torch.nn.Parameter(torch.tensor([0.5, 0.5, -0.5, -0.5]))
+    target = torch.tensor([2.0, 0.0, -2.0, 0.0])
+    optimizer = torch.optim.SGD([w], lr=0.05)
+    scores = {"w": torch.zeros(4)}
+    for _ in range(20):
+        optimizer.zero_grad()
+        ((w - target) ** 2).sum().backward()
+        accumulate_movement(scores, {"w": w})
+        optimizer.step()
+    away, towards = scores["w"][[0, 2]], scores["w"][[1, 3]]
+    assert away.min() > 0 > towards.max()
+    # magnitude alone could not tell them apart at the start: all four were 0.5 in size

@@ -3,6 +3,8 @@
 - random: uniform scores from the job's generator;
 - magnitude: |w|;
 - gradient: first-order Taylor, sum over English training batches of |w * dL/dw|;
+- movement (Sanh et al. 2020): -w * dL/dw summed over retraining steps; weights that
+  move towards zero score low;
 - lamp (Lee et al. 2021): within a layer, w_u^2 over the sum of squares of the
   weights at least as large (in the magnitude order), pruned on that score globally;
 - lookahead (Park et al. 2020): w_jk^2 times the squared norm of row k of the previous
@@ -29,6 +31,8 @@ class ScoreInputs:
     generator: torch.Generator | None = None
     # sum over batches of |w * grad| (computed on demand: it needs the model and data)
     gradient_saliency: Callable[[], Scores] | None = None
+    # -w * grad summed over training steps (see train.accumulate_movement)
+    movement_scores: Scores | None = None
 
 
 def random_scores(inputs: ScoreInputs) -> Scores:
@@ -46,6 +50,12 @@ def gradient_scores(inputs: ScoreInputs) -> Scores:
     if inputs.gradient_saliency is None:
         raise ValueError("the gradient criterion needs training batches to compute |w * dL/dw|")
     return {name: s.float() for name, s in inputs.gradient_saliency().items()}
+
+
+def movement_scores(inputs: ScoreInputs) -> Scores:
+    if inputs.movement_scores is None:
+        raise ValueError("the movement criterion needs scores accumulated during training")
+    return {name: s.float() for name, s in inputs.movement_scores.items()}
 
 
 def lamp_scores(inputs: ScoreInputs) -> Scores:
@@ -112,6 +122,7 @@ CRITERIA: dict[str, Callable[[ScoreInputs], Scores]] = {
     "random": random_scores,
     "magnitude": magnitude_scores,
     "gradient": gradient_scores,
+    "movement": movement_scores,
     "lamp": lamp_scores,
     "lookahead": lookahead_scores,
 }

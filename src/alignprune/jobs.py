@@ -136,6 +136,12 @@ def prune_and_retrain(
             batch_size=settings["batch_size"], pad_id=pad_id, device=device, seed=job_seed,
         )
 
+    movement = None
+    if method["criterion"] == "movement":
+        movement = _movement_scores(
+            model, start_dir, names, train_data, dev_data, previous, method, settings,
+            pad_id=pad_id, device=device, seed=job_seed, progress=progress,
+        )
     masks = compute_masks(
         {name: params[name].detach() for name in names},
         criterion=method["criterion"],
@@ -144,13 +150,17 @@ def prune_and_retrain(
         previous=None if previous is None else {n: m.to(device) for n, m in previous.items()},
         generator=torch.Generator().manual_seed(job_seed),
         gradient_saliency=saliency,
+        movement_scores=movement,
     )
     apply_masks(params, masks)
     before = accuracy(model, dev_data, batch_size=128, pad_id=pad_id, device=device)
     log.info("pruned to %.2f: English dev accuracy before retraining %.4f", sparsity, before["accuracy"])
 
     history: dict = {"history": [], "best_step": 0}
+    tensors = {}
     if settings["steps"] > 0:
+        if movement is not None:  # scores of this retraining decide the next target of the ladder
+            tensors[modeling.MOVEMENT_FILE] = {name: torch.zeros_like(params[name]) for name in names}
         train_settings = TrainSettings(
             learning_rate=settings["learning_rate"],
             batch_size=settings["batch_size"],
@@ -163,6 +173,7 @@ def prune_and_retrain(
         history = train(
             model, train_data, dev_data, train_settings,
             pad_id=pad_id, device=device, masks=masks, progress=progress,
+            movement=tensors.get(modeling.MOVEMENT_FILE),
             **regularization(method, names, params, masks, reference_dir, device),
         )
     history["dev_accuracy_before_retraining"] = before["accuracy"]
@@ -183,10 +194,31 @@ def prune_and_retrain(
         "layers": {name: 1.0 - masks[name].float().mean().item() for name in names},
     }
     modeling.save_model(
-        model, out_dir, masks=masks,
+        model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
     )
     return report
+
+
+def _movement_scores(
+    model, start_dir, names, train_data, dev_data, previous, method, settings, *, pad_id, device, seed, progress
+) -> dict[str, torch.Tensor]:
+    """Movement scores for this target: those saved by the previous target's retraining, or,
+    at the first target, scores accumulated over ``score_steps`` training steps from here."""
+    saved = Path(start_dir) / modeling.MOVEMENT_FILE
+    if saved.exists():
+        return {name: score.to(device) for name, score in load_file(saved).items()}
+    params = dict(model.named_parameters())
+    scores = {name: torch.zeros_like(params[name]) for name in names}
+    steps = method.get("score_steps", 200)
+    scoring = TrainSettings(
+        learning_rate=settings["learning_rate"], batch_size=settings["batch_size"], max_steps=steps,
+        eval_every=steps, weight_decay=settings["weight_decay"], seed=seed + 1,
+    )
+    log.info("movement: accumulating scores over %d training steps", steps)
+    train(model, train_data, dev_data, scoring, pad_id=pad_id, device=device, masks=previous,
+          movement=scores, progress=progress)
+    return scores
 
 
 def regularization(method: dict, names, params, masks, reference_dir, device) -> dict:

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from .io import atomic_path, read_json, write_json
 
 MASKS_FILE = "masks.safetensors"
+MOVEMENT_FILE = "movement.safetensors"
 SPARSITY_FILE = "sparsity.json"
 TRAINING_FILE = "training.json"
 
@@ -79,13 +80,15 @@ def save_model(
     out_dir: str | Path,
     *,
     masks: dict[str, torch.Tensor] | None = None,
+    tensors: dict[str, dict[str, torch.Tensor]] | None = None,
     reports: dict[str, dict] | None = None,
 ) -> None:
-    """save_pretrained (safetensors) plus masks and JSON reports, renamed into place at the end."""
+    """save_pretrained (safetensors) plus masks, other tensors (file name -> tensors) and
+    JSON reports, renamed into place at the end."""
     with atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)
-        if masks is not None:
-            save_file({n: m.contiguous().cpu() for n, m in masks.items()}, tmp / MASKS_FILE)
+        for filename, group in {**({MASKS_FILE: masks} if masks is not None else {}), **(tensors or {})}.items():
+            save_file({n: t.contiguous().cpu() for n, t in group.items()}, tmp / filename)
         for filename, data in (reports or {}).items():
             write_json(tmp / filename, data)
 

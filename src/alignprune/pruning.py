@@ -81,11 +81,14 @@ def compute_masks(
     previous: Masks | None = None,
     generator: torch.Generator | None = None,
     gradient_saliency=None,
+    movement_scores: Scores | None = None,
 ) -> Masks:
     """Score the weights with ``criterion`` and prune exactly ``sparsity`` of them in ``scope``."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; known: {sorted(CRITERIA)}")
-    inputs = ScoreInputs(weights, generator=generator, gradient_saliency=gradient_saliency)
+    inputs = ScoreInputs(
+        weights, generator=generator, gradient_saliency=gradient_saliency, movement_scores=movement_scores
+    )
     return select_masks(CRITERIA[criterion](inputs), sparsity, scope, previous)
 
 

@@ -73,11 +73,13 @@ def train(
     masks: Masks | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     penalty_weight: float = 0.0,
+    movement: dict[str, torch.Tensor] | None = None,
     progress: bool = True,
 ) -> dict:
     """Train in place; leave the model at its best English-dev checkpoint. Returns the history.
 
     With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer).
+    With ``movement`` (name -> tensor), -w * grad is added to it at every step.
     """
     model.to(device).train()
     params = dict(model.named_parameters())
@@ -111,6 +113,8 @@ def train(
         if masks:
             for name, mask in masks.items():
                 params[name].grad.masked_fill_(~mask, 0.0)
+        if movement is not None:
+            accumulate_movement(movement, params)
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -150,6 +154,17 @@ def train(
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
     }
+
+
+@torch.no_grad()
+def accumulate_movement(scores: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> None:
+    """Movement pruning's first-order score (Sanh et al. 2020): S -= w * dL/dw, per step.
+
+    A weight whose gradient step moves it away from zero gains score; one pulled
+    towards zero loses it.
+    """
+    for name, score in scores.items():
+        score.sub_(params[name].detach() * params[name].grad)
 
 
 def gradient_saliency(

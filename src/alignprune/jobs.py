@@ -26,6 +26,19 @@ def stable_seed(*parts) -> int:
     return zlib.crc32("/".join(str(p) for p in parts).encode())
 
 
+def _train_settings(settings: dict, *, max_steps: int, seed: int, eval_every: int | None = None) -> TrainSettings:
+    """TrainSettings from a ``finetune`` or ``retrain`` config section."""
+    return TrainSettings(
+        learning_rate=settings["learning_rate"],
+        batch_size=settings["batch_size"],
+        max_steps=max_steps,
+        eval_every=eval_every or settings["eval_every"],
+        warmup_ratio=settings.get("warmup_ratio", 0.0),
+        weight_decay=settings.get("weight_decay", 0.0),
+        seed=seed,
+    )
+
+
 def _load_pair(tokenizer, train_file, dev_file, num_labels, max_length):
     train_data = data.encode(tokenizer, data.read_split(train_file, num_labels), max_length)
     dev_data = data.encode(tokenizer, data.read_split(dev_file, num_labels), max_length)
@@ -77,15 +90,7 @@ def finetune(
     torch.manual_seed(seed)  # the classification head is initialised from this
     model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
     steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
-    train_settings = TrainSettings(
-        learning_rate=settings["learning_rate"],
-        batch_size=settings["batch_size"],
-        max_steps=steps,
-        eval_every=settings["eval_every"],
-        warmup_ratio=settings["warmup_ratio"],
-        weight_decay=settings["weight_decay"],
-        seed=stable_seed(task, seed, "dense"),
-    )
+    train_settings = _train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
     history = train(
         model, train_data, dev_data, train_settings,
         pad_id=tokenizer.pad_token_id, device=device, progress=progress,
@@ -125,8 +130,10 @@ def prune_and_retrain(
     names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
     params = dict(model.named_parameters())
     previous = modeling.load_masks(start_dir)
-    if previous is not None and set(previous) != set(names):
-        raise ValueError(f"{start_dir}: its masks cover other weights than the prunable patterns select")
+    if previous is not None:
+        if set(previous) != set(names):
+            raise ValueError(f"{start_dir}: its masks cover other weights than the prunable patterns select")
+        previous = {name: mask.to(device) for name, mask in previous.items()}
     job_seed = stable_seed(task, seed, method_name, f"{sparsity:.2f}")
     pad_id = tokenizer.pad_token_id
 
@@ -147,7 +154,7 @@ def prune_and_retrain(
         criterion=method["criterion"],
         scope=method.get("scope", "layer"),
         sparsity=sparsity,
-        previous=None if previous is None else {n: m.to(device) for n, m in previous.items()},
+        previous=previous,
         generator=torch.Generator().manual_seed(job_seed),
         gradient_saliency=saliency,
         movement_scores=movement,
@@ -161,15 +168,7 @@ def prune_and_retrain(
     if settings["steps"] > 0:
         if movement is not None:  # scores of this retraining decide the next target of the ladder
             tensors[modeling.MOVEMENT_FILE] = {name: torch.zeros_like(params[name]) for name in names}
-        train_settings = TrainSettings(
-            learning_rate=settings["learning_rate"],
-            batch_size=settings["batch_size"],
-            max_steps=settings["steps"],
-            eval_every=settings["eval_every"],
-            warmup_ratio=settings["warmup_ratio"],
-            weight_decay=settings["weight_decay"],
-            seed=job_seed,
-        )
+        train_settings = _train_settings(settings, max_steps=settings["steps"], seed=job_seed)
         history = train(
             model, train_data, dev_data, train_settings,
             pad_id=pad_id, device=device, masks=masks, progress=progress,
@@ -211,10 +210,7 @@ def _movement_scores(
     params = dict(model.named_parameters())
     scores = {name: torch.zeros_like(params[name]) for name in names}
     steps = method.get("score_steps", 200)
-    scoring = TrainSettings(
-        learning_rate=settings["learning_rate"], batch_size=settings["batch_size"], max_steps=steps,
-        eval_every=steps, weight_decay=settings["weight_decay"], seed=seed + 1,
-    )
+    scoring = _train_settings(settings, max_steps=steps, eval_every=steps, seed=seed + 1)
     log.info("movement: accumulating scores over %d training steps", steps)
     train(model, train_data, dev_data, scoring, pad_id=pad_id, device=device, masks=previous,
           movement=scores, progress=progress)

@@ -35,7 +35,7 @@ def dense(tmp_path_factory):
     return root, files
 
 
-def prune(dense, name, method, sparsity, start=None, out=None):
+def prune(dense, name, method, sparsity, start=None, out=None, **schedule):
     root, files = dense
     out = out or root / f"{name}-{sparsity}"
     return jobs.prune_and_retrain(
@@ -43,7 +43,7 @@ def prune(dense, name, method, sparsity, start=None, out=None):
         start_dir=start or root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
         train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
         out_dir=out, settings=RETRAIN, max_length=32, prunable=PRUNABLE,
-        device=torch.device("cpu"), progress=False,
+        device=torch.device("cpu"), progress=False, **schedule,
     ), out
 
 
@@ -80,3 +80,31 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     assert distance_to_dense(root, held, kind) < 0.9 * distance_to_dense(root, free, kind)
     history = json.loads((held / "training.json").read_text())["history"]
     assert all(entry["penalty"] > 0 for entry in history)
+
+
+@pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "movement", "lamp", "lookahead"])
+def test_independent_schedule_prunes_gradually_to_the_exact_target(dense, criterion):
+    root, _ = dense
+    method = {"criterion": criterion, "scope": "global", "gradient_batches": 2}
+    report, out = prune(
+        dense, f"gradual-{criterion}", method, 0.8, schedule="independent",
+        gradual={"pruning_steps": 4, "pruning_fraction": 0.5},
+    )
+    assert report["zeros_prunable"] == round(0.8 * report["n_prunable"])
+    training = json.loads((out / "training.json").read_text())
+    steps = training["pruning_steps"]
+    assert [s["step"] for s in steps] == [4, 8, 11, 15]  # 4 prunings over the first half of 30 steps
+    sparsities = [s["sparsity"] for s in steps]
+    assert sparsities == pytest.approx([0.8 * (1 - (1 - k / 4) ** 3) for k in (1, 2, 3, 4)], abs=1e-3)
+    # model selection only among checkpoints at the final sparsity
+    assert training["best_step"] >= 15
+    weights, masks = load_file(out / "model.safetensors"), load_file(out / "masks.safetensors")
+    for name in masks:
+        assert torch.all(weights[name][~masks[name]] == 0.0)
+
+
+def test_independent_schedule_refuses_a_pruned_start_model(dense):
+    _, first = prune(dense, "ladder-start", {"criterion": "magnitude", "scope": "global"}, 0.3)
+    with pytest.raises(ValueError, match="starts from the dense model"):
+        prune(dense, "bad", {"criterion": "magnitude", "scope": "global"}, 0.6, start=first,
+              schedule="independent")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from alignprune.pruning import CRITERIA, compute_masks, lowest_k, mask_sparsity, n_to_prune
+from alignprune.pruning import CRITERIA, compute_masks, cubic_schedule, lowest_k, mask_sparsity, n_to_prune
 
 SHAPES = {"a": (37, 23), "b": (64, 16), "c": (5, 101)}
 
@@ -100,3 +100,17 @@ def test_unknown_criterion_and_scope_are_named():
         compute_masks(weights(), criterion="magnitdue", scope="layer", sparsity=0.5)
     with pytest.raises(ValueError, match="unknown scope 'row'"):
         compute_masks(weights(), criterion="magnitude", scope="row", sparsity=0.5)
+
+
+def test_cubic_schedule_follows_zhu_and_gupta():
+    plan = cubic_schedule(0.9, steps=100, pruning_steps=4, fraction=0.8)
+    assert list(plan) == [20, 40, 60, 80]
+    expected = [0.9 * (1 - (1 - k / 4) ** 3) for k in (1, 2, 3, 4)]
+    assert list(plan.values()) == pytest.approx(expected)
+    assert plan[80] == 0.9
+    values = list(plan.values())
+    assert all(b > a for a, b in zip(values, values[1:]))
+    # most of the pruning happens early: the first step already prunes more than a quarter
+    assert values[0] > 0.9 / 4
+    with pytest.raises(ValueError, match="cannot hold"):
+        cubic_schedule(0.5, steps=3, pruning_steps=10, fraction=0.7)

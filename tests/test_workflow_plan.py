@@ -63,3 +63,14 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     assert set(profile["set-resources"]) <= set(counts)
     for rule in ("finetune", "prune", "evaluate"):
         assert profile["set-resources"][rule]["gpu"] == 1
+
+
+def test_independent_schedule_starts_every_target_from_the_dense_model(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump(
+        {"schedule": "independent", "paths": {k: str(tmp_path / k) for k in config["paths"]}}
+    ))
+    target = tmp_path / "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
+    result = snakemake(str(target), "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay))
+    assert job_counts(result.stdout + result.stderr)["prune"] == 1  # no ladder below 0.30

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from . import data, modeling
 from .evaluate import accuracy
 from .io import atomic_path, write_json
-from .pruning import apply_masks, compute_masks, mask_sparsity
+from .pruning import apply_masks, compute_masks, cubic_schedule, mask_sparsity
 from .regularizers import alignment_penalty
 from .tasks import task_spec
 from .train import TrainSettings, gradient_saliency, train
@@ -26,7 +26,9 @@ def stable_seed(*parts) -> int:
     return zlib.crc32("/".join(str(p) for p in parts).encode())
 
 
-def _train_settings(settings: dict, *, max_steps: int, seed: int, eval_every: int | None = None) -> TrainSettings:
+def _train_settings(
+    settings: dict, *, max_steps: int, seed: int, eval_every: int | None = None, select_from: int = 0
+) -> TrainSettings:
     """TrainSettings from a ``finetune`` or ``retrain`` config section."""
     return TrainSettings(
         learning_rate=settings["learning_rate"],
@@ -36,6 +38,7 @@ def _train_settings(settings: dict, *, max_steps: int, seed: int, eval_every: in
         warmup_ratio=settings.get("warmup_ratio", 0.0),
         weight_decay=settings.get("weight_decay", 0.0),
         seed=seed,
+        select_from=select_from,
     )
 
 
@@ -116,12 +119,17 @@ def prune_and_retrain(
     max_length: int,
     prunable: dict,
     device: torch.device,
+    schedule: str = "ladder",
+    gradual: dict | None = None,
     progress: bool = True,
 ) -> dict:
-    """Prune the start model up to ``sparsity`` (keeping its earlier masks), retrain, save.
+    """Prune the start model to ``sparsity``, retrain, save.
 
-    ``method`` holds criterion, scope and optionally regularizer, weight, units and
-    gradient_batches; ``reference_dir`` is the unpruned model W0 the regularizer aligns to.
+    ladder: prune once, keeping the start model's masks, then retrain. independent: start
+    from the dense model and prune gradually during retraining on a cubic schedule
+    (``gradual``: pruning_steps, pruning_fraction). ``method`` holds criterion, scope and
+    optionally regularizer, weight, units, gradient_batches and score_steps;
+    ``reference_dir`` is the unpruned model W0 a regularizer aligns to.
     """
     spec = task_spec(task)
     tokenizer = modeling.load_tokenizer(tokenizer_dir)
@@ -143,39 +151,69 @@ def prune_and_retrain(
             batch_size=settings["batch_size"], pad_id=pad_id, device=device, seed=job_seed,
         )
 
-    movement = None
-    if method["criterion"] == "movement":
-        movement = _movement_scores(
-            model, start_dir, names, train_data, dev_data, previous, method, settings,
-            pad_id=pad_id, device=device, seed=job_seed, progress=progress,
-        )
-    masks = compute_masks(
-        {name: params[name].detach() for name in names},
-        criterion=method["criterion"],
-        scope=method.get("scope", "layer"),
-        sparsity=sparsity,
-        previous=previous,
-        generator=torch.Generator().manual_seed(job_seed),
-        gradient_saliency=saliency,
-        movement_scores=movement,
-    )
-    apply_masks(params, masks)
-    before = accuracy(model, dev_data, batch_size=128, pad_id=pad_id, device=device)
-    log.info("pruned to %.2f: English dev accuracy before retraining %.4f", sparsity, before["accuracy"])
+    generator = torch.Generator().manual_seed(job_seed)
 
-    history: dict = {"history": [], "best_step": 0}
-    tensors = {}
-    if settings["steps"] > 0:
-        if movement is not None:  # scores of this retraining decide the next target of the ladder
-            tensors[modeling.MOVEMENT_FILE] = {name: torch.zeros_like(params[name]) for name in names}
-        train_settings = _train_settings(settings, max_steps=settings["steps"], seed=job_seed)
-        history = train(
-            model, train_data, dev_data, train_settings,
-            pad_id=pad_id, device=device, masks=masks, progress=progress,
-            movement=tensors.get(modeling.MOVEMENT_FILE),
-            **regularization(method, names, params, masks, reference_dir, device),
+    def masks_at(target: float, previous_masks, movement_scores=None):
+        return compute_masks(
+            {name: params[name].detach() for name in names},
+            criterion=method["criterion"],
+            scope=method.get("scope", "layer"),
+            sparsity=target,
+            previous=previous_masks,
+            generator=generator,
+            gradient_saliency=saliency,
+            movement_scores=movement_scores,
         )
-    history["dev_accuracy_before_retraining"] = before["accuracy"]
+
+    tensors = {}
+    if schedule == "independent":
+        if previous is not None:
+            raise ValueError(f"the independent schedule starts from the dense model, not {start_dir}")
+        if settings["steps"] == 0:
+            raise ValueError("the independent schedule prunes during retraining: retrain.steps must be > 0")
+        gradual = gradual or {}
+        plan = cubic_schedule(
+            sparsity, settings["steps"], gradual.get("pruning_steps", 10), gradual.get("pruning_fraction", 0.7)
+        )
+        masks = {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
+        movement = {name: torch.zeros_like(params[name]) for name in names} if method["criterion"] == "movement" else None
+        pruned_at = []
+
+        def prune_on_schedule(step: int, current) -> None:
+            if step in plan:
+                for name, mask in masks_at(plan[step], current, movement).items():
+                    current[name].copy_(mask)
+                pruned_at.append({"step": step, "sparsity": mask_sparsity(current)})
+
+        history = train(
+            model, train_data, dev_data,
+            _train_settings(settings, max_steps=settings["steps"], seed=job_seed, select_from=max(plan)),
+            pad_id=pad_id, device=device, masks=masks, progress=progress, movement=movement,
+            on_step=prune_on_schedule, **regularization(method, names, params, masks, reference_dir, device),
+        )
+        history["pruning_steps"] = pruned_at
+    else:
+        movement = None
+        if method["criterion"] == "movement":
+            movement = _movement_scores(
+                model, start_dir, names, train_data, dev_data, previous, method, settings,
+                pad_id=pad_id, device=device, seed=job_seed, progress=progress,
+            )
+        masks = masks_at(sparsity, previous, movement)
+        apply_masks(params, masks)
+        before = accuracy(model, dev_data, batch_size=128, pad_id=pad_id, device=device)
+        log.info("pruned to %.2f: English dev accuracy before retraining %.4f", sparsity, before["accuracy"])
+        history: dict = {"history": [], "best_step": 0}
+        if settings["steps"] > 0:
+            if movement is not None:  # scores of this retraining decide the next target of the ladder
+                tensors[modeling.MOVEMENT_FILE] = {name: torch.zeros_like(params[name]) for name in names}
+            history = train(
+                model, train_data, dev_data, _train_settings(settings, max_steps=settings["steps"], seed=job_seed),
+                pad_id=pad_id, device=device, masks=masks, progress=progress,
+                movement=tensors.get(modeling.MOVEMENT_FILE),
+                **regularization(method, names, params, masks, reference_dir, device),
+            )
+        history["dev_accuracy_before_retraining"] = before["accuracy"]
 
     measured = modeling.measure_sparsity(model, names)
     # Exact up to rounding: half a weight per layer (layer scope) or overall (global scope).

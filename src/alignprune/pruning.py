@@ -92,6 +92,19 @@ def compute_masks(
     return select_masks(CRITERIA[criterion](inputs), sparsity, scope, previous)
 
 
+def cubic_schedule(final: float, steps: int, pruning_steps: int, fraction: float) -> dict[int, float]:
+    """Gradual pruning (Zhu and Gupta 2017): training step -> sparsity to reach there.
+
+    ``pruning_steps`` prunings spread evenly over the first ``fraction`` of ``steps``;
+    the k-th reaches final * (1 - (1 - k/n)^3), the last one ``final`` itself.
+    """
+    if steps < pruning_steps:
+        raise ValueError(f"{steps} retraining steps cannot hold {pruning_steps} pruning steps")
+    span = max(pruning_steps, int(fraction * steps))
+    n = pruning_steps
+    return {round(k * span / n): final * (1 - (1 - k / n) ** 3) for k in range(1, n + 1)}
+
+
 @torch.no_grad()
 def apply_masks(params: dict[str, torch.Tensor], masks: Masks) -> None:
     """Set pruned weights to exactly 0.0 in place."""

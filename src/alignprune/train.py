@@ -36,6 +36,9 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     eval_batch_size: int = 128
     seed: int = 0
+    # evaluations before this step are not candidates for model selection (gradual pruning:
+    # only checkpoints at the final sparsity count)
+    select_from: int = 0
 
 
 def _optimizer(model, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -74,12 +77,15 @@ def train(
     penalty: Callable[[], torch.Tensor] | None = None,
     penalty_weight: float = 0.0,
     movement: dict[str, torch.Tensor] | None = None,
+    on_step: Callable[[int, Masks], None] | None = None,
     progress: bool = True,
 ) -> dict:
     """Train in place; leave the model at its best English-dev checkpoint. Returns the history.
 
     With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer).
     With ``movement`` (name -> tensor), -w * grad is added to it at every step.
+    ``on_step(step, masks)`` runs after every optimizer step; it may prune more by
+    updating the mask tensors in place (gradual pruning).
     """
     model.to(device).train()
     params = dict(model.named_parameters())
@@ -119,6 +125,8 @@ def train(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if on_step is not None:
+            on_step(step, masks)
         if masks:
             apply_masks(params, masks)
         running_loss = running_loss + loss.detach()
@@ -140,7 +148,7 @@ def train(
             running_loss = running_penalty = torch.zeros((), device=device)
             bar.set_postfix(loss=f"{entry['train_loss']:.4f}", dev=f"{dev['accuracy']:.4f}")
             log.info("step %d: train loss %.4f, dev accuracy %.4f", step, entry["train_loss"], dev["accuracy"])
-            if dev["accuracy"] > best["dev_accuracy"]:
+            if step >= settings.select_from and dev["accuracy"] > best["dev_accuracy"]:
                 best = {"dev_accuracy": dev["accuracy"], "step": step}
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     bar.close()

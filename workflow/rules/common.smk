@@ -115,9 +115,10 @@ def reference_model(wildcards):
 
 
 def start_model(wildcards):
-    """Ladder schedule: a target starts from the retrained model of the next lower target."""
+    """Ladder: a target starts from the retrained model of the next lower target.
+    Independent: every target starts from the dense model."""
     position = SPARSITIES.index(wildcards.sparsity)
-    if position == 0:
+    if position == 0 or config["schedule"] == "independent":
         return model_dir(wildcards.task, wildcards.seed, "dense")
     previous = SPARSITIES[position - 1]
     return model_dir(

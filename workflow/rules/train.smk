@@ -49,5 +49,7 @@ rule prune:
         settings=config["retrain"],
         max_length=config["max_length"],
         prunable=PRUNABLE,
+        schedule=config["schedule"],
+        gradual=config["gradual"],
     script:
         "../scripts/prune.py"

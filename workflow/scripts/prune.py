@@ -19,5 +19,7 @@ with rule_job(snakemake) as device:
         settings=snakemake.params.settings,
         max_length=snakemake.params.max_length,
         prunable=snakemake.params.prunable,
+        schedule=snakemake.params.schedule,
+        gradual=snakemake.params.gradual,
         device=device,
     )

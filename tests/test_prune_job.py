@@ -108,3 +108,12 @@ def test_independent_schedule_refuses_a_pruned_start_model(dense):
     with pytest.raises(ValueError, match="starts from the dense model"):
         prune(dense, "bad", {"criterion": "magnitude", "scope": "global"}, 0.6, start=first,
               schedule="independent")
+
+
+def test_same_job_twice_gives_identical_masks_and_weights(dense):
+    root, _ = dense
+    method = {"criterion": "random", "scope": "layer"}
+    prune(dense, "again", method, 0.5, out=root / "again-1")
+    prune(dense, "again", method, 0.5, out=root / "again-2")
+    for filename in ("masks.safetensors", "model.safetensors"):
+        assert (root / "again-1" / filename).read_bytes() == (root / "again-2" / filename).read_bytes()

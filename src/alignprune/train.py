@@ -94,6 +94,7 @@ def train(
         apply_masks(params, masks)
     optimizer = _optimizer(model, settings)
     scheduler = _linear_schedule(optimizer, settings)
+    torch.manual_seed(settings.seed)  # dropout draws from the global RNG: same seed, same run
     generator = torch.Generator().manual_seed(settings.seed)
     batches = training_batches(train_data, settings.batch_size, pad_id, generator)
 

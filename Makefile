@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test dry-run report clean-demo
+.PHONY: install demo test dry-run report clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+## The virtual environment alone
+install: $(STAMP)
 
 ## The embedded offline demo: synthetic testbed, CPU, outputs under results/demo/
 demo: $(STAMP)

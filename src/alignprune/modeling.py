@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, write_json
 
 MASKS_FILE = "masks.safetensors"
 MOVEMENT_FILE = "movement.safetensors"
@@ -96,7 +96,3 @@ def save_model(
 def load_masks(model_dir: str | Path) -> dict[str, torch.Tensor] | None:
     path = Path(model_dir) / MASKS_FILE
     return load_file(path) if path.exists() else None
-
-
-def load_report(model_dir: str | Path, filename: str) -> dict:
-    return read_json(Path(model_dir) / filename)

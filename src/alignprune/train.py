@@ -106,31 +106,16 @@ def train(
     started = time.perf_counter()
     bar = tqdm(total=settings.max_steps, disable=not progress, mininterval=5, desc="train")
     for step in range(1, settings.max_steps + 1):
-        ids, attention, labels = next(batches)
-        with autocast(device):
-            loss = model(
-                input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
-            ).loss
-        total = loss
-        if penalty is not None and penalty_weight > 0:
-            regularizer = penalty()
-            total = loss + penalty_weight * regularizer
-            running_penalty = running_penalty + regularizer.detach()
-        total.backward()
-        if masks:
-            for name, mask in masks.items():
-                params[name].grad.masked_fill_(~mask, 0.0)
-        if movement is not None:
-            accumulate_movement(movement, params)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss, regularizer = training_step(
+            model, params, next(batches), optimizer, scheduler, settings, device=device,
+            masks=masks, penalty=penalty, penalty_weight=penalty_weight, movement=movement,
+        )
         if on_step is not None:
             on_step(step, masks)
-        if masks:
-            apply_masks(params, masks)
-        running_loss = running_loss + loss.detach()
+            if masks:
+                apply_masks(params, masks)  # on_step may have pruned more
+        running_penalty = running_penalty + regularizer
+        running_loss = running_loss + loss
         bar.update()
 
         if step % settings.eval_every == 0 or step == settings.max_steps:
@@ -163,6 +148,44 @@ def train(
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
     }
+
+
+def training_step(
+    model,
+    params: dict[str, torch.Tensor],
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    settings: TrainSettings,
+    *,
+    device: torch.device,
+    masks: Masks | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    penalty_weight: float = 0.0,
+    movement: dict[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step of ``train``; returns the task loss and the penalty, detached, on the device."""
+    ids, attention, labels = batch
+    with autocast(device):
+        loss = model(input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)).loss
+    total = loss
+    regularizer = torch.zeros((), device=device)
+    if penalty is not None and penalty_weight > 0:
+        regularizer = penalty()
+        total = loss + penalty_weight * regularizer
+    total.backward()
+    if masks:
+        for name, mask in masks.items():
+            params[name].grad.masked_fill_(~mask, 0.0)
+    if movement is not None:
+        accumulate_movement(movement, params)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if masks:
+        apply_masks(params, masks)
+    return loss.detach(), regularizer.detach()
 
 
 @torch.no_grad()

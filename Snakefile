@@ -20,6 +20,8 @@ localrules:
     aggregate,
     tables,
     plots,
+    sweep_table,
+    sweep,
 
 
 include: "workflow/rules/common.smk"

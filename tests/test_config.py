@@ -21,6 +21,12 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
     assert full["gradual"] == {"pruning_steps": 10, "pruning_fraction": 0.7}
     demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
     assert demo["testbed"]["enabled"] and not demo["tasks"]["pawsx"]["enabled"]
+    assert full["sweep"]["seeds"] == [1] and set(full["sweep"]["weights"]) == {"l2", "cosine", "frobenius"}
+    # the demo switches methods off without repeating them, and keeps the full study's definitions
+    assert [m for m, spec in demo["methods"].items() if spec["enabled"]] == [
+        "random", "magnitude_global", "magnitude_global_l2", "magnitude_global_cosine", "magnitude_global_frobenius"
+    ]
+    assert demo["methods"]["magnitude_global_cosine"]["criterion"] == "magnitude"
 
 
 @pytest.mark.parametrize(
@@ -33,6 +39,11 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
         ({"methods": {"m": {"criterion": "magnitude", "lambda": 0.1}}}, "lambda"),
         ({"schedule": "gradual"}, "gradual"),
         ({"sparsities": [0.5, 1.0]}, "1.0"),
+        ({"methods": {"m": {"criterion": "magnitude", "enabled": "no"}}}, "no"),
+        ({"sweep": {"weights": {"cosin": [1.0]}}}, "cosin"),
+        ({"sweep": {"weights": {"l2": [0.0, 1.0]}}}, "0.0"),
+        ({"sweep": {"sparsities": [0.5, 1.5]}}, "1.5"),
+        ({"sweep": {"seed": [1]}}, "seed"),
     ],
 )
 def test_misspelt_or_out_of_range_values_are_rejected(tmp_path, bad, word):

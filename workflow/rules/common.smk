@@ -12,7 +12,7 @@ TRAIN_LANGUAGE = config["train_language"]
 SEEDS = [str(seed) for seed in config["seeds"]]
 # Canonical two-decimal strings: one way to print each target.
 SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
-METHODS = list(config["methods"])
+METHODS = [name for name, spec in config["methods"].items() if spec["enabled"]]
 # A Hub id like "org/name" becomes one folder name, "org--name" (as in the Hub cache).
 MODEL_DIR = f"{RESOURCES}/models/{re.sub(r'[^A-Za-z0-9_.-]+', '--', config['model'])}"
 PRUNABLE = config["prunable"]
@@ -28,6 +28,7 @@ wildcard_constraints:
     split="train|validation|test",
     lang=r"[a-z]{2,3}",
     variant=r"dense|method~[A-Za-z0-9_]+/sparsity~\d\.\d\d",
+    weight=r"[0-9.e+-]+",
 
 
 def languages(task):
@@ -123,4 +124,56 @@ def start_model(wildcards):
     previous = SPARSITIES[position - 1]
     return model_dir(
         wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}"
+    )
+
+
+# The regularizer-weight sweep: its own ladder per (method, weight), under results/sweep/.
+SWEEP = config["sweep"]
+SWEEP_SPARSITIES = sorted(f"{float(s):.2f}" for s in SWEEP["sparsities"]) or SPARSITIES
+
+
+def weight_label(weight):
+    """One way to print a weight in a path: 0.1 -> '0.1', 1000.0 -> '1000'."""
+    return f"{float(weight):g}"
+
+
+def sweep_methods():
+    """Enabled methods with a regularizer: the ones whose weight the sweep chooses."""
+    return [m for m in METHODS if config["methods"][m]["regularizer"] != "none"]
+
+
+def sweep_model_dir(task, seed, method, weight, sparsity):
+    return f"{RESULTS}/sweep/{task}/seed~{seed}/method~{method}/weight~{weight}/sparsity~{sparsity}/model"
+
+
+def sweep_models(task):
+    """(method, weight, seed, sparsity, model dir) of every sweep run of a task."""
+    return [
+        (
+            method,
+            weight,
+            seed,
+            sparsity,
+            sweep_model_dir(task, seed, method, weight, sparsity),
+        )
+        for method in sweep_methods()
+        for weight in map(
+            weight_label, SWEEP["weights"][config["methods"][method]["regularizer"]]
+        )
+        for seed in map(str, SWEEP["seeds"])
+        for sparsity in SWEEP_SPARSITIES
+    ]
+
+
+def sweep_start_model(wildcards):
+    """As start_model, along the sweep's own targets and with the same weight."""
+    position = SWEEP_SPARSITIES.index(wildcards.sparsity)
+    if position == 0 or config["schedule"] == "independent":
+        return model_dir(wildcards.task, wildcards.seed, "dense")
+    return sweep_model_dir(
+        wildcards.task,
+        wildcards.seed,
+        wildcards.method,
+        wildcards.weight,
+        SWEEP_SPARSITIES[position - 1],
     )

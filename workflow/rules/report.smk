@@ -67,3 +67,33 @@ rule plots:
         languages=lambda wildcards: languages(wildcards.task),
     script:
         "../scripts/plots.py"
+
+
+rule sweep_table:
+    """English dev accuracy of every (regularized method, weight) and the weight chosen."""
+    input:
+        lambda wildcards: [run[-1] for run in sweep_models(wildcards.task)],
+    output:
+        runs=f"{RESULTS}/sweep/{{task}}/runs.csv",
+        summary=f"{RESULTS}/sweep/{{task}}/regularizer_weights.csv",
+        markdown=report(
+            f"{RESULTS}/sweep/{{task}}/regularizer_weights.md",
+            category="{task}",
+            subcategory="Regularizer sweep",
+            caption="../report/sweep.rst",
+        ),
+        chosen=f"{RESULTS}/sweep/{{task}}/chosen_weights.yaml",
+    log:
+        f"{LOGS}/sweep/{{task}}/sweep_table.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        runs=lambda wildcards: sweep_models(wildcards.task),
+    script:
+        "../scripts/sweep_table.py"
+
+
+rule sweep:
+    """Target: the regularizer-weight sweep of every task (snakemake sweep)."""
+    input:
+        [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS],

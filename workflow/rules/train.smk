@@ -26,7 +26,7 @@ rule finetune:
 
 
 rule prune:
-    """Prune one method to one sparsity target, then retrain (ladder schedule)."""
+    """Prune one method to one sparsity target, then retrain (ladder or independent schedule)."""
     input:
         start=start_model,
         reference=reference_model,
@@ -53,3 +53,29 @@ rule prune:
         gradual=config["gradual"],
     script:
         "../scripts/prune.py"
+
+
+use rule prune as prune_sweep with:
+    input:
+        start=sweep_start_model,
+        reference=reference_model,
+        tokenizer=MODEL_DIR,
+        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
+        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
+    output:
+        directory(
+            sweep_model_dir("{task}", "{seed}", "{method}", "{weight}", "{sparsity}")
+        ),
+    log:
+        f"{LOGS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.log",
+    benchmark:
+        f"{BENCHMARKS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.tsv"
+    params:
+        # The method with the weight under test in place of its configured one.
+        method=lambda wildcards: config["methods"][wildcards.method]
+        | {"weight": float(wildcards.weight)},
+        settings=config["retrain"],
+        max_length=config["max_length"],
+        prunable=PRUNABLE,
+        schedule=config["schedule"],
+        gradual=config["gradual"],

@@ -1,0 +1,7 @@
+"""Rule sweep_table: English dev accuracy per (method, weight) and the chosen weights."""
+
+from alignprune.rule_runtime import rule_job
+from alignprune.sweep import write_sweep
+
+with rule_job(snakemake):
+    write_sweep(snakemake.params.runs, snakemake.output)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test dry-run report clean-demo
+.PHONY: install demo test dry-run demo-sweep bench report clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP)
 ## Plan the full study without running it
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules
+
+## The demo's regularizer-weight sweep (results/demo/sweep/xnli/regularizer_weights.md)
+demo-sweep: $(STAMP)
+	$(BIN)/snakemake --profile profiles/demo sweep
+
+## Side-by-side benchmarks (CPU: a small XLM-R shape; GPU: XLM-R base)
+bench: $(STAMP)
+	$(BIN)/python -m alignprune.bench
 
 ## HTML report of the demo run
 report: $(STAMP)

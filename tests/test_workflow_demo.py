@@ -9,12 +9,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from workflow_helpers import ROOT, job_counts, snakemake
+from workflow_helpers import ROOT, job_counts, load_config, snakemake
 
 SEEDS = [1, 2]
 SPARSITIES = ["0.50", "0.90"]
 LANGUAGES = {"xnli": ["en", "de", "zh"], "pawsx": ["en", "fr", "ja"]}
-METHODS = ["random", "magnitude_layer", "magnitude_global"]
+# The demo's own methods: random, global magnitude, and global magnitude with each regularizer.
+DEMO = load_config("config.yaml", "profiles/demo/testbed.yaml")
+METHODS = [name for name, spec in DEMO["methods"].items() if spec["enabled"]]
+SWEEP_WEIGHTS = {"l2": [0.01], "cosine": [1.0, 100.0], "frobenius": [100.0]}
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +32,23 @@ def demo(tmp_path_factory):
         "finetune": {"epochs": 2, "eval_every": 20},
         "retrain": {"steps": 10, "eval_every": 5},
         "testbed": {"pretrain_steps": 60, "sizes": {"train": 400, "validation": 100, "test": 150}},
+        "sweep": {"seeds": [1], "sparsities": [], "weights": SWEEP_WEIGHTS},
     }
     (root / "ci.yaml").write_text(yaml.safe_dump(overlay))
     configfiles = ["config.yaml", "profiles/demo/testbed.yaml", str(root / "ci.yaml")]
     snakemake("--profile", "profiles/demo", "--configfile", *configfiles)
+    snakemake("sweep", "--profile", "profiles/demo", "--configfile", *configfiles)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     return root, configfiles, config
+
+
+def test_demo_runs_random_global_magnitude_and_each_regularizer():
+    regularizers = {DEMO["methods"][m]["regularizer"] for m in METHODS if DEMO["methods"][m]["criterion"] == "magnitude"}
+    assert "random" in METHODS and "magnitude_global" in METHODS
+    assert regularizers == {"none", "l2", "cosine", "frobenius"}
+    for method in METHODS:
+        if DEMO["methods"][method]["regularizer"] != "none":
+            assert DEMO["methods"][method]["weight"] > 0 and DEMO["methods"][method]["scope"] == "global"
 
 
 def variants():
@@ -169,3 +183,35 @@ def test_notebook_runs_on_the_demo_outputs(demo, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(demo):
+    root, _, _ = demo
+    runs = pd.read_csv(root / "results/sweep/xnli/runs.csv")
+    summary = pd.read_csv(root / "results/sweep/xnli/regularizer_weights.csv")
+    regularized = [m for m in METHODS if DEMO["methods"][m]["regularizer"] != "none"]
+    per_task = sum(len(SWEEP_WEIGHTS[DEMO["methods"][m]["regularizer"]]) for m in regularized) * len(SPARSITIES)
+    assert len(runs) == per_task
+    for row in runs.itertuples():
+        model_dir = root / (
+            f"results/sweep/xnli/seed~{row.seed}/method~{row.method}/weight~{row.weight:g}"
+            f"/sparsity~{row.sparsity_target:.2f}/model"
+        )
+        training = json.loads((model_dir / "training.json").read_text())
+        pruned = json.loads((model_dir / "sparsity.json").read_text())
+        assert row.dev_accuracy == pytest.approx(100 * training["best_dev_accuracy"])
+        assert pruned["weight"] == row.weight and pruned["regularizer"] == row.regularizer
+        assert pruned["sparsity_prunable"] == pytest.approx(row.sparsity_target, abs=1e-3)
+    for method, rows in summary.groupby("method"):
+        means = runs[runs["method"] == method].groupby("weight")["dev_accuracy"].mean()
+        assert rows.set_index("weight")["dev_mean"].to_dict() == pytest.approx(means.to_dict())
+        best = means[means == means.max()].index.min()
+        assert rows[rows["chosen"]]["weight"].tolist() == [best]
+    chosen = yaml.safe_load((root / "results/sweep/xnli/chosen_weights.yaml").read_text())["methods"]
+    assert set(chosen) == set(regularized)
+    # the weight under test reaches training: two cosine weights give two different models
+    weights = [
+        load_file(root / f"results/sweep/xnli/seed~1/method~magnitude_global_cosine/weight~{w:g}/sparsity~0.90/model/model.safetensors")
+        for w in SWEEP_WEIGHTS["cosine"]
+    ]
+    assert any(not torch.equal(weights[0][n], weights[1][n]) for n in weights[0])

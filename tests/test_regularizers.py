@@ -79,3 +79,30 @@ def test_unknown_regularizer_is_named():
     refs, _ = make()
     with pytest.raises(ValueError, match="unknown regularizer 'cosin'"):
         alignment_penalty("cosin", refs, refs)
+
+
+@pytest.mark.parametrize("kind", ["l2", "cosine", "frobenius"])
+def test_penalty_object_reads_the_current_weights_at_every_call(kind):
+    """References and masks are stacked once; the weights are read afresh at each call."""
+    from alignprune.regularizers import AlignmentPenalty
+
+    refs, masks = make()
+    weights = [r + 0.3 * torch.randn_like(r) for r in refs]
+    penalty = AlignmentPenalty(kind, weights, refs, masks)
+    before = penalty().item()
+    assert before == pytest.approx(alignment_penalty(kind, weights, refs, masks).item())
+    with torch.no_grad():
+        for w, r in zip(weights, refs):
+            w.copy_(r)  # aligned again
+    expected = alignment_penalty(kind, weights, refs, masks).item()
+    assert penalty().item() == pytest.approx(expected) and expected < before
+
+
+@pytest.mark.parametrize("kind", ["cosine", "frobenius"])
+def test_without_masks_equals_with_masks_when_pruned_weights_are_zero(kind):
+    """What retraining relies on: W is already zero where masked, so M*W = W."""
+    refs, masks = make()
+    weights = [(r + 0.3 * torch.randn_like(r)) * m for r, m in zip(refs, masks)]
+    assert alignment_penalty(kind, weights, refs, None).item() == pytest.approx(
+        alignment_penalty(kind, weights, refs, masks).item(), rel=1e-12
+    )

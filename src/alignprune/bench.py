@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from .pruning import compute_masks
-from .regularizers import alignment_penalty
+from .regularizers import AlignmentPenalty
 from .train import TrainSettings, _linear_schedule, _optimizer, training_step
 
 # Encoder shapes: (hidden, layers, heads, intermediate). Vocabulary kept small on CPU:
@@ -87,12 +87,10 @@ def retraining_steps(size: str, device: torch.device, *, batch_size: int, length
     optimizer = _optimizer(model, settings)
     scheduler = _linear_schedule(optimizer, settings)
     weights = [params[name] for name in names]
-    mask_list = [masks[name] for name in names]
 
     def step(with_masks: bool, regularizer: str = "none"):
-        penalty = None
-        if regularizer != "none":
-            penalty = lambda: alignment_penalty(regularizer, weights, reference, mask_list)  # noqa: E731
+        # as the prune job builds it: constants once, no masks (pruned weights are already 0.0)
+        penalty = AlignmentPenalty(regularizer, weights, reference) if regularizer != "none" else None
         return lambda: training_step(
             model, params, batch, optimizer, scheduler, settings, device=device,
             masks=masks if with_masks else None, penalty=penalty, penalty_weight=1.0,

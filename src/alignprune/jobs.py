@@ -14,7 +14,7 @@ from . import data, modeling
 from .evaluate import accuracy
 from .io import atomic_path, write_json
 from .pruning import apply_masks, compute_masks, cubic_schedule, mask_sparsity
-from .regularizers import alignment_penalty
+from .regularizers import AlignmentPenalty
 from .tasks import task_spec
 from .train import TrainSettings, gradient_saliency, train
 
@@ -189,7 +189,7 @@ def prune_and_retrain(
             model, train_data, dev_data,
             _train_settings(settings, max_steps=settings["steps"], seed=job_seed, select_from=max(plan)),
             pad_id=pad_id, device=device, masks=masks, progress=progress, movement=movement,
-            on_step=prune_on_schedule, **regularization(method, names, params, masks, reference_dir, device),
+            on_step=prune_on_schedule, **regularization(method, names, params, reference_dir, device),
         )
         history["pruning_steps"] = pruned_at
     else:
@@ -211,7 +211,7 @@ def prune_and_retrain(
                 model, train_data, dev_data, _train_settings(settings, max_steps=settings["steps"], seed=job_seed),
                 pad_id=pad_id, device=device, masks=masks, progress=progress,
                 movement=tensors.get(modeling.MOVEMENT_FILE),
-                **regularization(method, names, params, masks, reference_dir, device),
+                **regularization(method, names, params, reference_dir, device),
             )
         history["dev_accuracy_before_retraining"] = before["accuracy"]
 
@@ -255,7 +255,7 @@ def _movement_scores(
     return scores
 
 
-def regularization(method: dict, names, params, masks, reference_dir, device) -> dict:
+def regularization(method: dict, names, params, reference_dir, device) -> dict:
     """Keyword arguments of ``train`` for the method's regularizer (none: no penalty)."""
     kind, weight = method.get("regularizer", "none"), method.get("weight", 0.0)
     if kind == "none" or weight == 0:
@@ -265,13 +265,10 @@ def regularization(method: dict, names, params, masks, reference_dir, device) ->
     if missing:
         raise ValueError(f"reference model {reference_dir} lacks prunable weights, e.g. {missing[:3]}")
     references = [stored[name].to(device=device, dtype=params[name].dtype) for name in names]
-    weights = [params[name] for name in names]
-    mask_list = [masks[name] for name in names]
-    units = method.get("units", "rows")
-    return {
-        "penalty": lambda: alignment_penalty(kind, weights, references, mask_list, units),
-        "penalty_weight": weight,
-    }
+    # No masks: train() keeps every pruned weight at exactly 0.0 (also when gradual pruning
+    # grows the masks), so M*W is W, and the penalty's gradient on pruned weights is zeroed.
+    penalty = AlignmentPenalty(kind, [params[name] for name in names], references, None, method.get("units", "rows"))
+    return {"penalty": penalty, "penalty_weight": weight}
 
 
 def parse_variant(variant: str) -> tuple[str, float]:

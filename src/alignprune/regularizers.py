@@ -10,7 +10,9 @@ mask M and reference W0:
 
 Units are rows (output units) by default, columns (input units) as an option.
 Layers of the same shape are stacked so each kind costs a few batched kernels
-per shape, not a Python loop over layers.
+per shape, not a Python loop over layers; what does not change between steps
+(stacked references and masks, reference norms) is computed once, by
+``AlignmentPenalty``, not at every step.
 """
 
 from __future__ import annotations
@@ -18,22 +20,66 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 
 REGULARIZERS = ("none", "l2", "cosine", "frobenius")
 UNITS = ("rows", "columns")
+EPS = 1e-8  # as torch.nn.functional.cosine_similarity: norms below it count as EPS
 
 
-def _grouped(weights, references, masks):
-    """Stacks of (masked weight, reference) per weight shape, in a fixed order."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, w in enumerate(weights):
-        groups[tuple(w.shape)].append(i)
-    for indices in groups.values():
-        w = torch.stack([weights[i] for i in indices])
-        if masks is not None:
-            w = w * torch.stack([masks[i] for i in indices]).to(w.dtype)
-        yield w, torch.stack([references[i] for i in indices]).to(w.dtype)
+class AlignmentPenalty:
+    """The regularizer ``kind`` of ``weights`` against ``references``: call it for its value,
+    differentiable in ``weights``. ``references`` and ``masks`` are read once, here."""
+
+    def __init__(
+        self,
+        kind: str,
+        weights: list[torch.Tensor],
+        references: list[torch.Tensor],
+        masks: list[torch.Tensor] | None = None,
+        units: str = "rows",
+    ):
+        if kind not in REGULARIZERS:
+            raise ValueError(f"unknown regularizer {kind!r}; known: {REGULARIZERS}")
+        if units not in UNITS:
+            raise ValueError(f"unknown units {units!r}; known: {UNITS}")
+        self.kind, self.weights, self.layers = kind, weights, len(weights)
+        self.unit_dim = 2 if units == "rows" else 1  # stacked: (layers, out, in)
+        by_shape: dict[tuple, list[int]] = defaultdict(list)
+        for i, w in enumerate(weights):
+            by_shape[tuple(w.shape)].append(i)
+        self.groups = []
+        with torch.no_grad():
+            for indices in by_shape.values():
+                dtype = weights[indices[0]].dtype
+                reference = torch.stack([references[i] for i in indices]).to(dtype)
+                mask = None
+                if masks is not None and kind != "l2":  # l2 compares the weights as they are
+                    mask = torch.stack([masks[i] for i in indices]).to(dtype)
+                if kind == "cosine":
+                    scale = reference.norm(dim=self.unit_dim).clamp_min(EPS)  # (layers, units)
+                elif kind == "frobenius":
+                    scale = reference.pow(2).sum(dim=(1, 2))  # (layers,)
+                else:
+                    scale = None
+                self.groups.append((indices, reference, mask, scale))
+
+    def __call__(self) -> torch.Tensor:
+        total = self.weights[0].new_zeros(())
+        if self.kind == "none":
+            return total
+        for indices, reference, mask, scale in self.groups:
+            w = torch.stack([self.weights[i] for i in indices])
+            if mask is not None:
+                w = w * mask
+            if self.kind == "l2":
+                total = total + (w - reference).pow(2).sum()
+            elif self.kind == "frobenius":
+                total = total + ((w - reference).pow(2).sum(dim=(1, 2)) / scale).sum()
+            else:
+                dot = (w * reference).sum(dim=self.unit_dim)
+                cosine = dot / (w.norm(dim=self.unit_dim).clamp_min(EPS) * scale)  # (layers, units)
+                total = total + (1.0 - cosine).mean(dim=1).sum()
+        return total if self.kind == "l2" else total / self.layers
 
 
 def alignment_penalty(
@@ -44,21 +90,4 @@ def alignment_penalty(
     units: str = "rows",
 ) -> torch.Tensor:
     """The regularizer ``kind`` over all prunable layers, differentiable in ``weights``."""
-    if kind not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer {kind!r}; known: {REGULARIZERS}")
-    if units not in UNITS:
-        raise ValueError(f"unknown units {units!r}; known: {UNITS}")
-    if kind == "none":
-        return weights[0].new_zeros(())
-    total = weights[0].new_zeros(())
-    unit_dim = 2 if units == "rows" else 1  # stacked: (layers, out, in)
-    for w, w0 in _grouped(weights, references, masks if kind != "l2" else None):
-        if kind == "l2":
-            total = total + (w - w0).pow(2).sum()
-        elif kind == "frobenius":
-            per_layer = (w - w0).pow(2).sum(dim=(1, 2)) / w0.pow(2).sum(dim=(1, 2))
-            total = total + per_layer.sum()
-        else:
-            cosine = F.cosine_similarity(w, w0, dim=unit_dim, eps=1e-8)  # (layers, units)
-            total = total + (1.0 - cosine).mean(dim=1).sum()
-    return total if kind == "l2" else total / len(weights)
+    return AlignmentPenalty(kind, weights, references, masks, units)()

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from .criteria import CRITERIA, ScoreInputs
 from .pruning import compute_masks
 from .regularizers import AlignmentPenalty
 from .train import TrainSettings, _linear_schedule, _optimizer, training_step
@@ -37,6 +38,8 @@ class Timing:
     variant: str
     median_ms: float
     ratio: float
+    peak_mb: float | None = None
+    note: str = ""
 
 
 def xlmr_classifier(size: str, num_labels: int = 3):
@@ -100,6 +103,7 @@ def retraining_steps(size: str, device: torch.device, *, batch_size: int, length
     variants = {
         "masked (baseline)": step(True),
         "no masks": step(False),
+        "torch.nn.utils.prune hooks": _prune_hook_step(size, device, masks, batch, settings),
         **{f"masked + {kind}": step(True, kind) for kind in ("l2", "cosine", "frobenius")},
     }
     medians = interleaved(variants, warmup=warmup, repeats=repeats, sync=_sync(device))
@@ -107,13 +111,129 @@ def retraining_steps(size: str, device: torch.device, *, batch_size: int, length
     return [Timing("retraining step", name, 1000 * t, t / base) for name, t in medians.items()]
 
 
+def _prune_hook_step(size, device, masks, batch, settings) -> Callable[[], None]:
+    """The same step on a copy of the model masked the torch.nn.utils.prune way: a forward
+    pre-hook recomputes weight = weight_orig * weight_mask on every forward."""
+    import torch.nn.utils.prune as torch_prune
+
+    model = xlmr_classifier(size).to(device).train()
+    modules = dict(model.named_modules())
+    for name, mask in masks.items():
+        torch_prune.custom_from_mask(modules[name.removesuffix(".weight")], "weight", mask)
+    params = dict(model.named_parameters())
+    optimizer = _optimizer(model, settings)
+    scheduler = _linear_schedule(optimizer, settings)
+    return lambda: training_step(model, params, batch, optimizer, scheduler, settings, device=device)
+
+
+def encoder_linear_weights(size: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights with the shapes of the prunable encoder Linear weights (84,934,656 in base)."""
+    shape = SIZES[size]
+    hidden, inter = shape["hidden_size"], shape["intermediate_size"]
+    parts = {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
+             "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
+             "intermediate.dense": (inter, hidden), "output.dense": (hidden, inter)}
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        f"roberta.encoder.layer.{layer}.{part}.weight": torch.randn(rows, cols, generator=generator)
+        for layer in range(shape["num_hidden_layers"])
+        for part, (rows, cols) in parts.items()
+    }
+
+
+def _torch_prune_masks(weights: dict[str, torch.Tensor], sparsity: float, lamp: bool) -> dict[str, torch.Tensor]:
+    """torch.nn.utils.prune.global_unstructured (L1; LAMP via importance_scores) on Linear modules
+    that share the weights' storage; returns its masks (the weights themselves are not changed)."""
+    import torch.nn.utils.prune as torch_prune
+
+    modules = {}
+    for name, weight in weights.items():
+        module = torch.nn.Linear(1, 1, bias=False)
+        module.weight = torch.nn.Parameter(weight, requires_grad=False)
+        modules[name] = module
+    pairs = [(module, "weight") for module in modules.values()]
+    scores = None
+    if lamp:
+        lamp_scores = CRITERIA["lamp"](ScoreInputs(weights))
+        scores = {(modules[name], "weight"): lamp_scores[name] for name in weights}
+    torch_prune.global_unstructured(pairs, pruning_method=torch_prune.L1Unstructured, amount=sparsity,
+                                    importance_scores=scores)
+    return {name: module.weight_mask.bool() for name, module in modules.items()}
+
+
+def global_masks(size: str, *, sparsity: float, warmup: int, repeats: int) -> list[Timing]:
+    """Global magnitude and LAMP masks: ours (exact, kthvalue) vs torch.nn.utils.prune (topk).
+    Time in this process (interleaved); peak memory and mask agreement in a fresh process each."""
+    weights = encoder_linear_weights(size)
+    timings = []
+    for criterion in ("magnitude", "lamp"):
+        variants = {
+            "ours": lambda: compute_masks(weights, criterion=criterion, scope="global", sparsity=sparsity),
+            "torch.nn.utils.prune.global_unstructured": lambda: _torch_prune_masks(
+                weights, sparsity, lamp=criterion == "lamp"),
+        }
+        medians = interleaved(variants, warmup=warmup, repeats=repeats, sync=lambda: None)
+        peaks = {name: _peak_memory_mb(size, sparsity, criterion, name) for name in variants}
+        base = medians["ours"]
+        comparison = f"global {criterion} mask, {sum(w.numel() for w in weights.values()):,} weights"
+        for name, seconds in medians.items():
+            timings.append(Timing(comparison, name, 1000 * seconds, seconds / base,
+                                  peak_mb=peaks[name][0], note=peaks[name][1]))
+    return timings
+
+
+def _peak_memory_mb(size: str, sparsity: float, criterion: str, variant: str) -> tuple[float, str]:
+    """Peak resident memory a variant adds to the weights (MB), measured in a fresh process."""
+    import json
+    import subprocess
+    import sys
+
+    code = f"""
+import json, torch
+from alignprune import bench
+weights = bench.encoder_linear_weights({size!r})
+peak = bench.peak_rss_mb
+before = peak()
+if {variant!r} == "ours":
+    ours = bench.compute_masks(weights, criterion={criterion!r}, scope="global", sparsity={sparsity})
+    added, differ = peak() - before, 0
+else:
+    theirs = bench._torch_prune_masks(weights, {sparsity}, lamp={criterion == "lamp"})
+    added = peak() - before
+    ours = bench.compute_masks(weights, criterion={criterion!r}, scope="global", sparsity={sparsity})
+    differ = sum(int((ours[n] != theirs[n]).sum()) for n in ours)
+print(json.dumps([added, differ]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    peak, differ = json.loads(out.strip().splitlines()[-1])
+    return peak, ("" if variant == "ours" else f"{differ} weights differ from ours")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). VmHWM, not ru_maxrss: on Linux a child started
+    by a large parent inherits the parent's ru_maxrss, which would hide the child's own peak."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _sync(device: torch.device):
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def format_table(timings: list[Timing]) -> str:
-    lines = ["| comparison | variant | median ms | ratio |", "|---|---|---:|---:|"]
-    lines += [f"| {t.comparison} | {t.variant} | {t.median_ms:.1f} | {t.ratio:.3f} |" for t in timings]
+    lines = ["| comparison | variant | median ms | ratio | peak MB | note |", "|---|---|---:|---:|---:|---|"]
+    lines += [
+        f"| {t.comparison} | {t.variant} | {t.median_ms:.1f} | {t.ratio:.3f} | "
+        f"{'' if t.peak_mb is None else f'{t.peak_mb:.0f}'} | {t.note} |"
+        for t in timings
+    ]
     return "\n".join(lines)
 
 
@@ -127,15 +247,22 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--only", choices=["step", "masks"], default=None, help="run one comparison")
+    parser.add_argument("--mask-size", choices=sorted(SIZES), default="base",
+                        help="weight shapes of the mask comparison (default: XLM-R base, 84.9M weights)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     size = args.size or ("base" if device.type == "cuda" else "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    timings = retraining_steps(
-        size, device, batch_size=args.batch_size, length=args.length, sparsity=args.sparsity,
-        warmup=args.warmup, repeats=args.repeats,
-    )
+    timings = []
+    if args.only in (None, "step"):
+        timings += retraining_steps(
+            size, device, batch_size=args.batch_size, length=args.length, sparsity=args.sparsity,
+            warmup=args.warmup, repeats=args.repeats,
+        )
+    if args.only in (None, "masks"):
+        timings += global_masks(args.mask_size, sparsity=args.sparsity, warmup=1, repeats=max(3, args.repeats // 3))
     print(f"device {device}, size {size} {SIZES[size]}, batch {args.batch_size} x {args.length}, "
           f"{torch.get_num_threads()} threads, medians of {args.repeats} after {args.warmup} warm-up rounds")
     print(format_table(timings))

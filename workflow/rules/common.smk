@@ -115,18 +115,6 @@ def reference_model(wildcards):
     return model_dir(wildcards.task, wildcards.seed, "dense")
 
 
-def start_model(wildcards):
-    """Ladder: a target starts from the retrained model of the next lower target.
-    Independent: every target starts from the dense model."""
-    position = SPARSITIES.index(wildcards.sparsity)
-    if position == 0 or config["schedule"] == "independent":
-        return model_dir(wildcards.task, wildcards.seed, "dense")
-    previous = SPARSITIES[position - 1]
-    return model_dir(
-        wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}"
-    )
-
-
 # The regularizer-weight sweep: its own ladder per (method, weight), under results/sweep/.
 SWEEP = config["sweep"]
 SWEEP_SPARSITIES = sorted(f"{float(s):.2f}" for s in SWEEP["sparsities"]) or SPARSITIES
@@ -165,15 +153,26 @@ def sweep_models(task):
     ]
 
 
-def sweep_start_model(wildcards):
-    """As start_model, along the sweep's own targets and with the same weight."""
-    position = SWEEP_SPARSITIES.index(wildcards.sparsity)
+def start_model(wildcards):
+    """Ladder: a target starts from the retrained model of the next lower target (a sweep run:
+    of the sweep's targets, with the same weight). Independent: from the dense model."""
+    weight = getattr(wildcards, "weight", None)
+    targets = SPARSITIES if weight is None else SWEEP_SPARSITIES
+    position = targets.index(wildcards.sparsity)
     if position == 0 or config["schedule"] == "independent":
         return model_dir(wildcards.task, wildcards.seed, "dense")
-    return sweep_model_dir(
-        wildcards.task,
-        wildcards.seed,
-        wildcards.method,
-        wildcards.weight,
-        SWEEP_SPARSITIES[position - 1],
+    previous = targets[position - 1]
+    if weight is not None:
+        return sweep_model_dir(
+            wildcards.task, wildcards.seed, wildcards.method, weight, previous
+        )
+    return model_dir(
+        wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}"
     )
+
+
+def method_spec(wildcards):
+    """The method's config; a sweep run puts the weight under test in place of its own."""
+    spec = config["methods"][wildcards.method]
+    weight = getattr(wildcards, "weight", None)
+    return spec if weight is None else spec | {"weight": float(weight)}

@@ -45,7 +45,7 @@ rule prune:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        method=lambda wildcards: config["methods"][wildcards.method],
+        method=method_spec,
         settings=config["retrain"],
         max_length=config["max_length"],
         prunable=PRUNABLE,
@@ -56,12 +56,6 @@ rule prune:
 
 
 use rule prune as prune_sweep with:
-    input:
-        start=sweep_start_model,
-        reference=reference_model,
-        tokenizer=MODEL_DIR,
-        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
-        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
         directory(
             sweep_model_dir("{task}", "{seed}", "{method}", "{weight}", "{sparsity}")
@@ -70,12 +64,3 @@ use rule prune as prune_sweep with:
         f"{LOGS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.log",
     benchmark:
         f"{BENCHMARKS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.tsv"
-    params:
-        # The method with the weight under test in place of its configured one.
-        method=lambda wildcards: config["methods"][wildcards.method]
-        | {"weight": float(wildcards.weight)},
-        settings=config["retrain"],
-        max_length=config["max_length"],
-        prunable=PRUNABLE,
-        schedule=config["schedule"],
-        gradual=config["gradual"],

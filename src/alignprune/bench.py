@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from .criteria import CRITERIA, ScoreInputs
+from .modeling import prunable_names
 from .pruning import compute_masks
 from .regularizers import AlignmentPenalty
 from .train import TrainSettings, _linear_schedule, _optimizer, training_step
@@ -70,11 +71,9 @@ def interleaved(variants: dict[str, Callable[[], None]], *, warmup: int, repeats
 def retraining_steps(size: str, device: torch.device, *, batch_size: int, length: int, sparsity: float,
                      warmup: int, repeats: int) -> list[Timing]:
     """One retraining step: without masks, with masks (ours), and with masks plus each regularizer."""
-    import re
-
     model = xlmr_classifier(size).to(device)
     params = dict(model.named_parameters())
-    names = [name for name in params if re.match(PRUNABLE, name)]
+    names = prunable_names(model, [PRUNABLE], [])
     reference = [params[name].detach().clone() for name in names]
     masks = compute_masks(
         {name: params[name].detach() for name in names}, criterion="magnitude", scope="global", sparsity=sparsity

@@ -22,6 +22,7 @@ localrules:
     plots,
     sweep_table,
     sweep,
+    alignment_tables,
 
 
 include: "workflow/rules/common.smk"
@@ -29,6 +30,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -36,3 +38,4 @@ rule all:
     input:
         all_table_files(),
         all_plot_files(),
+        all_analysis_files(),

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from alignprune.results import collect_evals, write_tables
+from alignprune.results import FORMATS, TABLES, collect_evals, write_tables
 
 LANGS = ["en", "de", "sw"]
 
@@ -44,7 +44,7 @@ def evals(tmp_path):
 
 def test_table_cells_equal_the_eval_records(evals, tmp_path):
     rows, csv = evals
-    outputs = [tmp_path / f"{n}.{e}" for n in ("summary", "per_language", "degradation") for e in ("csv", "md")]
+    outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
     write_tables(
         csv, outputs, train_language="en", split="test", methods=["random", "magnitude"], languages=LANGS
     )

@@ -7,10 +7,11 @@ import math
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from . import data, modeling
+from . import alignment, data, modeling
 from .evaluate import accuracy
 from .io import atomic_path, write_json
 from .pruning import apply_masks, compute_masks, cubic_schedule, mask_sparsity
@@ -312,4 +313,74 @@ def evaluate_model(
         **{k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")},
     }
     write_json(out_file, result)
+    return result
+
+
+def _model_keys(task: str, seed: int, variant: str) -> dict:
+    method, target = parse_variant(variant)
+    return {"task": task, "seed": seed, "method": method, "sparsity_target": target}
+
+
+def measure_weight_alignment(
+    *, task: str, seed: int, variant: str, model_dir, dense_dir, out_file, prunable: dict
+) -> pd.DataFrame:
+    """Per prunable matrix of a pruned model: mean unit cosine with its dense model (CSV)."""
+    pruned = modeling.load_classifier(model_dir)
+    dense = modeling.load_classifier(dense_dir)
+    names = modeling.prunable_names(pruned, prunable["include"], prunable.get("exclude", []))
+    table = alignment.weight_alignment(pruned, dense, names)
+    table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
+    for column, value in reversed(_model_keys(task, seed, variant).items()):
+        table.insert(0, column, value)
+    with atomic_path(out_file) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def measure_representation_alignment(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    split: str,
+    lang: str,
+    reference_lang: str,
+    model_dir,
+    tokenizer_dir,
+    reference_file,
+    data_file,
+    out_file,
+    max_examples: int,
+    batch_size: int,
+    max_length: int,
+    device: torch.device,
+) -> dict:
+    """Per layer: how close a language's sentence representations are to English's on the same rows.
+
+    A test set whose rows cannot be paired with English's is written as
+    ``parallel: false`` with the reason, and no numbers.
+    """
+    spec = task_spec(task)
+    english = data.read_split(reference_file, spec.num_labels)
+    other = data.read_split(data_file, spec.num_labels)
+    result = {**_model_keys(task, seed, variant), "split": split, "language": lang,
+              "reference_language": reference_lang}
+    reason = alignment.not_parallel_reason(english, other, lang)
+    if reason is not None:
+        log.warning("not parallel: %s", reason)
+        write_json(out_file, {**result, "parallel": False, "reason": reason, "n_examples": 0, "layers": []})
+        return result
+    # the first rows: the same examples in both languages
+    english, other = english.head(max_examples), other.head(max_examples)
+    tokenizer = modeling.load_tokenizer(tokenizer_dir)
+    model = modeling.load_classifier(model_dir).to(device)
+    states = {
+        name: alignment.pooled_states(
+            model, data.encode(tokenizer, frame, max_length),
+            batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device,
+        )
+        for name, frame in (("reference", english), ("other", other))
+    }
+    layers = alignment.representation_alignment(states["reference"], states["other"])
+    write_json(out_file, {**result, "parallel": True, "reason": None, "n_examples": len(other), "layers": layers})
     return result

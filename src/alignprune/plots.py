@@ -1,4 +1,8 @@
-"""The study's figures (PNG), drawn with seaborn from the tidy evaluation table."""
+"""The study's figures, drawn with seaborn, each written as PNG (for the report) and PDF (for papers).
+
+Every figure takes the config's method list, so a method has the same
+colour-blind-safe colour in all of them; the dense model is black.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,17 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
-from .results import degradation_table, per_seed_scores  # noqa: E402
+from .results import degradation_table, gap_table, per_seed_scores  # noqa: E402
+
+DENSE_COLOUR = "black"
 
 
 def _save(fig, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    """``path`` (.png) and the same figure beside it as .pdf."""
+    path = Path(path)
+    for target, fmt in ((path, "png"), (path.with_suffix(".pdf"), "pdf")):
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=fmt)
     plt.close(fig)
 
 
@@ -55,25 +64,142 @@ def plot_accuracy_vs_sparsity(
     _save(fig, path)
 
 
-def plot_degradation_heatmap(
-    evals: pd.DataFrame, path: str | Path, methods: list[str] | None = None, languages: list[str] | None = None
+def plot_degradation_heatmaps(
+    evals: pd.DataFrame, paths: dict[str, str | Path], methods: list[str] | None = None,
+    languages: list[str] | None = None,
 ) -> None:
-    """Dense minus pruned accuracy (points), language x sparsity, one panel per method."""
+    """Dense minus pruned accuracy (points), language x sparsity, one file per method in ``paths``;
+    one colour scale for all of them, so two methods' files can be compared cell by cell."""
     table = degradation_table(evals, train_language="", methods=methods, languages=languages)
     languages = [c for c in table.columns if c not in ("method", "sparsity_target", "zero_shot_avg")]
-    methods = list(dict.fromkeys(table["method"]))
     span = max(1.0, float(table[languages].abs().max().max()))
-    fig, axes = plt.subplots(
-        1, len(methods), figsize=(3.2 * len(methods) + 1, 0.35 * len(languages) + 2), squeeze=False
-    )
-    for ax, method in zip(axes[0], methods):
+    for method, path in paths.items():
         part = table[table["method"] == method].set_index("sparsity_target")[languages].T
         part.columns = [f"{s:.2f}" for s in part.columns]
+        fig, ax = plt.subplots(figsize=(0.6 * len(part.columns) + 2.5, 0.35 * len(languages) + 1.5))
         sns.heatmap(
             part, ax=ax, cmap="vlag", center=0, vmin=-span, vmax=span, annot=len(part.columns) <= 10,
-            fmt=".0f", annot_kws={"size": 7}, cbar=ax is axes[0][-1],
+            fmt=".1f", annot_kws={"size": 7}, cbar_kws={"label": "points"},
         )
-        ax.set(title=method, xlabel="sparsity", ylabel="language" if ax is axes[0][0] else "")
+        ax.set(title=f"{method}: dense minus pruned accuracy", xlabel="sparsity", ylabel="language")
         ax.tick_params(axis="y", rotation=0)
-    fig.suptitle("Degradation: dense minus pruned accuracy (points)")
+        _save(fig, path)
+
+
+def plot_supervised_vs_zero_shot(
+    evals: pd.DataFrame, train_language: str, path: str | Path, methods: list[str] | None = None
+) -> None:
+    """Supervised degradation (x) vs zero-shot degradation (y), one line per method through its
+    sparsities; above the diagonal, pruning costs the other languages more than English."""
+    gap = gap_table(evals, train_language, methods)
+    palette = method_palette([*(methods or []), *gap["method"]])
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for method, part in gap.groupby("method", sort=False):
+        ax.errorbar(
+            part["supervised_mean"], part["zero_shot_mean"], xerr=part["supervised_std"],
+            yerr=part["zero_shot_std"], color=palette[method], marker="o", label=method, capsize=2,
+        )
+    low = min(gap["supervised_mean"].min(), gap["zero_shot_mean"].min(), 0)
+    high = max(gap["supervised_mean"].max(), gap["zero_shot_mean"].max(), 1)
+    ax.plot([low, high], [low, high], color="grey", linestyle=":", linewidth=1, label="equal")
+    ax.set(
+        xlabel=f"supervised degradation ({train_language}, points)",
+        ylabel="zero-shot degradation (average, points)",
+        title="Degradation: zero-shot vs supervised",
+    )
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_language_bars(
+    evals: pd.DataFrame, paths: dict[str, str | Path], methods: list[str] | None = None,
+    languages: list[str] | None = None,
+) -> None:
+    """Accuracy per language at one sparsity (one file per target in ``paths``), next to the dense
+    model; error bars: sd over seeds."""
+    palette = {"dense": DENSE_COLOUR, **method_palette([*(methods or []), *evals["method"]])}
+    order = [lang for lang in (languages or []) if lang in set(evals["language"])]
+    order += sorted(set(evals["language"]) - set(order))
+    for target, path in paths.items():
+        part = evals[(evals["method"] == "dense") | (evals["sparsity_target"].round(2) == float(target))]
+        hue_order = [m for m in palette if m in set(part["method"])]
+        fig, ax = plt.subplots(figsize=(0.25 * len(order) * len(hue_order) + 3, 4))
+        sns.barplot(
+            data=part, x="language", y="accuracy", hue="method", order=order, hue_order=hue_order,
+            palette=palette, errorbar="sd", ax=ax,
+        )
+        ax.set(title=f"Accuracy per language at sparsity {float(target):.2f}", ylabel="accuracy (%)")
+        ax.legend(fontsize=8, ncols=2)
+        _save(fig, path)
+
+
+def _lines_vs_sparsity(frame, value, ylabel, title, path, methods, dense_value=None) -> None:
+    """One line per method (band: sd over seeds) of ``value`` against the sparsity target."""
+    palette = method_palette([*(methods or []), *frame["method"]])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pruned = frame[frame["method"] != "dense"]
+    sns.lineplot(
+        data=pruned, x="sparsity_target", y=value, hue="method", palette=palette,
+        hue_order=[m for m in palette if m in set(pruned["method"])], marker="o", errorbar="sd", ax=ax,
+    )
+    if dense_value is not None:
+        ax.axhline(dense_value, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
+    ax.set(xlabel="sparsity of prunable weights", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_weight_alignment(weights: pd.DataFrame, path: str | Path, methods: list[str] | None = None) -> None:
+    """Mean unit cosine with the dense weights (over all prunable matrices) vs sparsity."""
+    per_seed = weights.groupby(["method", "sparsity_target", "seed"])["mean_cosine"].mean().reset_index()
+    _lines_vs_sparsity(
+        per_seed, "mean_cosine", "mean cosine of units with dense", "Weight alignment with the dense model",
+        path, methods, dense_value=1.0,
+    )
+
+
+def plot_representation_alignment(
+    layers: pd.DataFrame, path: str | Path, methods: list[str] | None = None
+) -> None:
+    """Linear CKA with English: per layer at the highest sparsity (left), and over encoder layers
+    vs sparsity (right); averaged over languages, dense model in black."""
+    palette = {"dense": DENSE_COLOUR, **method_palette([*(methods or []), *layers["method"]])}
+    highest = layers["sparsity_target"].max()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    by_layer = layers[(layers["method"] == "dense") | (layers["sparsity_target"] == highest)]
+    per_seed = by_layer.groupby(["method", "seed", "layer"])["cka"].mean().reset_index()
+    sns.lineplot(
+        data=per_seed, x="layer", y="cka", hue="method", palette=palette,
+        hue_order=[m for m in palette if m in set(per_seed["method"])], marker="o", errorbar="sd", ax=left,
+    )
+    left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA")
+    left.legend(fontsize=8)
+    encoder = layers[layers["layer"] > 0]
+    scores = encoder.groupby(["method", "sparsity_target", "seed"])["cka"].mean().reset_index()
+    pruned = scores[scores["method"] != "dense"]
+    sns.lineplot(
+        data=pruned, x="sparsity_target", y="cka", hue="method", palette=palette,
+        hue_order=[m for m in palette if m in set(pruned["method"])], marker="o", errorbar="sd", ax=right,
+    )
+    dense = scores.loc[scores["method"] == "dense", "cka"]
+    if not dense.empty:
+        right.axhline(dense.mean(), color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
+    right.set(title="CKA with English, mean over encoder layers", xlabel="sparsity of prunable weights",
+              ylabel="linear CKA")
+    right.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_alignment_vs_accuracy(points: pd.DataFrame, path: str | Path, methods: list[str] | None = None) -> None:
+    """Loss of CKA with English (x) vs loss of accuracy (y), one point per pruned model, seed and
+    language."""
+    palette = method_palette([*(methods or []), *points["method"]])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    sns.scatterplot(
+        data=points, x="cka_loss", y="accuracy_loss", hue="method", style="language", palette=palette,
+        hue_order=[m for m in palette if m in set(points["method"])], ax=ax,
+    )
+    ax.set(xlabel="loss of CKA with English (dense minus pruned)", ylabel="loss of accuracy (points)",
+           title="Cross-lingual alignment vs accuracy")
+    ax.legend(fontsize=7, ncols=2)
     _save(fig, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import formatting
 from .io import atomic_path, read_json
 
 KEYS = ["method", "sparsity_target"]
@@ -35,7 +36,7 @@ def load_evals(csv: str | Path, split: str) -> pd.DataFrame:
     return frame
 
 
-def _order(frame: pd.DataFrame, methods: list[str] | None = None) -> pd.DataFrame:
+def order_methods(frame: pd.DataFrame, methods: list[str] | None = None) -> pd.DataFrame:
     """Dense first, then methods in the given (config) order, sparsity ascending."""
     methods = ["dense"] + [m for m in dict.fromkeys([*(methods or []), *frame["method"]]) if m != "dense"]
     frame = frame.assign(_m=frame["method"].map(methods.index))
@@ -60,7 +61,7 @@ def summary_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.
         zero_shot_std=("zero_shot", "std"),
         seeds=("seed", "nunique"),
     )
-    return _order(table.reset_index(), methods)
+    return order_methods(table.reset_index(), methods)
 
 
 def _languages(evals: pd.DataFrame, languages: list[str] | None) -> list[str]:
@@ -73,7 +74,7 @@ def per_language_table(evals: pd.DataFrame, methods=None, languages=None) -> pd.
     """Mean accuracy over seeds, one column per language."""
     languages = _languages(evals, languages)
     table = evals.pivot_table(index=KEYS, columns="language", values="accuracy", aggfunc="mean")
-    return _order(table[languages].reset_index(), methods)
+    return order_methods(table[languages].reset_index(), methods)
 
 
 def degradation_table(evals: pd.DataFrame, train_language: str, methods=None, languages=None) -> pd.DataFrame:
@@ -88,28 +89,58 @@ def degradation_table(evals: pd.DataFrame, train_language: str, methods=None, la
     others = [lang for lang in languages if lang != train_language]
     per_seed = pruned[pruned["language"].isin(others)].groupby(KEYS + ["seed"])["degradation"].mean()
     table["zero_shot_avg"] = per_seed.groupby(KEYS).mean()
-    return _order(table.reset_index(), methods)
+    return order_methods(table.reset_index(), methods)
 
 
-def _markdown(table: pd.DataFrame, paired: list[str] | None = None) -> str:
-    """Markdown, accuracies to one decimal; ``paired`` columns X_mean/X_std print as 'm ± s'."""
-    shown = pd.DataFrame(index=table.index)
-    for column in table.columns:
-        name = column.removesuffix("_mean")
-        if column.endswith("_std") and column.removesuffix("_std") in (paired or []):
-            continue
-        if name in (paired or []):
-            mean, std = table[column], table[f"{name}_std"]
-            shown[name] = [f"{m:.1f}" if pd.isna(s) else f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)]
-        elif column == "sparsity_target":
-            shown["sparsity"] = table[column].map("{:.2f}".format)
-        elif pd.api.types.is_float_dtype(table[column]):
-            shown[column] = table[column].map("{:.1f}".format)
-        else:
-            shown[column] = table[column].astype(str)
-    # numbers are already formatted: keep "0.50" from being printed as "0.5"
-    align = ["left"] + ["right"] * (len(shown.columns) - 1)
-    return shown.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n"
+def gap_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.DataFrame:
+    """The paper's central comparison: supervised vs zero-shot degradation, paired by seed.
+
+    supervised = dense minus pruned accuracy in the training language; zero_shot =
+    the same averaged over the other languages; gap = zero_shot minus supervised
+    (positive: pruning costs the other languages more than English).
+    """
+    scores = per_seed_scores(evals, train_language)
+    dense = scores[scores["method"] == "dense"].set_index("seed")
+    pruned = scores[scores["method"] != "dense"].copy()
+    pruned["supervised"] = pruned["seed"].map(dense["english"]) - pruned["english"]
+    pruned["zero_shot"] = pruned["seed"].map(dense["zero_shot"]) - pruned["zero_shot"]
+    pruned["gap"] = pruned["zero_shot"] - pruned["supervised"]
+    table = pruned.groupby(KEYS).agg(
+        **{f"{c}_{f}": (c, f) for c in ("supervised", "zero_shot", "gap") for f in ("mean", "std")},
+        seeds=("seed", "nunique"),
+    )
+    return order_methods(table.reset_index(), methods)
+
+
+def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True) -> pd.DataFrame:
+    """Add ``best_{name}``: True on the best pruned method of each sparsity (ties: all of them)."""
+    name = column.removesuffix("_mean")
+    pruned = table["method"] != "dense"
+    values = table[column].round(9)  # equal up to float noise counts as a tie
+    best = values[pruned].groupby(table.loc[pruned, "sparsity_target"]).transform(
+        "max" if higher_is_better else "min"
+    )
+    table[f"best_{name}"] = False
+    table.loc[pruned, f"best_{name}"] = values[pruned] == best
+    return table
+
+
+TABLES = ("summary", "per_language", "degradation", "gap")
+FORMATS = ("csv", "md", "tex")
+
+
+def write_table(
+    table: pd.DataFrame, paths: dict[str, Path], paired: list[str] | None = None, digits: int = 1
+) -> None:
+    """One table as CSV (every number), Markdown and LaTeX (rounded, best cells in bold)."""
+    writers = {
+        "csv": lambda tmp: table.to_csv(tmp, index=False),
+        "md": lambda tmp: tmp.write_text(formatting.markdown(table, paired, digits)),
+        "tex": lambda tmp: tmp.write_text(formatting.latex(table, paired, digits)),
+    }
+    for fmt, path in paths.items():
+        with atomic_path(path) as tmp:
+            writers[fmt](tmp)
 
 
 def write_tables(
@@ -121,19 +152,26 @@ def write_tables(
     methods: list[str] | None = None,
     languages: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """summary / per_language / degradation, each as .csv and .md among ``outputs``."""
+    """summary / per_language / degradation / gap, each as .csv, .md and .tex among ``outputs``.
+
+    Best pruned method per sparsity: highest English and zero-shot accuracy
+    (summary), lowest zero-shot degradation (degradation) and smallest gap (gap).
+    """
     evals = load_evals(evals_csv, split)
     if train_language not in set(evals["language"]):
         raise ValueError(f"{evals_csv}: no evaluation in the training language {train_language!r}")
+    summary = summary_table(evals, train_language, methods)
+    summary = mark_best(mark_best(summary, "english_mean"), "zero_shot_mean")
+    degradation = degradation_table(evals, train_language, methods, languages)
+    degradation = mark_best(degradation, "zero_shot_avg", higher_is_better=False)
+    gap = mark_best(gap_table(evals, train_language, methods), "gap_mean", higher_is_better=False)
     tables = {
-        "summary": (summary_table(evals, train_language, methods), ["english", "zero_shot"]),
+        "summary": (summary, ["english", "zero_shot"]),
         "per_language": (per_language_table(evals, methods, languages), None),
-        "degradation": (degradation_table(evals, train_language, methods, languages), None),
+        "degradation": (degradation, None),
+        "gap": (gap, ["supervised", "zero_shot", "gap"]),
     }
     by_name = {Path(p).name: Path(p) for p in outputs}
     for name, (table, paired) in tables.items():
-        with atomic_path(by_name[f"{name}.csv"]) as tmp:
-            table.to_csv(tmp, index=False)
-        with atomic_path(by_name[f"{name}.md"]) as tmp:
-            tmp.write_text(_markdown(table, paired))
+        write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired)
     return {name: table for name, (table, _) in tables.items()}

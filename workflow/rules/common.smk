@@ -1,6 +1,7 @@
 # Targets, path helpers and wildcard constraints shared by every rule.
 # Paths say what they hold: results/{task}/seed~{seed}/method~{m}/sparsity~{s}/...
 import re
+from pathlib import Path
 
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
@@ -83,20 +84,85 @@ def all_eval_files(task=None):
     ]
 
 
-def table_files(task):
-    names = ["summary", "per_language", "degradation"]
+TABLES = ["summary", "per_language", "degradation", "gap"]
+ANALYSIS_TABLES = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+TABLE_FORMATS = ["csv", "md", "tex"]
+
+
+def table_files(task, names=TABLES):
     return [
-        f"{RESULTS}/tables/{task}/{name}.{ext}"
-        for name in names
-        for ext in ("csv", "md")
+        f"{RESULTS}/tables/{task}/{name}.{ext}" for name in names for ext in TABLE_FORMATS
     ]
+
+
+def plot_file(task, name, ext="png"):
+    return f"{RESULTS}/plots/{task}/{name}.{ext}"
+
+
+def heatmap_files(task):
+    """{method: PNG path}: one degradation heatmap per method."""
+    return {m: plot_file(task, f"degradation_heatmap/method~{m}") for m in METHODS}
+
+
+def bars_files(task):
+    """{sparsity: PNG path}: accuracy per language at each target, next to dense."""
+    return {s: plot_file(task, f"language_bars/sparsity~{s}") for s in SPARSITIES}
+
+
+def with_pdf(pngs):
+    """Every figure is written as PNG (report) and PDF (papers)."""
+    return [f for png in pngs for f in (png, png.removesuffix(".png") + ".pdf")]
 
 
 def plot_files(task):
-    return [
-        f"{RESULTS}/plots/{task}/{name}.png"
-        for name in ("accuracy_vs_sparsity", "degradation_heatmap")
+    pngs = [
+        plot_file(task, "accuracy_vs_sparsity"),
+        plot_file(task, "supervised_vs_zero_shot"),
+        *heatmap_files(task).values(),
+        *bars_files(task).values(),
     ]
+    return with_pdf(pngs)
+
+
+# The alignment analysis measures the models of a few seeds (one per model and language).
+ANALYSIS = config["analysis"]
+ANALYSIS_SEEDS = [str(s) for s in ANALYSIS["seeds"] or config["seeds"][:1]]
+if ANALYSIS["enabled"] and not set(ANALYSIS_SEEDS) <= set(SEEDS):
+    raise ValueError(
+        f"analysis.seeds {ANALYSIS['seeds']} must be among seeds {config['seeds']}: "
+        "only models that the study trains can be analysed"
+    )
+ANALYSIS_PLOTS = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+
+
+def weight_alignment_files(task):
+    return [
+        f"{RESULTS}/{task}/seed~{seed}/method~{m}/sparsity~{s}/analysis/weight_alignment.csv"
+        for seed in ANALYSIS_SEEDS
+        for m in METHODS
+        for s in SPARSITIES
+    ]
+
+
+def representation_file(task, seed, variant, split, lang):
+    return f"{RESULTS}/{task}/seed~{seed}/{variant}/analysis/{split}/{lang}.json"
+
+
+def representation_files(task):
+    """Every analysed model (dense included) on every language but the training one."""
+    return [
+        representation_file(task, seed, variant, config["table_split"], lang)
+        for seed in ANALYSIS_SEEDS
+        for variant in variants()
+        for lang in languages(task)
+        if lang != TRAIN_LANGUAGE
+    ]
+
+
+def analysis_files(task):
+    return table_files(task, ANALYSIS_TABLES) + with_pdf(
+        [plot_file(task, name) for name in ANALYSIS_PLOTS]
+    )
 
 
 def all_table_files():
@@ -105,6 +171,10 @@ def all_table_files():
 
 def all_plot_files():
     return [f for task in TASKS for f in plot_files(task)]
+
+
+def all_analysis_files():
+    return [f for task in TASKS for f in analysis_files(task)] if ANALYSIS["enabled"] else []
 
 
 def reference_model(wildcards):

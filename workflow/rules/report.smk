@@ -16,16 +16,22 @@ rule aggregate:
 
 
 rule tables:
-    """Method x sparsity summary, per-language accuracies, degradation vs dense."""
+    """Summary, per-language, degradation and gap tables (CSV, Markdown, LaTeX)."""
     input:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
-        report(
-            table_files("{task}"),
-            category="{task}",
-            subcategory="Tables",
-            caption="../report/tables.rst",
-        ),
+        [
+            report(
+                path,
+                category="{task}",
+                subcategory="Tables",
+                caption=f"../report/{Path(path).stem}.rst",
+                labels={"table": Path(path).stem.replace("_", " ")},
+            )
+            if path.endswith(".csv")
+            else path
+            for path in table_files("{task}")
+        ],
     log:
         f"{LOGS}/{{task}}/tables.log",
     conda:
@@ -40,22 +46,42 @@ rule tables:
 
 
 rule plots:
-    """Accuracy vs sparsity per method; per-language degradation heatmap."""
+    """Accuracy vs sparsity, zero-shot vs supervised degradation, a degradation heatmap per
+    method and per-language bars per sparsity; PNG and PDF."""
     input:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
-        accuracy=report(
-            f"{RESULTS}/plots/{{task}}/accuracy_vs_sparsity.png",
-            category="{task}",
-            subcategory="Plots",
-            caption="../report/accuracy_vs_sparsity.rst",
-        ),
-        heatmap=report(
-            f"{RESULTS}/plots/{{task}}/degradation_heatmap.png",
-            category="{task}",
-            subcategory="Plots",
-            caption="../report/degradation_heatmap.rst",
-        ),
+        [
+            report(
+                plot_file("{task}", name),
+                category="{task}",
+                subcategory="Figures",
+                caption=f"../report/{name}.rst",
+                labels={"figure": name.replace("_", " ")},
+            )
+            for name in ("accuracy_vs_sparsity", "supervised_vs_zero_shot")
+        ],
+        [
+            report(
+                png,
+                category="{task}",
+                subcategory="Degradation per language",
+                caption="../report/degradation_heatmap.rst",
+                labels={"method": method},
+            )
+            for method, png in heatmap_files("{task}").items()
+        ],
+        [
+            report(
+                png,
+                category="{task}",
+                subcategory="Accuracy per language",
+                caption="../report/language_bars.rst",
+                labels={"sparsity": sparsity},
+            )
+            for sparsity, png in bars_files("{task}").items()
+        ],
+        [f for f in plot_files("{task}") if f.endswith(".pdf")],
     log:
         f"{LOGS}/{{task}}/plots.log",
     conda:
@@ -65,6 +91,10 @@ rule plots:
         split=config["table_split"],
         methods=METHODS,
         languages=lambda wildcards: languages(wildcards.task),
+        accuracy=lambda wildcards: plot_file(wildcards.task, "accuracy_vs_sparsity"),
+        gap=lambda wildcards: plot_file(wildcards.task, "supervised_vs_zero_shot"),
+        heatmaps=lambda wildcards: heatmap_files(wildcards.task),
+        bars=lambda wildcards: bars_files(wildcards.task),
     script:
         "../scripts/plots.py"
 

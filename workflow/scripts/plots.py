@@ -1,11 +1,13 @@
-"""Rule plots: accuracy vs sparsity and the per-language degradation heatmap."""
+"""Rule plots: the study's figures from the tidy evaluation table (PNG + PDF each)."""
 
-from alignprune.plots import plot_accuracy_vs_sparsity, plot_degradation_heatmap
+from alignprune import plots
 from alignprune.results import load_evals
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake):
-    evals = load_evals(snakemake.input[0], split=snakemake.params.split)
-    methods = snakemake.params.methods
-    plot_accuracy_vs_sparsity(evals, snakemake.params.train_language, snakemake.output.accuracy, methods)
-    plot_degradation_heatmap(evals, snakemake.output.heatmap, methods, snakemake.params.languages)
+    params = snakemake.params
+    evals = load_evals(snakemake.input[0], split=params.split)
+    plots.plot_accuracy_vs_sparsity(evals, params.train_language, params.accuracy, params.methods)
+    plots.plot_supervised_vs_zero_shot(evals, params.train_language, params.gap, params.methods)
+    plots.plot_degradation_heatmaps(evals, params.heatmaps, params.methods, params.languages)
+    plots.plot_language_bars(evals, params.bars, params.methods, params.languages)

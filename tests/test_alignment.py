@@ -1,0 +1,108 @@
+"""Alignment measures: CKA, unit cosines, paired cosines, the parallel check, pooled states."""
+
+import pandas as pd
+import pytest
+import torch
+
+from alignprune import alignment
+from alignprune.data import EncodedSplit
+
+
+def test_cka_of_a_representation_with_itself_is_one():
+    x = torch.randn(200, 32, generator=torch.Generator().manual_seed(0))
+    assert alignment.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_is_invariant_to_orthogonal_rotation_and_isotropic_scale():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 24, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(24, 24, generator=g, dtype=torch.float64) + 0.5 * torch.randn(300, 24, generator=g, dtype=torch.float64)
+    rotation, _ = torch.linalg.qr(torch.randn(24, 24, generator=g, dtype=torch.float64))
+    base = alignment.linear_cka(x, y)
+    assert 0.0 < base < 1.0
+    assert alignment.linear_cka(x @ rotation, y) == pytest.approx(base, abs=1e-10)
+    assert alignment.linear_cka(x, 3.0 * y @ rotation.T) == pytest.approx(base, abs=1e-10)
+    # and to a shift of the space (CKA centres the features)
+    assert alignment.linear_cka(x + 5.0, y) == pytest.approx(base, abs=1e-10)
+
+
+def test_cka_equals_the_definition_on_gram_matrices():
+    """HSIC form: tr(KcLc) / sqrt(tr(KcKc) tr(LcLc)) with linear kernels."""
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(50, 7, generator=g, dtype=torch.float64), torch.randn(50, 5, generator=g, dtype=torch.float64)
+    h = torch.eye(50, dtype=torch.float64) - 1.0 / 50
+    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
+    expected = torch.trace(k @ l) / torch.sqrt(torch.trace(k @ k) * torch.trace(l @ l))
+    assert alignment.linear_cka(x, y) == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_cka_of_unrelated_representations_is_small_and_needs_the_same_rows():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(2000, 8, generator=g), torch.randn(2000, 8, generator=g)
+    assert alignment.linear_cka(x, y) < 0.05
+    with pytest.raises(ValueError, match="same examples"):
+        alignment.linear_cka(x, y[:10])
+
+
+def test_unit_cosines_per_row():
+    weight = torch.tensor([[1.0, 0.0], [0.0, 0.0], [2.0, 2.0], [-1.0, 0.0]])
+    reference = torch.tensor([[3.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    cosines = alignment.unit_cosines(weight, reference)
+    assert cosines.tolist() == pytest.approx([1.0, 0.0, 2**-0.5, -1.0])
+
+
+def test_weight_alignment_of_a_pruned_copy():
+    torch.manual_seed(0)
+    dense = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Linear(6, 4))
+    pruned = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Linear(6, 4))
+    pruned.load_state_dict(dense.state_dict())
+    with torch.no_grad():
+        pruned[0].weight[:, :4] = 0.0  # half of every row of the first matrix
+    table = alignment.weight_alignment(pruned, dense, ["0.weight", "1.weight"])
+    expected = alignment.unit_cosines(pruned[0].weight.detach(), dense[0].weight.detach()).mean()
+    assert table["mean_cosine"].tolist() == pytest.approx([float(expected), 1.0])
+    assert table["sparsity"].tolist() == [0.5, 0.0]
+    assert table["units"].tolist() == [6, 4]
+
+
+def test_paired_cosine_follows_the_rows():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert alignment.paired_cosine(x, x) == pytest.approx(1.0)
+    assert alignment.paired_cosine(x, x.flip(0)) == pytest.approx(0.0)
+
+
+def frame(labels):
+    return pd.DataFrame({"text_a": ["a"] * len(labels), "text_b": ["b"] * len(labels), "label": labels})
+
+
+def test_parallel_check_names_the_problem():
+    english = frame([0, 1, 2, 1])
+    assert alignment.not_parallel_reason(english, frame([0, 1, 2, 1]), "fr") is None
+    assert "3 rows, English 4" in alignment.not_parallel_reason(english, frame([0, 1, 2]), "fr")
+    assert "2 of 4 rows of fr" in alignment.not_parallel_reason(english, frame([1, 0, 2, 1]), "fr")
+
+
+class TinyEncoder(torch.nn.Module):
+    """Stands in for a transformers model: hidden states = embeddings, then one Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+        self.layer = torch.nn.Linear(4, 4)
+
+    def forward(self, input_ids, attention_mask, output_hidden_states):
+        first = self.embed(input_ids)
+        return type("Output", (), {"hidden_states": (first, self.layer(first))})()
+
+
+def test_pooled_states_average_the_real_tokens_of_each_row_in_row_order():
+    torch.manual_seed(0)
+    model = TinyEncoder()
+    data = EncodedSplit([[1, 2, 3], [4], [5, 6]], [0, 1, 0])
+    pooled = alignment.pooled_states(model, data, batch_size=2, pad_id=0, device=torch.device("cpu"))
+    assert pooled.shape == (2, 3, 4)
+    with torch.no_grad():
+        for row, ids in enumerate(data.input_ids):
+            embedded = model.embed(torch.tensor(ids))
+            assert torch.allclose(pooled[0, row], embedded.mean(0), atol=1e-6)
+            assert torch.allclose(pooled[1, row], model.layer(embedded).mean(0), atol=1e-6)

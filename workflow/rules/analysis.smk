@@ -1,0 +1,96 @@
+# Stage 5 (beyond the paper): how aligned the pruned models stay, with the dense weights and
+# across languages. One job per model (weights) and per model and language (representations),
+# so one model or one language can be rerun like an evaluation.
+
+
+rule weight_alignment:
+    """Per prunable matrix: mean cosine of each pruned unit with the same dense unit."""
+    input:
+        model=model_dir("{task}", "{seed}", "method~{method}/sparsity~{sparsity}"),
+        dense=model_dir("{task}", "{seed}", "dense"),
+    output:
+        f"{RESULTS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.csv",
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        prunable=PRUNABLE,
+    script:
+        "../scripts/weight_alignment.py"
+
+
+rule representation_alignment:
+    """Per layer: CKA and cosine of one language's sentence representations with English's."""
+    input:
+        model=model_dir("{task}", "{seed}", "{variant}"),
+        tokenizer=MODEL_DIR,
+        reference=data_file("{task}", TRAIN_LANGUAGE, "{split}"),
+        data=data_file("{task}", "{lang}", "{split}"),
+    output:
+        representation_file("{task}", "{seed}", "{variant}", "{split}", "{lang}"),
+    log:
+        f"{LOGS}/{{task}}/seed~{{seed}}/{{variant}}/analysis/{{split}}/{{lang}}.log",
+    benchmark:
+        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/{{variant}}/analysis/{{split}}/{{lang}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=GPUS_PER_JOB,
+    params:
+        reference_lang=TRAIN_LANGUAGE,
+        max_examples=ANALYSIS["max_examples"],
+        batch_size=config["evaluation"]["batch_size"],
+        max_length=config["max_length"],
+    script:
+        "../scripts/representation_alignment.py"
+
+
+rule alignment_tables:
+    """Weight and representational alignment per method and sparsity, and its correlation with
+    the loss of accuracy per language; tables and figures."""
+    input:
+        weights=lambda wildcards: weight_alignment_files(wildcards.task),
+        representations=lambda wildcards: representation_files(wildcards.task),
+        evals=f"{RESULTS}/tables/{{task}}/evals.csv",
+    output:
+        [
+            report(
+                path,
+                category="{task}",
+                subcategory="Alignment analysis",
+                caption=f"../report/{Path(path).stem}.rst",
+                labels={"table": Path(path).stem.replace("_", " ")},
+            )
+            if path.endswith(".csv")
+            else path
+            for path in table_files("{task}", ANALYSIS_TABLES)
+        ],
+        [
+            report(
+                plot_file("{task}", name),
+                category="{task}",
+                subcategory="Alignment analysis",
+                caption=f"../report/{name}.rst",
+                labels={"figure": name.replace("_", " ")},
+            )
+            for name in ANALYSIS_PLOTS
+        ],
+        [plot_file("{task}", name, "pdf") for name in ANALYSIS_PLOTS],
+        layers=f"{RESULTS}/tables/{{task}}/representation_layers.csv",
+        points=f"{RESULTS}/tables/{{task}}/alignment_points.csv",
+    log:
+        f"{LOGS}/{{task}}/alignment_tables.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        split=config["table_split"],
+        methods=METHODS,
+        languages=lambda wildcards: languages(wildcards.task),
+        plots=lambda wildcards: {name: plot_file(wildcards.task, name) for name in ANALYSIS_PLOTS},
+    script:
+        "../scripts/alignment_tables.py"

@@ -1,5 +1,7 @@
 """Alignment measures: CKA, unit cosines, paired cosines, the parallel check, pooled states."""
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -106,3 +108,86 @@ def test_pooled_states_average_the_real_tokens_of_each_row_in_row_order():
             embedded = model.embed(torch.tensor(ids))
             assert torch.allclose(pooled[0, row], embedded.mean(0), atol=1e-6)
             assert torch.allclose(pooled[1, row], model.layer(embedded).mean(0), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory):
+    """A tiny pretrained testbed model and parallel English/German test sets."""
+    from alignprune import testbed as tb
+
+    root = tmp_path_factory.mktemp("alignment")
+    settings = tb.TestbedSettings(
+        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
+        hidden_size=32, layers=2, heads=2, pretrain_steps=5, pretrain_batch_size=8,
+        sizes={"train": 20, "validation": 20, "test": 40},
+    )
+    files = {("xnli", lang, "test"): root / f"{lang}.parquet" for lang in ("en", "de")}
+    tb.build_testbed(settings, root / "model", files, progress=False)
+    return root
+
+
+def measure(root, lang, data_file, out, max_examples=30):
+    from alignprune.jobs import measure_representation_alignment
+
+    measure_representation_alignment(
+        task="xnli", seed=1, variant="method~magnitude_global/sparsity~0.50", split="test", lang=lang,
+        reference_lang="en", model_dir=root / "model", tokenizer_dir=root / "model",
+        reference_file=root / "en.parquet", data_file=data_file, out_file=out,
+        max_examples=max_examples, batch_size=8, max_length=32, device=torch.device("cpu"),
+    )
+    return json.loads(out.read_text())
+
+
+def test_english_against_itself_is_perfectly_aligned_at_every_layer(testbed):
+    result = measure(testbed, "en", testbed / "en.parquet", testbed / "en.json")
+    assert result["parallel"] and result["n_examples"] == 30
+    assert [layer["layer"] for layer in result["layers"]] == [0, 1, 2]  # embeddings + 2 layers
+    for layer in result["layers"]:
+        assert layer["cka"] == pytest.approx(1.0, abs=1e-9)
+        assert layer["cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_translation_is_measured_layer_by_layer(testbed):
+    result = measure(testbed, "de", testbed / "de.parquet", testbed / "de.json", max_examples=1000)
+    assert result["parallel"] and result["n_examples"] == 40  # all rows when fewer than max_examples
+    assert (result["method"], result["sparsity_target"], result["language"]) == ("magnitude_global", 0.5, "de")
+    assert all(0.0 < layer["cka"] < 1.0 and -1.0 <= layer["cosine"] <= 1.0 for layer in result["layers"])
+
+
+def test_a_test_set_that_is_not_parallel_is_reported_without_numbers(testbed):
+    from alignprune.data import write_split
+
+    shifted = pd.read_parquet(testbed / "de.parquet").iloc[1:]  # one row dropped: rows no longer pair up
+    write_split(shifted, testbed / "de_shifted.parquet")
+    result = measure(testbed, "de", testbed / "de_shifted.parquet", testbed / "shifted.json")
+    assert result["parallel"] is False
+    assert result["reason"] == "de has 39 rows, English 40: rows cannot be paired"
+    assert result["layers"] == [] and result["n_examples"] == 0
+
+
+def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path, prunable):
+    from alignprune import modeling
+    from alignprune.jobs import measure_weight_alignment
+
+    model = modeling.load_classifier(testbed / "model", num_labels=3)
+    model.save_pretrained(tmp_path / "dense")
+    names = modeling.prunable_names(model, prunable["include"], [])
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in names:
+                param[: param.shape[0] // 2] = 0.0  # half of the units pruned entirely: cosine 0
+    model.save_pretrained(tmp_path / "pruned")
+    same = measure_weight_alignment(task="xnli", seed=1, variant="method~random/sparsity~0.50",
+                                    model_dir=tmp_path / "dense", dense_dir=tmp_path / "dense",
+                                    out_file=tmp_path / "same.csv", prunable=prunable)
+    assert same["mean_cosine"].tolist() == pytest.approx([1.0] * len(names))
+    pruned = measure_weight_alignment(task="xnli", seed=1, variant="method~random/sparsity~0.50",
+                                      model_dir=tmp_path / "pruned", dense_dir=tmp_path / "dense",
+                                      out_file=tmp_path / "pruned.csv", prunable=prunable)
+    written = pd.read_csv(tmp_path / "pruned.csv")
+    assert written["parameter"].tolist() == names
+    assert written["mean_cosine"].tolist() == pytest.approx([0.5] * len(names))
+    assert written["sparsity"].tolist() == pytest.approx([0.5] * len(names))
+    assert written["layer"].tolist() == [float(name.split(".")[3]) for name in names]
+    assert set(written["method"]) == {"random"} and set(written["sparsity_target"]) == {0.5}
+    assert len(pruned) == len(names)

@@ -84,3 +84,48 @@ def test_table_cells_equal_the_eval_records(evals, tmp_path):
     markdown = (tmp_path / "summary.md").read_text()
     first = summary.iloc[0]
     assert f"{first['english_mean']:.1f} ± {first['english_std']:.1f}" in markdown
+
+    gap = pd.read_csv(tmp_path / "gap.csv")
+    for _, row in gap.iterrows():
+        key = (row["method"], row["sparsity_target"])
+        supervised = [acc[("dense", 0.0, s, "en")] - acc[(*key, s, "en")] for s in (1, 2)]
+        zero_shot = [
+            sum(acc[("dense", 0.0, s, l)] - acc[(*key, s, l)] for l in ("de", "sw")) / 2 for s in (1, 2)
+        ]
+        gaps = [z - e for z, e in zip(zero_shot, supervised)]
+        assert row["supervised_mean"] == pytest.approx(sum(supervised) / 2)
+        assert row["zero_shot_mean"] == pytest.approx(sum(zero_shot) / 2)
+        assert row["gap_mean"] == pytest.approx(sum(gaps) / 2)
+        assert row["gap_std"] == pytest.approx(abs(gaps[0] - gaps[1]) / math.sqrt(2), abs=1e-9)
+
+
+def test_best_method_per_sparsity_is_marked_in_every_format(evals, tmp_path):
+    _, csv = evals
+    outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
+    write_tables(csv, outputs, train_language="en", split="test", methods=["random", "magnitude"], languages=LANGS)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    for target, rows in summary[summary["method"] != "dense"].groupby("sparsity_target"):
+        # the fixture makes random lose less than magnitude at every target
+        assert rows.loc[rows["best_english"], "method"].tolist() == ["random"]
+        assert rows.loc[rows["best_zero_shot"], "method"].tolist() == ["random"]
+        best = rows[rows["best_english"]].iloc[0]
+        assert best["english_mean"] == rows["english_mean"].max()
+    assert not summary.loc[summary["method"] == "dense", ["best_english", "best_zero_shot"]].any().any()
+    degradation = pd.read_csv(tmp_path / "degradation.csv")
+    assert degradation.loc[degradation["best_zero_shot_avg"], "method"].tolist() == ["random", "random"]
+
+    random_05 = summary[(summary["method"] == "random") & (summary["sparsity_target"] == 0.5)].iloc[0]
+    cell = f"{random_05['english_mean']:.1f} ± {random_05['english_std']:.1f}"
+    markdown = (tmp_path / "summary.md").read_text()
+    assert f"**{cell}**" in markdown
+    assert "best_" not in markdown and "_std" not in markdown
+    latex = (tmp_path / "summary.tex").read_text()
+    assert latex.startswith(r"\begin{tabular}{lrrrr}")
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert latex.count(rule) == 1
+    assert r"\textbf{" + cell.replace(" ± ", r" $\pm$ ") + "}" in latex
+    assert r"zero\_shot" in latex and "best" not in latex
+    # one LaTeX row per table row, every row with the same number of cells
+    body = latex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert len(body) == len(summary)
+    assert all(line.count("&") == 4 and line.endswith(r"\\") for line in body)

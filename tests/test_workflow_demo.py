@@ -142,14 +142,112 @@ def test_tables_equal_the_eval_files_they_came_from(demo):
                     assert pick(degradation)[lang] == pytest.approx(expected)
 
 
-def test_plots_are_non_empty_png_images(demo):
+def test_gap_table_and_latex_tables_come_from_the_same_numbers(demo):
+    root, _, _ = demo
+    for task, langs in LANGUAGES.items():
+        summary = pd.read_csv(root / f"results/tables/{task}/summary.csv").set_index(["method", "sparsity_target"])
+        gap = pd.read_csv(root / f"results/tables/{task}/gap.csv")
+        records = {
+            (variant, seed, lang): 100 * json.loads(eval_path(root, task, seed, variant, lang).read_text())["accuracy"]
+            for variant in variants() for seed in SEEDS for lang in langs
+        }
+        assert len(gap) == len(METHODS) * len(SPARSITIES)
+        for row in gap.itertuples():
+            variant = f"method~{row.method}/sparsity~{row.sparsity_target:.2f}"
+            loss = lambda seed, lang: records[("dense", seed, lang)] - records[(variant, seed, lang)]
+            gaps = [sum(loss(s, l) for l in langs[1:]) / (len(langs) - 1) - loss(s, "en") for s in SEEDS]
+            assert row.gap_mean == pytest.approx(sum(gaps) / len(gaps))
+            assert row.supervised_mean == pytest.approx(sum(loss(s, "en") for s in SEEDS) / len(SEEDS))
+        # the best zero-shot method of each target is the one with the highest mean
+        pruned = summary.drop(index="dense", level="method").reset_index()
+        for target, rows in pruned.groupby("sparsity_target"):
+            assert rows.loc[rows["best_zero_shot"], "zero_shot_mean"].round(9).tolist() == [
+                round(rows["zero_shot_mean"].max(), 9)
+            ] * int(rows["best_zero_shot"].sum())
+        for name in ("summary", "per_language", "degradation", "gap"):
+            latex = (root / f"results/tables/{task}/{name}.tex").read_text()
+            assert latex.startswith(r"\begin{tabular}") and r"\bottomrule" in latex
+            dense_cells = pd.read_csv(root / f"results/tables/{task}/{name}.csv")
+            assert latex.split(r"\midrule")[1].count(r"\\") == len(dense_cells)
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def figure_files(task):
+    names = ["accuracy_vs_sparsity", "supervised_vs_zero_shot", "weight_alignment",
+             "representation_alignment", "alignment_vs_accuracy"]
+    names += [f"degradation_heatmap/method~{m}" for m in METHODS]
+    names += [f"language_bars/sparsity~{s}" for s in SPARSITIES]
+    return names
+
+
+def test_every_figure_is_a_non_empty_png_and_pdf(demo):
     root, _, _ = demo
     for task in LANGUAGES:
-        for name in ("accuracy_vs_sparsity", "degradation_heatmap"):
+        for name in figure_files(task):
             data = (root / f"results/plots/{task}/{name}.png").read_bytes()
-            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            assert data[:8] == PNG, name
             width, height = struct.unpack(">II", data[16:24])
-            assert width > 300 and height > 200
+            assert width > 300 and height > 200, name
+            pdf = (root / f"results/plots/{task}/{name}.pdf").read_bytes()
+            assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-32:] and len(pdf) > 5000, name
+
+
+def test_alignment_tables_equal_the_per_model_files(demo):
+    root, _, _ = demo
+    for task, langs in LANGUAGES.items():
+        weights = pd.read_csv(root / f"results/tables/{task}/weight_alignment.csv")
+        representation = pd.read_csv(root / f"results/tables/{task}/representation_alignment.csv")
+        correlation = pd.read_csv(root / f"results/tables/{task}/alignment_vs_accuracy.csv").set_index("language")
+        assert set(weights["seeds"]) == {1} and len(weights) == len(METHODS) * len(SPARSITIES)
+        encoder = {}
+        for variant in variants():
+            method = "dense" if variant == "dense" else variant.split("/")[0].removeprefix("method~")
+            target = 0.0 if variant == "dense" else float(variant[-4:])
+            if variant != "dense":
+                per_matrix = pd.read_csv(root / f"results/{task}/seed~1/{variant}/analysis/weight_alignment.csv")
+                assert len(per_matrix) == 6 * per_matrix["layer"].nunique()  # 6 Linear weights per layer
+                row = weights[(weights["method"] == method) & (weights["sparsity_target"] == target)].iloc[0]
+                assert row["cosine_mean"] == pytest.approx(per_matrix["mean_cosine"].mean())
+                assert 0.0 < row["cosine_mean"] < 1.0
+            row = representation[(representation["method"] == method) & (representation["sparsity_target"] == target)].iloc[0]
+            for lang in langs[1:]:
+                record = json.loads((root / f"results/{task}/seed~1/{variant}/analysis/test/{lang}.json").read_text())
+                assert record["parallel"] and record["n_examples"] == 150
+                layers = [layer for layer in record["layers"] if layer["layer"] > 0]
+                encoder[(variant, lang)] = sum(layer["cka"] for layer in layers) / len(layers)
+                assert row[f"cka_{lang}"] == pytest.approx(encoder[(variant, lang)])
+        for lang in langs[1:]:
+            accuracy = {v: 100 * json.loads(eval_path(root, task, 1, v, lang).read_text())["accuracy"] for v in variants()}
+            pruned = variants()[1:]
+            x = pd.Series([encoder[("dense", lang)] - encoder[(v, lang)] for v in pruned])
+            y = pd.Series([accuracy["dense"] - accuracy[v] for v in pruned])
+            assert correlation.loc[lang, "models"] == len(pruned)
+            assert correlation.loc[lang, "pearson_cka"] == pytest.approx(x.corr(y))
+
+
+def test_report_builds_with_every_table_and_figure(demo):
+    root, configfiles, _ = demo
+    report = root / "report.html"
+    snakemake("--profile", "profiles/demo", "--configfile", *configfiles, "--report", str(report))
+    html = report.read_text()
+    assert len(html) > 100_000 and html.lstrip().lower().startswith("<!doctype html")
+    for task in LANGUAGES:
+        for name in ("summary", "gap", "degradation", "alignment_vs_accuracy"):
+            assert f"{name}.csv" in html, name
+        for name in figure_files(task):
+            assert f"{name.split('/')[-1]}.png" in html, name
+
+
+def test_deleted_representation_file_is_rebuilt_by_exactly_one_job(demo):
+    root, configfiles, _ = demo
+    target = root / "results/xnli/seed~1/method~magnitude_global_cosine/sparsity~0.90/analysis/test/zh.json"
+    before = json.loads(target.read_text())
+    target.unlink()
+    result = snakemake(str(target), "--profile", "profiles/demo", "--configfile", *configfiles)
+    assert job_counts(result.stdout + result.stderr) == {"representation_alignment": 1, "total": 1}
+    assert json.loads(target.read_text()) == before  # deterministic on CPU
 
 
 def test_every_training_and_evaluation_job_has_a_log_and_a_benchmark(demo):

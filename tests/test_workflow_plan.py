@@ -32,6 +32,13 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     assert counts["download_model"] == 1
     assert counts["aggregate"] == counts["tables"] == counts["plots"] == len(tasks)
     assert "testbed" not in counts
+    # alignment analysis: the first seed's models; representations of every non-English language
+    analysed = len(config["analysis"]["seeds"])
+    assert config["analysis"] == {"enabled": True, "seeds": [1], "max_examples": 1000}
+    non_english = sum(n - 1 for n in languages.values())
+    assert counts["representation_alignment"] == analysed * (1 + methods * targets) * non_english == 1820
+    assert counts["weight_alignment"] == len(tasks) * analysed * methods * targets == 180
+    assert counts["alignment_tables"] == len(tasks)
 
 
 def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
@@ -65,7 +72,7 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     assert profile["executor"] == "slurm"
     # every rule the profile sizes exists, and every GPU rule asks for a GPU
     assert set(profile["set-resources"]) <= set(counts)
-    for rule in ("finetune", "prune", "evaluate"):
+    for rule in ("finetune", "prune", "evaluate", "representation_alignment"):
         assert profile["set-resources"][rule]["gpu"] == 1
 
 

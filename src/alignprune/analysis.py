@@ -108,9 +108,7 @@ def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languag
         row["note"] = "" if reasons.empty else reasons.iloc[0]
         rows.append(row)
     rows.append({"language": "all", "parallel": bool(status["parallel"].all()), **_correlations(points), "note": ""})
-    table = pd.DataFrame(rows)
-    table.loc[~table["parallel"] & (table["language"] != "all"), table.columns[2:-1]] = float("nan")
-    return table
+    return pd.DataFrame(rows)
 
 
 def write_analysis_tables(

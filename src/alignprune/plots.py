@@ -126,10 +126,10 @@ def plot_language_bars(
         fig, ax = plt.subplots(figsize=(0.25 * len(order) * len(hue_order) + 3, 4))
         sns.barplot(
             data=part, x="language", y="accuracy", hue="method", order=order, hue_order=hue_order,
-            palette=palette, errorbar="sd", ax=ax,
+            palette=palette, saturation=1.0, errorbar="sd", ax=ax,
         )
         ax.set(title=f"Accuracy per language at sparsity {float(target):.2f}", ylabel="accuracy (%)")
-        ax.legend(fontsize=8, ncols=2)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         _save(fig, path)
 
 
@@ -172,7 +172,9 @@ def plot_representation_alignment(
         data=per_seed, x="layer", y="cka", hue="method", palette=palette,
         hue_order=[m for m in palette if m in set(per_seed["method"])], marker="o", errorbar="sd", ax=left,
     )
-    left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA")
+    left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA",
+             xlabel="layer (0: embeddings)")
+    left.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     left.legend(fontsize=8)
     encoder = layers[layers["layer"] > 0]
     scores = encoder.groupby(["method", "sparsity_target", "seed"])["cka"].mean().reset_index()

@@ -1,0 +1,119 @@
+"""Alignment analysis tables: every cell recomputed from the per-model files it came from."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from alignprune.analysis import write_analysis_tables
+from alignprune.results import collect_evals
+
+LANGS = ["de", "sw"]
+MODELS = [("dense", 0.0)] + [(m, s) for m in ("random", "magnitude") for s in (0.5, 0.9)]
+
+
+def cka(method, sparsity, seed, lang, layer):
+    return 0.9 - 0.3 * sparsity * (2 if method == "random" else 1) - 0.01 * layer - 0.02 * seed - 0.005 * seed * sparsity - (0.1 if lang == "sw" else 0)
+
+
+def accuracy(method, sparsity, seed, lang):
+    return 0.8 - 0.4 * sparsity * (2 if method == "random" else 1) + 0.01 * seed - 0.01 * seed * sparsity - (0.05 * sparsity if lang == "sw" else 0)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    weight_files, representation_files, eval_files = [], [], []
+    for seed in (1, 2):
+        for method, sparsity in MODELS:
+            for lang in ["en", *LANGS, "ur"]:
+                record = {"task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity,
+                          "split": "test", "language": lang, "accuracy": accuracy(method, sparsity, seed, lang)}
+                path = tmp_path / f"eval-{seed}-{method}-{sparsity}-{lang}.json"
+                path.write_text(json.dumps(record))
+                eval_files.append(path)
+            for lang in [*LANGS, "ur"]:
+                keys = {"task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity,
+                        "split": "test", "language": lang, "reference_language": "en"}
+                if lang == "ur":  # a test set that is not parallel
+                    record = {**keys, "parallel": False, "reason": "ur has 9 rows, English 10", "n_examples": 0, "layers": []}
+                else:
+                    layers = [{"layer": l, "cka": cka(method, sparsity, seed, lang, l),
+                               "cosine": cka(method, sparsity, seed, lang, l) / 2} for l in range(3)]
+                    record = {**keys, "parallel": True, "reason": None, "n_examples": 10, "layers": layers}
+                path = tmp_path / f"rep-{seed}-{method}-{sparsity}-{lang}.json"
+                path.write_text(json.dumps(record))
+                representation_files.append(path)
+            if method != "dense":
+                rows = [
+                    {"task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity, "layer": layer,
+                     "parameter": f"roberta.encoder.layer.{layer}.{module}.weight", "units": 4,
+                     "mean_cosine": 1 - sparsity / (layer + 2 + seed), "sparsity": sparsity}
+                    for layer in (0, 1) for module in ("attention.self.query", "intermediate.dense")
+                ]
+                path = tmp_path / f"weights-{seed}-{method}-{sparsity}.csv"
+                pd.DataFrame(rows).to_csv(path, index=False)
+                weight_files.append(path)
+    collect_evals(eval_files, tmp_path / "evals.csv")
+    names = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+    outputs = [tmp_path / f"{n}.{e}" for n in names for e in ("csv", "md", "tex")]
+    outputs += [tmp_path / "representation_layers.csv", tmp_path / "alignment_points.csv"]
+    tables = write_analysis_tables(
+        weight_files, representation_files, tmp_path / "evals.csv", outputs, split="test",
+        methods=["random", "magnitude"], languages=["en", *LANGS, "ur"],
+    )
+    return tmp_path, tables
+
+
+def test_weight_alignment_table_cells(inputs):
+    root, _ = inputs
+    table = pd.read_csv(root / "weight_alignment.csv")
+    assert table["method"].tolist() == ["random", "random", "magnitude", "magnitude"]
+    for _, row in table.iterrows():
+        sparsity = row["sparsity_target"]
+        per_seed = [sum(1 - sparsity / (layer + 2 + seed) for layer in (0, 1)) / 2 for seed in (1, 2)]
+        assert row["cosine_mean"] == pytest.approx(sum(per_seed) / 2)
+        assert row["cosine_std"] == pytest.approx(pd.Series(per_seed).std())
+        # both module kinds have the same values in the fixture
+        for module in ("attention.self.query", "intermediate.dense"):
+            assert row[module] == pytest.approx(sum(per_seed) / 2)
+    assert list(table.columns)[-2:] == ["attention.self.query", "intermediate.dense"]
+
+
+def test_representation_table_averages_encoder_layers_and_languages(inputs):
+    root, _ = inputs
+    table = pd.read_csv(root / "representation_alignment.csv")
+    assert table["method"].tolist()[0] == "dense"
+    assert "cka_ur" not in table.columns  # not parallel: no numbers
+    for row in table.itertuples():
+        key = (row.method, row.sparsity_target)
+        per_seed = [sum(cka(*key, s, lang, l) for lang in LANGS for l in (1, 2)) / 4 for s in (1, 2)]
+        assert row.cka_mean == pytest.approx(sum(per_seed) / 2)
+        assert row.cosine_mean == pytest.approx(sum(per_seed) / 4)
+        assert row.cka_de == pytest.approx(sum(cka(*key, s, "de", l) for s in (1, 2) for l in (1, 2)) / 4)
+
+
+def test_correlation_of_alignment_loss_with_accuracy_loss_per_language(inputs):
+    root, _ = inputs
+    points = pd.read_csv(root / "alignment_points.csv")
+    assert len(points) == 2 * 4 * len(LANGS)  # seeds x pruned models x parallel languages
+    table = pd.read_csv(root / "alignment_vs_accuracy.csv").set_index("language")
+    for lang in LANGS:
+        xs, ys = [], []
+        for seed in (1, 2):
+            for method, sparsity in MODELS[1:]:
+                dense = sum(cka("dense", 0.0, seed, lang, l) for l in (1, 2)) / 2
+                pruned = sum(cka(method, sparsity, seed, lang, l) for l in (1, 2)) / 2
+                xs.append(dense - pruned)
+                ys.append(100 * (accuracy("dense", 0.0, seed, lang) - accuracy(method, sparsity, seed, lang)))
+        xs, ys = pd.Series(xs), pd.Series(ys)
+        assert table.loc[lang, "pearson_cka"] == pytest.approx(xs.corr(ys))
+        assert table.loc[lang, "spearman_cka"] == pytest.approx(xs.rank().corr(ys.rank()))
+        assert table.loc[lang, "pearson_cka"] > 0.9
+        assert table.loc[lang, "spearman_cka"] == pytest.approx(1.0)  # the fixture's losses rise together
+        assert table.loc[lang, "models"] == 8
+        assert bool(table.loc[lang, "parallel"])
+    assert not table.loc["ur", "parallel"]
+    assert table.loc["ur", "note"] == "ur has 9 rows, English 10"
+    assert pd.isna(table.loc["ur", "pearson_cka"]) and table.loc["ur", "models"] == 0
+    assert table.loc["all", "models"] == 16
+    assert "ur has 9 rows" in (root / "alignment_vs_accuracy.md").read_text()

@@ -44,6 +44,9 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
         ({"sweep": {"weights": {"l2": [0.0, 1.0]}}}, "0.0"),
         ({"sweep": {"sparsities": [0.5, 1.5]}}, "1.5"),
         ({"sweep": {"seed": [1]}}, "seed"),
+        ({"analysis": {"max_examples": 1}}, "1"),
+        ({"analysis": {"enable": False}}, "enable"),
+        ({"analysis": {"seeds": [1, 1]}}, "[1, 1]"),
     ],
 )
 def test_misspelt_or_out_of_range_values_are_rejected(tmp_path, bad, word):

@@ -98,6 +98,10 @@ def not_parallel_reason(english: pd.DataFrame, other: pd.DataFrame, language: st
 def representation_alignment(english: torch.Tensor, other: torch.Tensor) -> list[dict]:
     """Per layer: cosine and linear CKA of ``other``'s pooled states with English's (same rows)."""
     return [
-        {"layer": layer, "cosine": paired_cosine(other[layer], english[layer]), "cka": linear_cka(other[layer], english[layer])}
+        {
+            "layer": layer,
+            "cosine": paired_cosine(other[layer], english[layer]),
+            "cka": linear_cka(other[layer], english[layer]),
+        }
         for layer in range(english.shape[0])
     ]

@@ -107,7 +107,8 @@ def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languag
         row.update(_correlations(points[points["language"] == language]))
         row["note"] = "" if reasons.empty else reasons.iloc[0]
         rows.append(row)
-    rows.append({"language": "all", "parallel": bool(status["parallel"].all()), **_correlations(points), "note": ""})
+    everything = {"language": "all", "parallel": bool(status["parallel"].all())}
+    rows.append({**everything, **_correlations(points), "note": ""})
     return pd.DataFrame(rows)
 
 

@@ -59,15 +59,17 @@ rule alignment_tables:
         evals=f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
         [
-            report(
-                path,
-                category="{task}",
-                subcategory="Alignment analysis",
-                caption=f"../report/{Path(path).stem}.rst",
-                labels={"table": Path(path).stem.replace("_", " ")},
+            (
+                report(
+                    path,
+                    category="{task}",
+                    subcategory="Alignment analysis",
+                    caption=f"../report/{Path(path).stem}.rst",
+                    labels={"table": Path(path).stem.replace("_", " ")},
+                )
+                if path.endswith(".csv")
+                else path
             )
-            if path.endswith(".csv")
-            else path
             for path in table_files("{task}", ANALYSIS_TABLES)
         ],
         [
@@ -91,6 +93,8 @@ rule alignment_tables:
         split=config["table_split"],
         methods=METHODS,
         languages=lambda wildcards: languages(wildcards.task),
-        plots=lambda wildcards: {name: plot_file(wildcards.task, name) for name in ANALYSIS_PLOTS},
+        plots=lambda wildcards: {
+            name: plot_file(wildcards.task, name) for name in ANALYSIS_PLOTS
+        },
     script:
         "../scripts/alignment_tables.py"

@@ -85,13 +85,19 @@ def all_eval_files(task=None):
 
 
 TABLES = ["summary", "per_language", "degradation", "gap"]
-ANALYSIS_TABLES = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+ANALYSIS_TABLES = [
+    "weight_alignment",
+    "representation_alignment",
+    "alignment_vs_accuracy",
+]
 TABLE_FORMATS = ["csv", "md", "tex"]
 
 
 def table_files(task, names=TABLES):
     return [
-        f"{RESULTS}/tables/{task}/{name}.{ext}" for name in names for ext in TABLE_FORMATS
+        f"{RESULTS}/tables/{task}/{name}.{ext}"
+        for name in names
+        for ext in TABLE_FORMATS
     ]
 
 
@@ -132,7 +138,11 @@ if ANALYSIS["enabled"] and not set(ANALYSIS_SEEDS) <= set(SEEDS):
         f"analysis.seeds {ANALYSIS['seeds']} must be among seeds {config['seeds']}: "
         "only models that the study trains can be analysed"
     )
-ANALYSIS_PLOTS = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+ANALYSIS_PLOTS = [
+    "weight_alignment",
+    "representation_alignment",
+    "alignment_vs_accuracy",
+]
 
 
 def weight_alignment_files(task):
@@ -174,7 +184,11 @@ def all_plot_files():
 
 
 def all_analysis_files():
-    return [f for task in TASKS for f in analysis_files(task)] if ANALYSIS["enabled"] else []
+    return (
+        [f for task in TASKS for f in analysis_files(task)]
+        if ANALYSIS["enabled"]
+        else []
+    )
 
 
 def reference_model(wildcards):

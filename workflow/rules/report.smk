@@ -21,15 +21,17 @@ rule tables:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
         [
-            report(
-                path,
-                category="{task}",
-                subcategory="Tables",
-                caption=f"../report/{Path(path).stem}.rst",
-                labels={"table": Path(path).stem.replace("_", " ")},
+            (
+                report(
+                    path,
+                    category="{task}",
+                    subcategory="Tables",
+                    caption=f"../report/{Path(path).stem}.rst",
+                    labels={"table": Path(path).stem.replace("_", " ")},
+                )
+                if path.endswith(".csv")
+                else path
             )
-            if path.endswith(".csv")
-            else path
             for path in table_files("{task}")
         ],
     log:

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -133,29 +134,29 @@ def plot_language_bars(
         _save(fig, path)
 
 
-def _lines_vs_sparsity(frame, value, ylabel, title, path, methods, dense_value=None) -> None:
-    """One line per method (band: sd over seeds) of ``value`` against the sparsity target."""
-    palette = method_palette([*(methods or []), *frame["method"]])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    pruned = frame[frame["method"] != "dense"]
-    sns.lineplot(
-        data=pruned, x="sparsity_target", y=value, hue="method", palette=palette,
-        hue_order=[m for m in palette if m in set(pruned["method"])], marker="o", errorbar="sd", ax=ax,
-    )
-    if dense_value is not None:
-        ax.axhline(dense_value, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
-    ax.set(xlabel="sparsity of prunable weights", ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
 def plot_weight_alignment(weights: pd.DataFrame, path: str | Path, methods: list[str] | None = None) -> None:
-    """Mean unit cosine with the dense weights (over all prunable matrices) vs sparsity."""
+    """Mean unit cosine with the dense weights: per encoder layer at the highest sparsity (left),
+    and over all prunable matrices vs sparsity (right); bands: sd over seeds."""
+    palette = method_palette([*(methods or []), *weights["method"]])
+    hue_order = [m for m in palette if m in set(weights["method"])]
+    highest = weights["sparsity_target"].max()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    by_layer = weights[weights["sparsity_target"] == highest]
+    by_layer = by_layer.groupby(["method", "seed", "layer"])["mean_cosine"].mean().reset_index()
+    sns.lineplot(data=by_layer, x="layer", y="mean_cosine", hue="method", palette=palette,
+                 hue_order=hue_order, marker="o", errorbar="sd", ax=left)
+    left.set(title=f"Per encoder layer (sparsity {highest:.2f})", ylabel="mean cosine of units with dense")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.legend(fontsize=8)
     per_seed = weights.groupby(["method", "sparsity_target", "seed"])["mean_cosine"].mean().reset_index()
-    _lines_vs_sparsity(
-        per_seed, "mean_cosine", "mean cosine of units with dense", "Weight alignment with the dense model",
-        path, methods, dense_value=1.0,
-    )
+    sns.lineplot(data=per_seed, x="sparsity_target", y="mean_cosine", hue="method", palette=palette,
+                 hue_order=hue_order, marker="o", errorbar="sd", ax=right)
+    right.axhline(1.0, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
+    right.set(title="Over all prunable matrices", xlabel="sparsity of prunable weights",
+              ylabel="mean cosine of units with dense")
+    right.legend(fontsize=8)
+    fig.suptitle("Weight alignment with the dense model")
+    _save(fig, path)
 
 
 def plot_representation_alignment(
@@ -174,7 +175,7 @@ def plot_representation_alignment(
     )
     left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA",
              xlabel="layer (0: embeddings)")
-    left.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.legend(fontsize=8)
     encoder = layers[layers["layer"] > 0]
     scores = encoder.groupby(["method", "sparsity_target", "seed"])["cka"].mean().reset_index()

@@ -204,5 +204,5 @@ def plot_alignment_vs_accuracy(points: pd.DataFrame, path: str | Path, methods: 
     )
     ax.set(xlabel="loss of CKA with English (dense minus pruned)", ylabel="loss of accuracy (points)",
            title="Cross-lingual alignment vs accuracy")
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)

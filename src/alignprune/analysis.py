@@ -15,10 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import read_json
-from .results import KEYS, order_methods, load_evals, write_table
-
-TABLES = ("weight_alignment", "representation_alignment", "alignment_vs_accuracy")
-
+from .results import FORMATS, KEYS, load_evals, order_methods, preferred_order, write_table
 
 def collect_weight_alignment(files) -> pd.DataFrame:
     frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
@@ -63,9 +60,7 @@ def representation_table(layers: pd.DataFrame, methods=None, languages=None) -> 
         cosine_std=("cosine", "std"), seeds=("cka", "count"),
     )
     per_language = scores.pivot_table(index=KEYS, columns="language", values="cka", aggfunc="mean")
-    order = [lang for lang in (languages or []) if lang in per_language.columns]
-    order += sorted(set(per_language.columns) - set(order))
-    per_language = per_language[order].add_prefix("cka_")
+    per_language = per_language[preferred_order(per_language.columns, languages)].add_prefix("cka_")
     return order_methods(table.join(per_language).reset_index(), methods)
 
 
@@ -98,10 +93,8 @@ def alignment_accuracy_points(layers: pd.DataFrame, evals: pd.DataFrame) -> pd.D
 def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languages=None) -> pd.DataFrame:
     """Per language: Pearson and Spearman correlation of alignment loss with accuracy loss over
     every pruned model and seed measured; a language whose test set is not parallel says why."""
-    found = list(dict.fromkeys(status["language"]))
-    order = [lang for lang in (languages or []) if lang in found] + sorted(set(found) - set(languages or []))
     rows = []
-    for language in order:
+    for language in preferred_order(status["language"], languages):
         reasons = status.loc[(status["language"] == language) & ~status["parallel"], "reason"]
         row = {"language": language, "parallel": reasons.empty}
         row.update(_correlations(points[points["language"] == language]))
@@ -118,7 +111,8 @@ def write_analysis_tables(
     """The three analysis tables as .csv/.md/.tex, plus the per-layer and per-point CSVs the plots use.
 
     ``outputs`` holds {name}.{csv,md,tex} for each table, representation_layers.csv and
-    alignment_points.csv.
+    alignment_points.csv. Returns the tables by name and the frames the figures draw:
+    ``weights`` (per matrix), ``layers`` (per layer) and ``points`` (per model and language).
     """
     by_name = {Path(p).name: Path(p) for p in outputs}
     weights = collect_weight_alignment(weight_files)
@@ -131,7 +125,9 @@ def write_analysis_tables(
         "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages), None),
     }
     for name, (table, paired) in tables.items():
-        write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in ("csv", "md", "tex")}, paired, digits=3)
+        write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired, digits=3)
     write_table(layers, {"csv": by_name["representation_layers.csv"]})
     write_table(points, {"csv": by_name["alignment_points.csv"]})
-    return {name: table for name, (table, _) in tables.items()}
+    return {name: table for name, (table, _) in tables.items()} | {
+        "weights": weights, "layers": layers, "points": points
+    }

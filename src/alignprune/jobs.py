@@ -280,6 +280,11 @@ def parse_variant(variant: str) -> tuple[str, float]:
     return method_part.removeprefix("method~"), float(sparsity_part.removeprefix("sparsity~"))
 
 
+def _model_keys(task: str, seed: int, variant: str) -> dict:
+    method, target = parse_variant(variant)
+    return {"task": task, "seed": seed, "method": method, "sparsity_target": target}
+
+
 def evaluate_model(
     *,
     task: str,
@@ -301,12 +306,8 @@ def evaluate_model(
     encoded = data.encode(tokenizer, data.read_split(data_file, spec.num_labels), max_length)
     model = modeling.load_classifier(model_dir).to(device)
     names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
-    method, target = parse_variant(variant)
     result = {
-        "task": task,
-        "seed": seed,
-        "method": method,
-        "sparsity_target": target,
+        **_model_keys(task, seed, variant),
         "split": split,
         "language": lang,
         **accuracy(model, encoded, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device),
@@ -314,11 +315,6 @@ def evaluate_model(
     }
     write_json(out_file, result)
     return result
-
-
-def _model_keys(task: str, seed: int, variant: str) -> dict:
-    method, target = parse_variant(variant)
-    return {"task": task, "seed": seed, "method": method, "sparsity_target": target}
 
 
 def measure_weight_alignment(

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
-from .results import degradation_table, gap_table, per_seed_scores  # noqa: E402
+from .results import degradation_table, gap_table, per_seed_scores, preferred_order  # noqa: E402
 
 DENSE_COLOUR = "black"
 
@@ -37,6 +37,17 @@ def method_palette(methods) -> dict[str, tuple]:
     return dict(zip(methods, sns.color_palette("colorblind", len(methods))))
 
 
+def _palette(methods, frame: pd.DataFrame, dense: bool = False) -> dict[str, tuple | str]:
+    """The config's methods, then any other in ``frame``, each its colour (and dense black)."""
+    palette = method_palette([*(methods or []), *frame["method"]])
+    return {"dense": DENSE_COLOUR, **palette} if dense else palette
+
+
+def _present(palette: dict, frame: pd.DataFrame) -> list[str]:
+    """Hue order: the palette's methods that ``frame`` holds."""
+    return [m for m in palette if m in set(frame["method"])]
+
+
 def plot_accuracy_vs_sparsity(
     evals: pd.DataFrame, train_language: str, path: str | Path, methods: list[str] | None = None
 ) -> None:
@@ -49,7 +60,7 @@ def plot_accuracy_vs_sparsity(
         value_name="accuracy",
     )
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
-    palette = method_palette([*(methods or []), *long["method"]])
+    palette = _palette(methods, long)
     titles = {"english": f"Supervised ({train_language})", "zero_shot": "Zero-shot average"}
     for ax, setting in zip(axes, ("english", "zero_shot")):
         part = long[long["setting"] == setting]
@@ -93,7 +104,7 @@ def plot_supervised_vs_zero_shot(
     """Supervised degradation (x) vs zero-shot degradation (y), one line per method through its
     sparsities; above the diagonal, pruning costs the other languages more than English."""
     gap = gap_table(evals, train_language, methods)
-    palette = method_palette([*(methods or []), *gap["method"]])
+    palette = _palette(methods, gap)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for method, part in gap.groupby("method", sort=False):
         ax.errorbar(
@@ -118,12 +129,11 @@ def plot_language_bars(
 ) -> None:
     """Accuracy per language at one sparsity (one file per target in ``paths``), next to the dense
     model; error bars: sd over seeds."""
-    palette = {"dense": DENSE_COLOUR, **method_palette([*(methods or []), *evals["method"]])}
-    order = [lang for lang in (languages or []) if lang in set(evals["language"])]
-    order += sorted(set(evals["language"]) - set(order))
+    palette = _palette(methods, evals, dense=True)
+    order = preferred_order(evals["language"], languages)
     for target, path in paths.items():
         part = evals[(evals["method"] == "dense") | (evals["sparsity_target"].round(2) == float(target))]
-        hue_order = [m for m in palette if m in set(part["method"])]
+        hue_order = _present(palette, part)
         fig, ax = plt.subplots(figsize=(0.25 * len(order) * len(hue_order) + 3, 4))
         sns.barplot(
             data=part, x="language", y="accuracy", hue="method", order=order, hue_order=hue_order,
@@ -137,8 +147,8 @@ def plot_language_bars(
 def plot_weight_alignment(weights: pd.DataFrame, path: str | Path, methods: list[str] | None = None) -> None:
     """Mean unit cosine with the dense weights: per encoder layer at the highest sparsity (left),
     and over all prunable matrices vs sparsity (right); bands: sd over seeds."""
-    palette = method_palette([*(methods or []), *weights["method"]])
-    hue_order = [m for m in palette if m in set(weights["method"])]
+    palette = _palette(methods, weights)
+    hue_order = _present(palette, weights)
     highest = weights["sparsity_target"].max()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     by_layer = weights[weights["sparsity_target"] == highest]
@@ -164,14 +174,14 @@ def plot_representation_alignment(
 ) -> None:
     """Linear CKA with English: per layer at the highest sparsity (left), and over encoder layers
     vs sparsity (right); averaged over languages, dense model in black."""
-    palette = {"dense": DENSE_COLOUR, **method_palette([*(methods or []), *layers["method"]])}
+    palette = _palette(methods, layers, dense=True)
     highest = layers["sparsity_target"].max()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     by_layer = layers[(layers["method"] == "dense") | (layers["sparsity_target"] == highest)]
     per_seed = by_layer.groupby(["method", "seed", "layer"])["cka"].mean().reset_index()
     sns.lineplot(
         data=per_seed, x="layer", y="cka", hue="method", palette=palette,
-        hue_order=[m for m in palette if m in set(per_seed["method"])], marker="o", errorbar="sd", ax=left,
+        hue_order=_present(palette, per_seed), marker="o", errorbar="sd", ax=left,
     )
     left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA",
              xlabel="layer (0: embeddings)")
@@ -182,7 +192,7 @@ def plot_representation_alignment(
     pruned = scores[scores["method"] != "dense"]
     sns.lineplot(
         data=pruned, x="sparsity_target", y="cka", hue="method", palette=palette,
-        hue_order=[m for m in palette if m in set(pruned["method"])], marker="o", errorbar="sd", ax=right,
+        hue_order=_present(palette, pruned), marker="o", errorbar="sd", ax=right,
     )
     dense = scores.loc[scores["method"] == "dense", "cka"]
     if not dense.empty:
@@ -196,11 +206,11 @@ def plot_representation_alignment(
 def plot_alignment_vs_accuracy(points: pd.DataFrame, path: str | Path, methods: list[str] | None = None) -> None:
     """Loss of CKA with English (x) vs loss of accuracy (y), one point per pruned model, seed and
     language."""
-    palette = method_palette([*(methods or []), *points["method"]])
+    palette = _palette(methods, points)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     sns.scatterplot(
         data=points, x="cka_loss", y="accuracy_loss", hue="method", style="language", palette=palette,
-        hue_order=[m for m in palette if m in set(points["method"])], ax=ax,
+        hue_order=_present(palette, points), ax=ax,
     )
     ax.set(xlabel="loss of CKA with English (dense minus pruned)", ylabel="loss of accuracy (points)",
            title="Cross-lingual alignment vs accuracy")

@@ -64,15 +64,15 @@ def summary_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.
     return order_methods(table.reset_index(), methods)
 
 
-def _languages(evals: pd.DataFrame, languages: list[str] | None) -> list[str]:
-    """The given (config) order, then any other language found, alphabetically."""
-    found = sorted(set(evals["language"]))
-    return [l for l in (languages or []) if l in found] + [l for l in found if l not in (languages or [])]
+def preferred_order(found, preferred: list[str] | None = None) -> list[str]:
+    """What was found in the ``preferred`` (config) order, then anything else found, alphabetically."""
+    found = set(found)
+    return [x for x in (preferred or []) if x in found] + sorted(found - set(preferred or []))
 
 
 def per_language_table(evals: pd.DataFrame, methods=None, languages=None) -> pd.DataFrame:
     """Mean accuracy over seeds, one column per language."""
-    languages = _languages(evals, languages)
+    languages = preferred_order(evals["language"], languages)
     table = evals.pivot_table(index=KEYS, columns="language", values="accuracy", aggfunc="mean")
     return order_methods(table[languages].reset_index(), methods)
 
@@ -84,7 +84,7 @@ def degradation_table(evals: pd.DataFrame, train_language: str, methods=None, la
     pruned["degradation"] = dense.reindex(
         pd.MultiIndex.from_frame(pruned[["seed", "language"]])
     ).to_numpy() - pruned["accuracy"].to_numpy()
-    languages = _languages(evals, languages)
+    languages = preferred_order(evals["language"], languages)
     table = pruned.pivot_table(index=KEYS, columns="language", values="degradation", aggfunc="mean")[languages]
     others = [lang for lang in languages if lang != train_language]
     per_seed = pruned[pruned["language"].isin(others)].groupby(KEYS + ["seed"])["degradation"].mean()

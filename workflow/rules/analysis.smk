@@ -58,30 +58,8 @@ rule alignment_tables:
         representations=lambda wildcards: representation_files(wildcards.task),
         evals=f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
-        [
-            (
-                report(
-                    path,
-                    category="{task}",
-                    subcategory="Alignment analysis",
-                    caption=f"../report/{Path(path).stem}.rst",
-                    labels={"table": Path(path).stem.replace("_", " ")},
-                )
-                if path.endswith(".csv")
-                else path
-            )
-            for path in table_files("{task}", ANALYSIS_TABLES)
-        ],
-        [
-            report(
-                plot_file("{task}", name),
-                category="{task}",
-                subcategory="Alignment analysis",
-                caption=f"../report/{name}.rst",
-                labels={"figure": name.replace("_", " ")},
-            )
-            for name in ANALYSIS_PLOTS
-        ],
+        reported_tables(ANALYSIS_TABLES, "Alignment analysis"),
+        reported_figures(ANALYSIS_PLOTS, "Alignment analysis"),
         [plot_file("{task}", name, "pdf") for name in ANALYSIS_PLOTS],
         layers=f"{RESULTS}/tables/{{task}}/representation_layers.csv",
         points=f"{RESULTS}/tables/{{task}}/alignment_points.csv",

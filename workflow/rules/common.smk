@@ -3,6 +3,10 @@
 import re
 from pathlib import Path
 
+# report() by another name: at the start of a line in a function, Snakemake reads `report` as
+# its report: directive.
+from snakemake.io import report as in_report
+
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
 LOGS = config["paths"]["logs"]
@@ -101,8 +105,40 @@ def table_files(task, names=TABLES):
     ]
 
 
+def reported_tables(names, subcategory):
+    """Table files of the {task} wildcard; each CSV is shown in the report with its caption."""
+    return [
+        (
+            in_report(
+                path,
+                category="{task}",
+                subcategory=subcategory,
+                caption=f"../report/{Path(path).stem}.rst",
+                labels={"table": Path(path).stem.replace("_", " ")},
+            )
+            if path.endswith(".csv")
+            else path
+        )
+        for path in table_files("{task}", names)
+    ]
+
+
 def plot_file(task, name, ext="png"):
     return f"{RESULTS}/plots/{task}/{name}.{ext}"
+
+
+def reported_figures(names, subcategory):
+    """PNG figures of the {task} wildcard, each shown in the report with its caption."""
+    return [
+        in_report(
+            plot_file("{task}", name),
+            category="{task}",
+            subcategory=subcategory,
+            caption=f"../report/{name}.rst",
+            labels={"figure": name.replace("_", " ")},
+        )
+        for name in names
+    ]
 
 
 def heatmap_files(task):

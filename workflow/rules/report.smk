@@ -20,20 +20,7 @@ rule tables:
     input:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
-        [
-            (
-                report(
-                    path,
-                    category="{task}",
-                    subcategory="Tables",
-                    caption=f"../report/{Path(path).stem}.rst",
-                    labels={"table": Path(path).stem.replace("_", " ")},
-                )
-                if path.endswith(".csv")
-                else path
-            )
-            for path in table_files("{task}")
-        ],
+        reported_tables(TABLES, "Tables"),
     log:
         f"{LOGS}/{{task}}/tables.log",
     conda:
@@ -53,16 +40,7 @@ rule plots:
     input:
         f"{RESULTS}/tables/{{task}}/evals.csv",
     output:
-        [
-            report(
-                plot_file("{task}", name),
-                category="{task}",
-                subcategory="Figures",
-                caption=f"../report/{name}.rst",
-                labels={"figure": name.replace("_", " ")},
-            )
-            for name in ("accuracy_vs_sparsity", "supervised_vs_zero_shot")
-        ],
+        reported_figures(["accuracy_vs_sparsity", "supervised_vs_zero_shot"], "Figures"),
         [
             report(
                 png,

@@ -1,14 +1,22 @@
 # Prune-and-retrain study of XLM-RoBERTa with aligned weight regularizers.
 # Full study: snakemake --cores 8   Demo (offline, CPU): snakemake --profile profiles/demo
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, f"{workflow.basedir}/src")  # the alignprune package, also without an install
+from alignprune.config_check import ConfigError, check_config
 
 
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Every problem of the config, one line each, before any job is planned; fills in defaults.
+try:
+    check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+except ConfigError as error:
+    sys.exit(f"Error: {error}")
 
 
 report: "workflow/report/workflow.rst"

@@ -1,10 +1,18 @@
-"""The schema: the full config is valid, and misspelt methods, regularizers or schedules are not."""
+"""The config check: the shipped configs are valid; each kind of bad config is refused before
+any job runs, with one line that names the key, the bad value and what is allowed."""
+
+import subprocess
+import sys
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 
-from workflow_helpers import load_config
+from alignprune import modeling
+from alignprune.config_check import ConfigError, check_config
+from conftest import tiny_classifier
+from workflow_helpers import ROOT, load_config
+
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 
 def overlay(tmp_path, data):
@@ -29,27 +37,105 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
     assert demo["methods"]["magnitude_global_cosine"]["criterion"] == "magnitude"
 
 
-@pytest.mark.parametrize(
-    "bad, word",
-    [
-        ({"methods": {"m": {"criterion": "magnitdue"}}}, "magnitdue"),
-        ({"methods": {"m": {"criterion": "magnitude", "regularizer": "cosin"}}}, "cosin"),
-        ({"methods": {"m": {"criterion": "magnitude", "scope": "row"}}}, "row"),
-        ({"methods": {"m": {"criterion": "magnitude", "regularizer": "cosine", "weight": -1}}}, "-1"),
-        ({"methods": {"m": {"criterion": "magnitude", "lambda": 0.1}}}, "lambda"),
-        ({"schedule": "gradual"}, "gradual"),
-        ({"sparsities": [0.5, 1.0]}, "1.0"),
-        ({"methods": {"m": {"criterion": "magnitude", "enabled": "no"}}}, "no"),
-        ({"sweep": {"weights": {"cosin": [1.0]}}}, "cosin"),
-        ({"sweep": {"weights": {"l2": [0.0, 1.0]}}}, "0.0"),
-        ({"sweep": {"sparsities": [0.5, 1.5]}}, "1.5"),
-        ({"sweep": {"seed": [1]}}, "seed"),
-        ({"analysis": {"max_examples": 1}}, "1"),
-        ({"analysis": {"enable": False}}, "enable"),
-        ({"analysis": {"seeds": [1, 1]}}, "[1, 1]"),
-    ],
-)
-def test_misspelt_or_out_of_range_values_are_rejected(tmp_path, bad, word):
-    with pytest.raises(WorkflowError) as err:
-        load_config("config.yaml", overlay(tmp_path, bad))
-    assert word in str(err.value)
+
+M = {"criterion": "magnitude"}
+# (test id, overlay merged over config.yaml, words the message must hold: key, bad value, what is allowed)
+BAD_CONFIGS = [
+    ("unknown_task", {"tasks": {"mnli": {"source": {"hub": "x"}, "languages": ["en"]}}},
+     ["tasks.mnli", "unknown key", "pawsx, xnli"]),
+    ("unknown_language", {"tasks": {"pawsx": {"languages": ["en", "de", "xx"]}}},
+     ["tasks.pawsx.languages[2] = 'xx'", "en, de, es, fr, ja, ko, zh"]),
+    ("train_language_missing", {"train_language": "fr", "tasks": {"pawsx": {"languages": ["en", "de"]}}},
+     ["train_language = 'fr'", "missing from tasks.pawsx.languages"]),
+    ("sparsity_below_zero", {"sparsities": [-0.1, 0.5]}, ["sparsities[0] = -0.1", "must be > 0 and < 1"]),
+    ("sparsity_zero", {"sparsities": [0.0]}, ["sparsities[0] = 0.0", "must be > 0 and < 1"]),
+    ("sparsity_one", {"sparsities": [0.5, 1.0]}, ["sparsities[1] = 1.0", "must be > 0 and < 1"]),
+    ("sparsity_not_a_number", {"sparsities": [0.5, "half"]}, ["sparsities[1] = 'half'", "must be of type number"]),
+    ("sparsity_duplicated", {"sparsities": [0.5, 0.7, 0.5]}, ["sparsities = [0.5, 0.7, 0.5]", "0.5 given more than once"]),
+    ("sparsity_three_decimals", {"sparsities": [0.5, 0.555]}, ["sparsities[1] = 0.555", "at most two decimals"]),
+    ("unknown_method_key", {"methods": {"m": {**M, "lambda": 0.1}}}, ["methods.m.lambda", "unknown key", "regularizer"]),
+    ("unknown_criterion", {"methods": {"m": {"criterion": "magnitdue"}}},
+     ["methods.m.criterion = 'magnitdue'", "random, magnitude, gradient, movement, lamp, lookahead"]),
+    ("unknown_regularizer", {"methods": {"m": {**M, "regularizer": "cosin", "weight": 1}}},
+     ["methods.m.regularizer = 'cosin'", "none, l2, cosine, frobenius"]),
+    ("negative_regularizer_weight", {"methods": {"m": {**M, "regularizer": "cosine", "weight": -1}}},
+     ["methods.m.weight = -1", "must be >= 0"]),
+    ("regularizer_without_weight", {"methods": {"m": {**M, "regularizer": "frobenius"}}},
+     ["methods.m.weight = 0", "weight > 0 or set regularizer: none"]),
+    ("bad_scope", {"methods": {"m": {**M, "scope": "row"}}}, ["methods.m.scope = 'row'", "layer, global"]),
+    ("unknown_schedule", {"schedule": "gradual"}, ["schedule = 'gradual'", "ladder, independent"]),
+    ("seed_not_integer", {"seeds": [1, 2.5]}, ["seeds[1] = 2.5", "must be of type integer"]),
+    ("seed_written_as_float", {"seeds": [1.0, 2]}, ["seeds[0] = 1.0", "whole number"]),
+    ("seed_duplicated", {"seeds": [1, 2, 1]}, ["seeds = [1, 2, 1]", "1 given more than once"]),
+    ("learning_rate_zero", {"retrain": {"learning_rate": 0}}, ["retrain.learning_rate = 0", "must be > 0"]),
+    ("learning_rate_negative", {"finetune": {"learning_rate": -1e-5}}, ["finetune.learning_rate = -1e-05", "must be > 0"]),
+    ("batch_size_zero", {"finetune": {"batch_size": 0}}, ["finetune.batch_size = 0", "must be >= 1"]),
+    ("max_length_beyond_model", {"max_length": 1024}, ["max_length = 1024", "at most 512"]),
+    ("every_method_disabled", {"methods": {m: {"enabled": False} for m in load_config("config.yaml")["methods"]}},
+     ["methods: every method has enabled: false"]),
+    ("local_folder_missing", {"tasks": {"xnli": {"source": {"hub": None, "local": "no/such/folder"}}}},
+     ["tasks.xnli.source.local = 'no/such/folder'", "no such folder", "{lang}/{split}-*.parquet"]),
+    ("both_hub_and_local", {"tasks": {"xnli": {"source": {"local": "."}}}},
+     ["tasks.xnli.source", "exactly one of hub", "hub: null"]),
+    ("neither_hub_nor_local", {"tasks": {"xnli": {"source": {"hub": None}}}}, ["tasks.xnli.source", "exactly one of hub"]),
+    ("bad_regular_expression", {"prunable": {"include": ["layer\\.(\\d+"]}},
+     ["prunable.include[0]", "not a regular expression"]),
+    ("analysis_seed_not_trained", {"analysis": {"seeds": [7]}}, ["analysis.seeds = [7]", "among seeds [1, 2, 3]"]),
+    ("table_split_not_evaluated", {"eval_splits": ["validation"]}, ["table_split = 'test'", "eval_splits"]),
+    ("misspelt_section", {"analysis": {"enable": False}}, ["analysis.enable", "unknown key", "enabled"]),
+    ("sweep_weight_zero", {"sweep": {"weights": {"l2": [0.0, 1.0]}}}, ["sweep.weights.l2[0] = 0.0", "must be > 0"]),
+]
+
+
+@pytest.mark.parametrize("bad, words", [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS])
+def test_bad_config_is_refused_before_any_job_with_one_clear_line(tmp_path, bad, words):
+    paths = {"resources": f"{tmp_path}/resources", "results": f"{tmp_path}/results", "logs": f"{tmp_path}/logs",
+             "benchmarks": f"{tmp_path}/benchmarks"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "config.yaml",
+         str(overlay(tmp_path, {"paths": paths, **bad}))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and 'File "' not in output, output
+    problems = [line for line in output.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1, output
+    for word in words:
+        assert word in problems[0], problems[0]
+    assert not any(tmp_path.glob("*/")), "nothing may be written before the config is accepted"
+
+
+def test_an_empty_method_list_is_refused():
+    # an overlay merges into config.yaml's methods, so an empty list only comes from editing config.yaml
+    config = load_config("config.yaml")
+    config["methods"] = {}
+    with pytest.raises(ConfigError, match="methods: empty; name at least 1 entry"):
+        check_config(config, SCHEMA)
+
+
+def test_every_problem_is_listed_at_once():
+    config = load_config("config.yaml")
+    config.update(sparsities=[0.5, 0.555], seeds=[1.0], max_length=2048)
+    with pytest.raises(ConfigError) as err:
+        check_config(config, SCHEMA)
+    assert len([line for line in str(err.value).splitlines() if line.startswith("  - ")]) == 3
+
+
+def test_prunable_patterns_that_match_nothing_are_refused_when_the_model_is_loaded():
+    model = tiny_classifier()
+    with pytest.raises(ValueError) as err:
+        modeling.prunable_names(model, [r"^encoder\.layers\.\d+\.weight$"], [])
+    message = str(err.value)
+    assert "matches no parameter" in message and "fix the regular expressions" in message
+    # every kind of parameter is named once, layer numbers folded
+    assert "roberta.encoder.layer.N.attention.self.query.weight" in message
+    assert message.count("attention.self.query.weight") == 1
+
+
+def test_max_length_beyond_the_loaded_model_is_refused():
+    model = tiny_classifier()
+    limit = model.config.max_position_embeddings - 2
+    modeling.check_max_length(model, limit)
+    with pytest.raises(ValueError, match=f"max_length = {limit + 1}: .* at most {limit}"):
+        modeling.check_max_length(model, limit + 1)

@@ -39,7 +39,7 @@ def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(test
         task="xnli", seed=seed, pretrained_dir=tmp_path / "pretrained",
         train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
         out_dir=tmp_path / f"dense-{seed}", settings=demo["finetune"],
-        max_length=demo["max_length"], device=torch.device("cpu"), progress=False,
+        max_length=demo["max_length"], prunable=demo["prunable"], device=torch.device("cpu"), progress=False,
     )
     accuracy = {}
     for lang in languages:

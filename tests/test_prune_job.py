@@ -30,7 +30,7 @@ def dense(tmp_path_factory):
         dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",
         settings={"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10,
                   "warmup_ratio": 0.0, "weight_decay": 0.0},
-        max_length=32, device=torch.device("cpu"), progress=False,
+        max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
     )
     return root, files
 

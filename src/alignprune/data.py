@@ -42,7 +42,7 @@ def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.Da
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     from datasets import load_dataset  # heavy import, only for this stage
 
-    if "local" in source:
+    if source.get("local") is not None:
         pattern = Path(source["local"]) / lang / f"{split}-*.parquet"
         if not list(pattern.parent.glob(pattern.name)):
             raise FileNotFoundError(

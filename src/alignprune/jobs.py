@@ -85,6 +85,7 @@ def finetune(
     out_dir: str | Path,
     settings: dict,
     max_length: int,
+    prunable: dict,
     device: torch.device,
     progress: bool = True,
 ) -> dict:
@@ -93,6 +94,9 @@ def finetune(
     train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
     torch.manual_seed(seed)  # the classification head is initialised from this
     model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
+    # The first job that loads the model checks what the config says about it, before training.
+    modeling.check_max_length(model, max_length)
+    modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
     steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
     train_settings = _train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
     history = train(

@@ -52,12 +52,23 @@ def prunable_names(model: torch.nn.Module, include: list[str], exclude: list[str
         if any(p.search(name) for p in inc) and not any(p.search(name) for p in exc)
     ]
     if not names:
-        sample = [n for n, _ in model.named_parameters()][:12]
+        # one line per kind of weight: layer numbers folded into N
+        shapes = dict.fromkeys(re.sub(r"\.\d+\.", ".N.", n) for n, _ in model.named_parameters())
         raise ValueError(
-            f"prunable patterns {include} (exclude {exclude}) match no parameter; "
-            f"parameters are named like {sample}"
+            f"config prunable: include {include} (exclude {exclude}) matches no parameter of the model; "
+            "fix the regular expressions in config.yaml. The model's parameters are:\n  "
+            + "\n  ".join(shapes)
         )
     return names
+
+
+def check_max_length(model: torch.nn.Module, max_length: int) -> None:
+    """Refuse a max_length beyond the model's position embeddings (the config check may not know the model)."""
+    from .config_check import max_length_of
+
+    limit = max_length_of(model.config.to_dict())
+    if limit is not None and max_length > limit:
+        raise ValueError(f"config max_length = {max_length}: longer than this model reads; at most {limit}")
 
 
 def measure_sparsity(model: torch.nn.Module, names: list[str]) -> dict:

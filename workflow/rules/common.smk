@@ -1,11 +1,12 @@
 # Targets, path helpers and wildcard constraints shared by every rule.
 # Paths say what they hold: results/{task}/seed~{seed}/method~{m}/sparsity~{s}/...
-import re
 from pathlib import Path
 
 # report() by another name: at the start of a line in a function, Snakemake reads `report` as
 # its report: directive.
 from snakemake.io import report as in_report
+
+from alignprune.config_check import model_folder
 
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
@@ -19,7 +20,7 @@ SEEDS = [str(seed) for seed in config["seeds"]]
 SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
 METHODS = [name for name, spec in config["methods"].items() if spec["enabled"]]
 # A Hub id like "org/name" becomes one folder name, "org--name" (as in the Hub cache).
-MODEL_DIR = f"{RESOURCES}/models/{re.sub(r'[^A-Za-z0-9_.-]+', '--', config['model'])}"
+MODEL_DIR = f"{RESOURCES}/models/{model_folder(config['model'])}"
 PRUNABLE = config["prunable"]
 # Training and evaluation jobs hold this many units of the "gpu" resource (0 on CPU-only runs).
 GPUS_PER_JOB = config["gpus_per_job"]
@@ -169,11 +170,6 @@ def plot_files(task):
 # The alignment analysis measures the models of a few seeds (one per model and language).
 ANALYSIS = config["analysis"]
 ANALYSIS_SEEDS = [str(s) for s in ANALYSIS["seeds"] or config["seeds"][:1]]
-if ANALYSIS["enabled"] and not set(ANALYSIS_SEEDS) <= set(SEEDS):
-    raise ValueError(
-        f"analysis.seeds {ANALYSIS['seeds']} must be among seeds {config['seeds']}: "
-        "only models that the study trains can be analysed"
-    )
 ANALYSIS_PLOTS = [
     "weight_alignment",
     "representation_alignment",

@@ -21,6 +21,7 @@ rule finetune:
     params:
         settings=config["finetune"],
         max_length=config["max_length"],
+        prunable=PRUNABLE,
     script:
         "../scripts/finetune.py"
 

@@ -13,5 +13,6 @@ with rule_job(snakemake) as device:
         out_dir=snakemake.output[0],
         settings=snakemake.params.settings,
         max_length=snakemake.params.max_length,
+        prunable=snakemake.params.prunable,
         device=device,
     )

@@ -36,7 +36,7 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
     optimizer, batch = _optimizer(model, settings), (torch.randint(5, 1000, (2, 8)), torch.ones(2, 8, dtype=torch.long), torch.tensor([0, 2]))
     scheduler = _linear_schedule(optimizer, settings)
     for _ in range(3):
-        loss, penalty = training_step(
+        loss, penalty, _ = training_step(
             model, params, batch, optimizer, scheduler, settings, device=torch.device("cpu"), masks=masks,
             penalty=lambda: alignment_penalty("cosine", [params[n] for n in names], reference, [masks[n] for n in names]),
             penalty_weight=1.0,

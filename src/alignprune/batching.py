@@ -20,14 +20,21 @@ def collate(input_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 def training_batches(
-    data: EncodedSplit, batch_size: int, pad_id: int, generator: torch.Generator
+    data: EncodedSplit, batch_size: int, pad_id: int, generator: torch.Generator, *, skip: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless shuffled batches, a fresh permutation per epoch; the last short batch is dropped."""
+    """Endless shuffled batches, a fresh permutation per epoch; the last short batch is dropped.
+
+    ``skip``: leave out the first batches (a resumed run goes on with the batches it had not
+    seen; the permutations are drawn as before, only the padding work is saved).
+    """
     if len(data) < batch_size:
         raise ValueError(f"training set has {len(data)} examples, fewer than batch size {batch_size}")
     while True:
         order = torch.randperm(len(data), generator=generator).tolist()
         for start in range(0, len(order) - batch_size + 1, batch_size):
+            if skip > 0:
+                skip -= 1
+                continue
             rows = order[start : start + batch_size]
             ids, attention = collate([data.input_ids[i] for i in rows], pad_id)
             yield ids, attention, torch.tensor([data.labels[i] for i in rows])

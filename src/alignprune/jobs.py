@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from . import alignment, data, modeling
+from .checkpoint import Checkpointer, file_identity
 from .evaluate import accuracy
 from .io import atomic_path, write_json
 from .pruning import apply_masks, compute_masks, cubic_schedule, mask_sparsity
@@ -87,8 +90,10 @@ def finetune(
     max_length: int,
     prunable: dict,
     device: torch.device,
+    checkpoint_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
+    """Fine-tune the pretrained model on the training language; checkpoints in ``checkpoint_dir``."""
     spec = task_spec(task)
     tokenizer = modeling.load_tokenizer(pretrained_dir)
     train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
@@ -99,12 +104,30 @@ def finetune(
     modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
     steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
     train_settings = _train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
+    checkpoint = _checkpointer(
+        checkpoint_dir, "finetune", settings, train_settings, pretrained_dir, train_file, dev_file
+    )
     history = train(
         model, train_data, dev_data, train_settings,
-        pad_id=tokenizer.pad_token_id, device=device, progress=progress,
+        pad_id=tokenizer.pad_token_id, device=device, progress=progress, checkpoint=checkpoint,
     )
     modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})
+    _remove_checkpoints(checkpoint_dir)
     return history
+
+
+def _checkpointer(folder, phase: str, section: dict, settings: TrainSettings, *inputs, job=None, save_at_end=False):
+    """Checkpoints of one training phase of a job, valid only for these settings and input files."""
+    if folder is None:
+        return None
+    identity = {"settings": asdict(settings), "job": job or {}, "inputs": file_identity(*inputs)}
+    return Checkpointer(Path(folder) / phase, section.get("checkpoint_every", 500), identity, save_at_end)
+
+
+def _remove_checkpoints(folder) -> None:
+    """The job's outputs are saved: its checkpoints are no longer needed."""
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def prune_and_retrain(
@@ -126,6 +149,7 @@ def prune_and_retrain(
     device: torch.device,
     schedule: str = "ladder",
     gradual: dict | None = None,
+    checkpoint_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Prune the start model to ``sparsity``, retrain, save.
@@ -149,6 +173,8 @@ def prune_and_retrain(
         previous = {name: mask.to(device) for name, mask in previous.items()}
     job_seed = stable_seed(task, seed, method_name, f"{sparsity:.2f}")
     pad_id = tokenizer.pad_token_id
+    job = {"method": method, "sparsity": sparsity, "schedule": schedule, "gradual": gradual}
+    inputs = (start_dir, reference_dir, train_file, dev_file)
 
     def saliency():
         return gradient_saliency(
@@ -182,27 +208,32 @@ def prune_and_retrain(
         )
         masks = {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
         movement = {name: torch.zeros_like(params[name]) for name in names} if method["criterion"] == "movement" else None
-        pruned_at = []
 
-        def prune_on_schedule(step: int, current) -> None:
-            if step in plan:
-                for name, mask in masks_at(plan[step], current, movement).items():
-                    current[name].copy_(mask)
-                pruned_at.append({"step": step, "sparsity": mask_sparsity(current)})
+        def prune_on_schedule(step: int, current) -> dict | None:
+            if step not in plan:
+                return None
+            for name, mask in masks_at(plan[step], current, movement).items():
+                current[name].copy_(mask)
+            return {"sparsity": mask_sparsity(current)}
 
+        retrain = _train_settings(settings, max_steps=settings["steps"], seed=job_seed, select_from=max(plan))
         history = train(
-            model, train_data, dev_data,
-            _train_settings(settings, max_steps=settings["steps"], seed=job_seed, select_from=max(plan)),
+            model, train_data, dev_data, retrain,
             pad_id=pad_id, device=device, masks=masks, progress=progress, movement=movement,
-            on_step=prune_on_schedule, **regularization(method, names, params, reference_dir, device),
+            on_step=prune_on_schedule, generators={"pruning": generator},
+            checkpoint=_checkpointer(checkpoint_dir, "retrain", settings, retrain, *inputs, job=job),
+            **regularization(method, names, params, reference_dir, device),
         )
-        history["pruning_steps"] = pruned_at
+        history["pruning_steps"] = history.pop("events")
     else:
         movement = None
         if method["criterion"] == "movement":
             movement = _movement_scores(
                 model, start_dir, names, train_data, dev_data, previous, method, settings,
                 pad_id=pad_id, device=device, seed=job_seed, progress=progress,
+                checkpoint=lambda scoring: _checkpointer(
+                    checkpoint_dir, "movement_scores", settings, scoring, *inputs, job=job, save_at_end=True
+                ),
             )
         masks = masks_at(sparsity, previous, movement)
         apply_masks(params, masks)
@@ -212,10 +243,12 @@ def prune_and_retrain(
         if settings["steps"] > 0:
             if movement is not None:  # scores of this retraining decide the next target of the ladder
                 tensors[modeling.MOVEMENT_FILE] = {name: torch.zeros_like(params[name]) for name in names}
+            retrain = _train_settings(settings, max_steps=settings["steps"], seed=job_seed)
             history = train(
-                model, train_data, dev_data, _train_settings(settings, max_steps=settings["steps"], seed=job_seed),
+                model, train_data, dev_data, retrain,
                 pad_id=pad_id, device=device, masks=masks, progress=progress,
                 movement=tensors.get(modeling.MOVEMENT_FILE),
+                checkpoint=_checkpointer(checkpoint_dir, "retrain", settings, retrain, *inputs, job=job),
                 **regularization(method, names, params, reference_dir, device),
             )
         history["dev_accuracy_before_retraining"] = before["accuracy"]
@@ -239,11 +272,13 @@ def prune_and_retrain(
         model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
     )
+    _remove_checkpoints(checkpoint_dir)
     return report
 
 
 def _movement_scores(
-    model, start_dir, names, train_data, dev_data, previous, method, settings, *, pad_id, device, seed, progress
+    model, start_dir, names, train_data, dev_data, previous, method, settings, *, pad_id, device, seed, progress,
+    checkpoint=lambda scoring: None,
 ) -> dict[str, torch.Tensor]:
     """Movement scores for this target: those saved by the previous target's retraining, or,
     at the first target, scores accumulated over ``score_steps`` training steps from here."""
@@ -256,7 +291,7 @@ def _movement_scores(
     scoring = _train_settings(settings, max_steps=steps, eval_every=steps, seed=seed + 1)
     log.info("movement: accumulating scores over %d training steps", steps)
     train(model, train_data, dev_data, scoring, pad_id=pad_id, device=device, masks=previous,
-          movement=scores, progress=progress)
+          movement=scores, progress=progress, checkpoint=checkpoint(scoring))
     return scores
 
 

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .batching import training_batches
+from .checkpoint import Checkpointer
 from .data import EncodedSplit
 from .evaluate import accuracy, autocast
 from .pruning import Masks, apply_masks
@@ -65,6 +66,10 @@ def _linear_schedule(optimizer, settings: TrainSettings):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class NonFiniteLoss(FloatingPointError):
+    """The loss or the gradient norm became NaN or infinite."""
+
+
 def train(
     model,
     train_data: EncodedSplit,
@@ -77,7 +82,9 @@ def train(
     penalty: Callable[[], torch.Tensor] | None = None,
     penalty_weight: float = 0.0,
     movement: dict[str, torch.Tensor] | None = None,
-    on_step: Callable[[int, Masks], None] | None = None,
+    on_step: Callable[[int, Masks], dict | None] | None = None,
+    generators: dict[str, torch.Generator] | None = None,
+    checkpoint: Checkpointer | None = None,
     progress: bool = True,
 ) -> dict:
     """Train in place; leave the model at its best English-dev checkpoint. Returns the history.
@@ -85,7 +92,11 @@ def train(
     With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer).
     With ``movement`` (name -> tensor), -w * grad is added to it at every step.
     ``on_step(step, masks)`` runs after every optimizer step; it may prune more by
-    updating the mask tensors in place (gradual pruning).
+    updating the mask tensors in place (gradual pruning); what it returns is kept in the
+    history's ``events``. ``generators`` are random generators of the caller (e.g. of
+    ``on_step``) saved and restored with the checkpoints. With ``checkpoint``, the run
+    resumes from its latest checkpoint and writes one every ``checkpoint.every`` steps.
+    A NaN or infinite loss stops the run (NonFiniteLoss) before it is checkpointed.
     """
     model.to(device).train()
     params = dict(model.named_parameters())
@@ -95,30 +106,51 @@ def train(
     optimizer = _optimizer(model, settings)
     scheduler = _linear_schedule(optimizer, settings)
     torch.manual_seed(settings.seed)  # dropout draws from the global RNG: same seed, same run
-    generator = torch.Generator().manual_seed(settings.seed)
-    batches = training_batches(train_data, settings.batch_size, pad_id, generator)
+    generators = generators or {}
+    tensors = {name: group for name, group in (("masks", masks), ("movement", movement)) if group}
 
-    history: list[dict] = []
-    best = {"dev_accuracy": -1.0, "step": 0}
+    # everything of the loop a resumed run needs besides the tensors
+    loop = {"step": 0, "history": [], "events": [], "best": {"dev_accuracy": -1.0, "step": 0},
+            "loss_sum": 0.0, "penalty_sum": 0.0, "seconds": 0.0}
     best_state = None
-    # summed on the device and read at evaluations only: no host sync per step
-    running_loss = running_penalty = torch.zeros((), device=device)
-    started = time.perf_counter()
-    bar = tqdm(total=settings.max_steps, disable=not progress, mininterval=5, desc="train")
-    for step in range(1, settings.max_steps + 1):
-        loss, regularizer = training_step(
+    saved = checkpoint.latest() if checkpoint else None
+    if saved is not None:
+        loop, best_state = checkpoint.restore(
+            saved, model=model, optimizer=optimizer, scheduler=scheduler, generators=generators,
+            tensors=tensors, device=device,
+        )
+    batch_generator = torch.Generator().manual_seed(settings.seed)
+    batches = training_batches(train_data, settings.batch_size, pad_id, batch_generator, skip=loop["step"])
+
+    history, best = loop["history"], loop["best"]
+    # summed on the device and read at evaluations and checkpoints only: no host sync per step
+    running_loss = torch.full((), loop["loss_sum"], device=device)
+    running_penalty = torch.full((), loop["penalty_sum"], device=device)
+    running_norm = torch.zeros((), device=device)
+    started = time.perf_counter() - loop["seconds"]
+    bar = tqdm(total=settings.max_steps, initial=loop["step"], disable=not progress, mininterval=5, desc="train")
+    for step in range(loop["step"] + 1, settings.max_steps + 1):
+        loss, regularizer, grad_norm = training_step(
             model, params, next(batches), optimizer, scheduler, settings, device=device,
             masks=masks, penalty=penalty, penalty_weight=penalty_weight, movement=movement,
         )
         if on_step is not None:
-            on_step(step, masks)
+            event = on_step(step, masks)
+            if event:
+                loop["events"].append({"step": step, **event})
             if masks:
                 apply_masks(params, masks)  # on_step may have pruned more
         running_penalty = running_penalty + regularizer
         running_loss = running_loss + loss
+        running_norm = running_norm + grad_norm
         bar.update()
 
-        if step % settings.eval_every == 0 or step == settings.max_steps:
+        evaluate_now = step % settings.eval_every == 0 or step == settings.max_steps
+        checkpoint_now = checkpoint is not None and checkpoint.due(step, settings.max_steps)
+        if evaluate_now or checkpoint_now:
+            _stop_if_not_finite(running_loss + running_penalty + running_norm, step, checkpoint)
+            running_norm = torch.zeros((), device=device)
+        if evaluate_now:
             dev = accuracy(
                 model, dev_data, batch_size=settings.eval_batch_size, pad_id=pad_id, device=device
             )
@@ -131,23 +163,43 @@ def train(
                 "seconds": time.perf_counter() - started,
             }
             history.append(entry)
-            running_loss = running_penalty = torch.zeros((), device=device)
+            running_loss = torch.zeros((), device=device)
+            running_penalty = torch.zeros((), device=device)
             bar.set_postfix(loss=f"{entry['train_loss']:.4f}", dev=f"{dev['accuracy']:.4f}")
             log.info("step %d: train loss %.4f, dev accuracy %.4f", step, entry["train_loss"], dev["accuracy"])
             if step >= settings.select_from and dev["accuracy"] > best["dev_accuracy"]:
-                best = {"dev_accuracy": dev["accuracy"], "step": step}
+                best.update(dev_accuracy=dev["accuracy"], step=step)
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if checkpoint_now:
+            loop.update(step=step, loss_sum=running_loss.item(), penalty_sum=running_penalty.item(),
+                        seconds=time.perf_counter() - started)
+            checkpoint.save(step, model=model, optimizer=optimizer, scheduler=scheduler, generators=generators,
+                            tensors=tensors, loop=loop, best_state=best_state)
     bar.close()
     if best_state is not None and best["step"] != settings.max_steps:
         model.load_state_dict(best_state)
     return {
         "settings": asdict(settings),
         "history": history,
+        "events": loop["events"],
         "best_step": best["step"],
         "best_dev_accuracy": best["dev_accuracy"],
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
+        "resumed_from_step": saved and int(saved.name.split("-")[1]),
     }
+
+
+def _stop_if_not_finite(total: torch.Tensor, step: int, checkpoint: Checkpointer | None) -> None:
+    if torch.isfinite(total):
+        return
+    kept = checkpoint.latest() if checkpoint else None
+    raise NonFiniteLoss(
+        f"the training loss or gradient became NaN or infinite by step {step}; "
+        + (f"the last good checkpoint {kept} is kept" if kept else "no checkpoint was written before it")
+        + ". Lower the learning rate or the regularizer weight, then rerun (a rerun with the same settings "
+        "resumes from that checkpoint and stops here again)."
+    )
 
 
 def training_step(
@@ -164,7 +216,8 @@ def training_step(
     penalty_weight: float = 0.0,
     movement: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step of ``train``; returns the task loss and the penalty, detached, on the device."""
+    """One optimizer step of ``train``; returns the task loss, the penalty and the gradient norm
+    before clipping, detached, on the device."""
     ids, attention, labels = batch
     with autocast(device):
         loss = model(input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)).loss
@@ -179,13 +232,13 @@ def training_step(
             params[name].grad.masked_fill_(~mask, 0.0)
     if movement is not None:
         accumulate_movement(movement, params)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     if masks:
         apply_masks(params, masks)
-    return loss.detach(), regularizer.detach()
+    return loss.detach(), regularizer.detach(), grad_norm.detach()
 
 
 @torch.no_grad()

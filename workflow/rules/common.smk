@@ -12,6 +12,7 @@ RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
 LOGS = config["paths"]["logs"]
 BENCHMARKS = config["paths"]["benchmarks"]
+CHECKPOINTS = config["paths"]["checkpoints"]
 
 TASKS = [task for task, spec in config["tasks"].items() if spec["enabled"]]
 TRAIN_LANGUAGE = config["train_language"]
@@ -72,6 +73,11 @@ def variants():
 
 def model_dir(task, seed, variant):
     return f"{RESULTS}/{task}/seed~{seed}/{variant}/model"
+
+
+def checkpoint_dir(wildcards, output):
+    """Resumable state of a training job: its output's path under paths.checkpoints, not an output."""
+    return f"{CHECKPOINTS}/{Path(output[0]).relative_to(RESULTS)}"
 
 
 def eval_file(task, seed, variant, split, lang):

@@ -22,6 +22,7 @@ rule finetune:
         settings=config["finetune"],
         max_length=config["max_length"],
         prunable=PRUNABLE,
+        checkpoints=checkpoint_dir,
     script:
         "../scripts/finetune.py"
 
@@ -52,6 +53,7 @@ rule prune:
         prunable=PRUNABLE,
         schedule=config["schedule"],
         gradual=config["gradual"],
+        checkpoints=checkpoint_dir,
     script:
         "../scripts/prune.py"
 

@@ -14,5 +14,6 @@ with rule_job(snakemake) as device:
         settings=snakemake.params.settings,
         max_length=snakemake.params.max_length,
         prunable=snakemake.params.prunable,
+        checkpoint_dir=snakemake.params.checkpoints,
         device=device,
     )

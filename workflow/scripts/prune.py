@@ -21,5 +21,6 @@ with rule_job(snakemake) as device:
         prunable=snakemake.params.prunable,
         schedule=snakemake.params.schedule,
         gradual=snakemake.params.gradual,
+        checkpoint_dir=snakemake.params.checkpoints,
         device=device,
     )

@@ -41,4 +41,4 @@ report: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo --report results/demo/report.html
 
 clean-demo:
-	rm -rf results/demo resources/demo logs/demo benchmarks/demo
+	rm -rf results/demo resources/demo logs/demo benchmarks/demo checkpoints/demo

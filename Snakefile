@@ -5,7 +5,8 @@ import sys
 from snakemake.utils import min_version
 
 min_version("9.0")
-sys.path.insert(0, f"{workflow.basedir}/src")  # the alignprune package, also without an install
+# the alignprune package, also without an install
+sys.path.insert(0, f"{workflow.basedir}/src")
 from alignprune.config_check import ConfigError, check_config
 
 

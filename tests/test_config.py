@@ -6,11 +6,11 @@ import sys
 
 import pytest
 import yaml
+from conftest import tiny_classifier
+from workflow_helpers import ROOT, load_config
 
 from alignprune import modeling
 from alignprune.config_check import ConfigError, check_config
-from conftest import tiny_classifier
-from workflow_helpers import ROOT, load_config
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 

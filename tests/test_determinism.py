@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import PRUNABLE
 from safetensors.torch import load_file
 
 from alignprune import jobs
@@ -14,7 +15,6 @@ from alignprune import train as train_module
 from alignprune.batching import training_batches
 from alignprune.data import encode, read_split
 from alignprune.modeling import load_tokenizer
-from conftest import PRUNABLE
 
 FINETUNE = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10, "checkpoint_every": 4}
 RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 12, "eval_every": 6, "checkpoint_every": 4}

@@ -7,15 +7,14 @@ import math
 
 import pytest
 import torch
+from conftest import PRUNABLE, tiny_classifier
 
 from alignprune.checkpoint import Checkpointer
 from alignprune.data import EncodedSplit
+from alignprune.modeling import prunable_names
 from alignprune.pruning import compute_masks
 from alignprune.regularizers import alignment_penalty
 from alignprune.train import NonFiniteLoss, TrainSettings, train
-from conftest import PRUNABLE, tiny_classifier
-
-from alignprune.modeling import prunable_names
 
 SETTINGS = TrainSettings(learning_rate=3e-3, batch_size=8, max_steps=14, eval_every=5, weight_decay=0.01, seed=7)
 

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from workflow_helpers import ROOT
 
 TARGETS = [

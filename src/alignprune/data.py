@@ -40,8 +40,6 @@ def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.Da
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    from datasets import load_dataset  # heavy import, only for this stage
-
     if source.get("local") is not None:
         pattern = Path(source["local"]) / lang / f"{split}-*.parquet"
         if not list(pattern.parent.glob(pattern.name)):
@@ -49,10 +47,20 @@ def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.Da
                 f"no files match {pattern}: a local source must hold the Hub layout "
                 f"{{folder}}/{{lang}}/{{split}}-*.parquet (e.g. a clone of {task.hub_id})"
             )
-        dataset = load_dataset("parquet", data_files={split: str(pattern)}, split=split)
-    else:
-        dataset = load_dataset(source["hub"], lang, split=split)
-    return dataset.to_pandas()
+        # Read file by file: an error names the file, and an empty file is an empty split, not a crash.
+        frames = []
+        for path in sorted(pattern.parent.glob(pattern.name)):
+            try:
+                frames.append(pd.read_parquet(path))
+            except Exception as err:  # pyarrow raises several types for corrupt files
+                raise ValueError(
+                    f"{path}: cannot read as parquet ({type(err).__name__}: {str(err)[:200]}); "
+                    "replace the file with an intact copy from the Hub"
+                ) from None
+        return pd.concat(frames, ignore_index=True)
+    from datasets import load_dataset  # heavy import, only for this stage
+
+    return load_dataset(source["hub"], lang, split=split).to_pandas()
 
 
 def normalise(task: TaskSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport]:
@@ -70,7 +78,15 @@ def normalise(task: TaskSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, Cleaning
             "label": pd.to_numeric(raw["label"], errors="coerce"),
         }
     )
-    bad_label = ~frame["label"].isin(range(task.num_labels))
+    # Negative labels mark unusable rows (PAWS-X) and are dropped; any other label outside the
+    # task's set means the file is not this task's data.
+    bad_label = frame["label"] < 0
+    foreign = ~bad_label & ~frame["label"].isin(range(task.num_labels))
+    if foreign.any():
+        raise ValueError(
+            f"{task.name}: {int(foreign.sum())} of {len(frame)} rows have a label outside 0..{task.num_labels - 1} "
+            f"({', '.join(task.label_names)}), e.g. {raw['label'][foreign].iloc[0]!r}: is this {task.name} data?"
+        )
     placeholder = ~bad_label & (
         frame["text_a"].isin(PLACEHOLDER_TEXTS) | frame["text_b"].isin(PLACEHOLDER_TEXTS)
     )

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from . import alignment, data, modeling
+from . import alignment, data, hub, modeling
 from .checkpoint import Checkpointer, file_identity
 from .evaluate import accuracy
 from .io import atomic_path, write_json
@@ -56,17 +56,29 @@ def download_model(model_id: str, out_dir: str | Path) -> None:
     """Pretrained masked-LM weights and tokenizer in save_pretrained layout."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    with atomic_path(out_dir, directory=True) as tmp:
+    if not Path(model_id).is_dir():  # a Hub id, not a local save_pretrained folder
+        hub.check_reachable(f"the model {model_id}")
+    with hub.hub_errors(f"the model {model_id}"), atomic_path(out_dir, directory=True) as tmp:
         AutoTokenizer.from_pretrained(model_id).save_pretrained(tmp)
         AutoModelForMaskedLM.from_pretrained(model_id, use_safetensors=True).save_pretrained(tmp)
 
 
 def download_split(task: str, lang: str, split: str, source: dict, out_file: str | Path) -> dict:
     spec = task_spec(task)
-    raw = data.load_raw_split(spec, lang, split, source)
-    frame, report = data.normalise(spec, raw)
+    if source.get("local") is None:
+        what = f"{source['hub']} ({lang}, {split})"
+        hub.check_reachable(what)
+        with hub.hub_errors(what):
+            raw = data.load_raw_split(spec, lang, split, source)
+    else:
+        raw = data.load_raw_split(spec, lang, split, source)
+    where = f"{task}/{lang}/{split} from {source.get('local') or source['hub']}"
+    try:
+        frame, report = data.normalise(spec, raw)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
     if frame.empty:
-        raise ValueError(f"{task}/{lang}/{split}: no usable rows out of {report.rows_in}")
+        raise ValueError(f"{where}: no usable rows out of {report.rows_in}")
     data.write_split(frame, out_file)
     counts = {
         "rows_in": report.rows_in,

@@ -62,7 +62,10 @@ class Checkpointer:
         self.identity = json.loads(json.dumps(self.identity, sort_keys=True, default=str))
 
     def due(self, step: int, max_steps: int) -> bool:
-        return step % self.every == 0 or (self.save_at_end and step == max_steps)
+        # the last step is saved only when a later phase of the job may be killed
+        if step == max_steps:
+            return self.save_at_end
+        return step % self.every == 0
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint of this run, or None (a stale one is removed)."""

@@ -54,6 +54,7 @@ BAD_CONFIGS = [
     ("sparsity_duplicated", {"sparsities": [0.5, 0.7, 0.5]}, ["sparsities = [0.5, 0.7, 0.5]", "0.5 given more than once"]),
     ("sparsity_three_decimals", {"sparsities": [0.5, 0.555]}, ["sparsities[1] = 0.555", "at most two decimals"]),
     ("unknown_method_key", {"methods": {"m": {**M, "lambda": 0.1}}}, ["methods.m.lambda", "unknown key", "regularizer"]),
+    ("bad_method_name", {"methods": {"m-1": M}}, ["methods = 'm-1'", "must match ^[A-Za-z0-9_]+$"]),
     ("unknown_criterion", {"methods": {"m": {"criterion": "magnitdue"}}},
      ["methods.m.criterion = 'magnitdue'", "random, magnitude, gradient, movement, lamp, lookahead"]),
     ("unknown_regularizer", {"methods": {"m": {**M, "regularizer": "cosin", "weight": 1}}},

@@ -74,8 +74,7 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed))
-        where = f"{key}." if error.absolute_path else ""
-        return [f"{where}{name}: unknown key; allowed keys here: {', '.join(allowed)}" for name in extra]
+        return [f"{_key([*error.absolute_path, name])}: unknown key; allowed keys here: {', '.join(allowed)}" for name in extra]
     if kind == "enum":
         return [f"{key} = {_show(value)}: not allowed; choose one of {', '.join(map(str, schema['enum']))}"]
     if kind == "type":
@@ -91,18 +90,10 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
         return [f"{key}: empty; name at least {schema['minProperties']} entry"]
     if kind == "required":
         missing = [name for name in schema["required"] if name not in value]
-        where = f"{key}." if error.absolute_path else ""
-        return [f"{where}{name}: missing; this key is required" for name in missing]
-    if kind == "propertyNames":
-        return [f"{key}: name {_show(value)} is not allowed; {schema_text(error)}"]
-    if kind == "pattern":
+        return [f"{_key([*error.absolute_path, name])}: missing; this key is required" for name in missing]
+    if kind == "pattern":  # also a method name: jsonschema reports propertyNames by their pattern
         return [f"{key} = {_show(value)}: must match {schema['pattern']}"]
     return [f"{key} = {_show(value)}: {error.message}"]
-
-
-def schema_text(error: jsonschema.ValidationError) -> str:
-    pattern = error.validator_value.get("pattern") if isinstance(error.validator_value, dict) else None
-    return f"names must match {pattern}" if pattern else error.message
 
 
 def semantic_problems(config: dict, workdir: Path) -> list[str]:

@@ -42,14 +42,15 @@ def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.Da
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if source.get("local") is not None:
         pattern = Path(source["local"]) / lang / f"{split}-*.parquet"
-        if not list(pattern.parent.glob(pattern.name)):
+        files = sorted(pattern.parent.glob(pattern.name))
+        if not files:
             raise FileNotFoundError(
                 f"no files match {pattern}: a local source must hold the Hub layout "
                 f"{{folder}}/{{lang}}/{{split}}-*.parquet (e.g. a clone of {task.hub_id})"
             )
         # Read file by file: an error names the file, and an empty file is an empty split, not a crash.
         frames = []
-        for path in sorted(pattern.parent.glob(pattern.name)):
+        for path in files:
             try:
                 frames.append(pd.read_parquet(path))
             except Exception as err:  # pyarrow raises several types for corrupt files

@@ -47,7 +47,7 @@ def hub_errors(what: str) -> Iterator[None]:
     """Turn the libraries' connection and cache-miss errors into one message with the ways out."""
     try:
         yield
-    except (ConnectionError, OSError) as err:
+    except OSError as err:  # ConnectionError included
         if isinstance(err, FileNotFoundError) and not offline():
             raise
         state = "offline (HF_HUB_OFFLINE) and not in the cache" if offline() else "not reachable"

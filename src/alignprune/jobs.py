@@ -6,6 +6,7 @@ import logging
 import math
 import shutil
 import zlib
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,23 +57,23 @@ def download_model(model_id: str, out_dir: str | Path) -> None:
     """Pretrained masked-LM weights and tokenizer in save_pretrained layout."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    if not Path(model_id).is_dir():  # a Hub id, not a local save_pretrained folder
+    from_hub = not Path(model_id).is_dir()  # else a local save_pretrained folder
+    if from_hub:
         hub.check_reachable(f"the model {model_id}")
-    with hub.hub_errors(f"the model {model_id}"), atomic_path(out_dir, directory=True) as tmp:
+    with hub.hub_errors(f"the model {model_id}") if from_hub else nullcontext(), \
+            atomic_path(out_dir, directory=True) as tmp:
         AutoTokenizer.from_pretrained(model_id).save_pretrained(tmp)
         AutoModelForMaskedLM.from_pretrained(model_id, use_safetensors=True).save_pretrained(tmp)
 
 
 def download_split(task: str, lang: str, split: str, source: dict, out_file: str | Path) -> dict:
     spec = task_spec(task)
-    if source.get("local") is None:
-        what = f"{source['hub']} ({lang}, {split})"
-        hub.check_reachable(what)
-        with hub.hub_errors(what):
-            raw = data.load_raw_split(spec, lang, split, source)
-    else:
-        raw = data.load_raw_split(spec, lang, split, source)
     where = f"{task}/{lang}/{split} from {source.get('local') or source['hub']}"
+    from_hub = source.get("local") is None
+    if from_hub:
+        hub.check_reachable(where)
+    with hub.hub_errors(where) if from_hub else nullcontext():
+        raw = data.load_raw_split(spec, lang, split, source)
     try:
         frame, report = data.normalise(spec, raw)
     except ValueError as err:
@@ -113,7 +114,7 @@ def finetune(
     model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
     # The first job that loads the model checks what the config says about it, before training.
     modeling.check_max_length(model, max_length)
-    modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
+    modeling.prunable_names(model, **prunable)
     steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
     train_settings = _train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
     checkpoint = _checkpointer(
@@ -176,7 +177,7 @@ def prune_and_retrain(
     tokenizer = modeling.load_tokenizer(tokenizer_dir)
     train_data, dev_data = _load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
     model = modeling.load_classifier(start_dir).to(device)
-    names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
+    names = modeling.prunable_names(model, **prunable)
     params = dict(model.named_parameters())
     previous = modeling.load_masks(start_dir)
     if previous is not None:
@@ -356,7 +357,7 @@ def evaluate_model(
     tokenizer = modeling.load_tokenizer(tokenizer_dir)
     encoded = data.encode(tokenizer, data.read_split(data_file, spec.num_labels), max_length)
     model = modeling.load_classifier(model_dir).to(device)
-    names = modeling.prunable_names(model, prunable["include"], prunable.get("exclude", []))
+    names = modeling.prunable_names(model, **prunable)
     result = {
         **_model_keys(task, seed, variant),
         "split": split,
@@ -374,7 +375,7 @@ def measure_weight_alignment(
     """Per prunable matrix of a pruned model: mean unit cosine with its dense model (CSV)."""
     pruned = modeling.load_classifier(model_dir)
     dense = modeling.load_classifier(dense_dir)
-    names = modeling.prunable_names(pruned, prunable["include"], prunable.get("exclude", []))
+    names = modeling.prunable_names(pruned, **prunable)
     table = alignment.weight_alignment(pruned, dense, names)
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
     for column, value in reversed(_model_keys(task, seed, variant).items()):

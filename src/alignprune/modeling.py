@@ -42,8 +42,9 @@ def load_tokenizer(model_dir: str | Path):
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
-def prunable_names(model: torch.nn.Module, include: list[str], exclude: list[str]) -> list[str]:
-    """Parameter names matched by any ``include`` regex and by no ``exclude`` regex."""
+def prunable_names(model: torch.nn.Module, include: list[str], exclude: list[str] = ()) -> list[str]:
+    """Parameter names matched by any ``include`` regex and by no ``exclude`` regex
+    (the config's ``prunable`` section: ``prunable_names(model, **config["prunable"])``)."""
     inc = [re.compile(p) for p in include]
     exc = [re.compile(p) for p in exclude]
     names = [
@@ -55,7 +56,7 @@ def prunable_names(model: torch.nn.Module, include: list[str], exclude: list[str
         # one line per kind of weight: layer numbers folded into N
         shapes = dict.fromkeys(re.sub(r"\.\d+\.", ".N.", n) for n, _ in model.named_parameters())
         raise ValueError(
-            f"config prunable: include {include} (exclude {exclude}) matches no parameter of the model; "
+            f"config prunable: include {include} (exclude {list(exclude)}) matches no parameter of the model; "
             "fix the regular expressions in config.yaml. The model's parameters are:\n  "
             + "\n  ".join(shapes)
         )

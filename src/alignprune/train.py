@@ -119,6 +119,7 @@ def train(
             saved, model=model, optimizer=optimizer, scheduler=scheduler, generators=generators,
             tensors=tensors, device=device,
         )
+    resumed_from = loop["step"] if saved is not None else None
     batch_generator = torch.Generator().manual_seed(settings.seed)
     batches = training_batches(train_data, settings.batch_size, pad_id, batch_generator, skip=loop["step"])
 
@@ -186,7 +187,7 @@ def train(
         "best_dev_accuracy": best["dev_accuracy"],
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
-        "resumed_from_step": saved and int(saved.name.split("-")[1]),
+        "resumed_from_step": resumed_from,
     }
 
 
@@ -215,7 +216,7 @@ def training_step(
     penalty: Callable[[], torch.Tensor] | None = None,
     penalty_weight: float = 0.0,
     movement: dict[str, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step of ``train``; returns the task loss, the penalty and the gradient norm
     before clipping, detached, on the device."""
     ids, attention, labels = batch

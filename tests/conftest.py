@@ -33,6 +33,19 @@ def tiny_classifier(num_labels: int = 3, seed: int = 0, vocab_size: int = 60):
     return XLMRobertaForSequenceClassification(config)
 
 
+def tiny_testbed(model_dir, files: dict, *, sizes: dict, pretrain_steps: int = 20, pretrain_batch_size: int = 16):
+    """Build a tiny testbed world (English and an SOV German, 2 layers of width 32): its pretrained
+    model in ``model_dir`` and the data files ``files`` names ((task, lang, split) -> path)."""
+    from alignprune import testbed as tb
+
+    settings = tb.TestbedSettings(
+        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
+        hidden_size=32, layers=2, heads=2, pretrain_steps=pretrain_steps, pretrain_batch_size=pretrain_batch_size,
+        sizes=sizes,
+    )
+    tb.build_testbed(settings, model_dir, files, progress=False)
+
+
 @pytest.fixture
 def prunable():
     return PRUNABLE

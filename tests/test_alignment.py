@@ -8,6 +8,7 @@ import torch
 
 from alignprune import alignment
 from alignprune.data import EncodedSplit
+from conftest import tiny_testbed
 
 
 def test_cka_of_a_representation_with_itself_is_one():
@@ -113,16 +114,9 @@ def test_pooled_states_average_the_real_tokens_of_each_row_in_row_order():
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory):
     """A tiny pretrained testbed model and parallel English/German test sets."""
-    from alignprune import testbed as tb
-
     root = tmp_path_factory.mktemp("alignment")
-    settings = tb.TestbedSettings(
-        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
-        hidden_size=32, layers=2, heads=2, pretrain_steps=5, pretrain_batch_size=8,
-        sizes={"train": 20, "validation": 20, "test": 40},
-    )
     files = {("xnli", lang, "test"): root / f"{lang}.parquet" for lang in ("en", "de")}
-    tb.build_testbed(settings, root / "model", files, progress=False)
+    tiny_testbed(root / "model", files, sizes={"train": 20, "validation": 20, "test": 40}, pretrain_steps=5, pretrain_batch_size=8)
     return root
 
 

@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
-from conftest import PRUNABLE
+from conftest import PRUNABLE, tiny_testbed
 from safetensors.torch import load_file
 
 from alignprune import jobs
-from alignprune import testbed as tb
 from alignprune import train as train_module
 from alignprune.batching import training_batches
 from alignprune.data import encode, read_split
@@ -24,13 +23,8 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("determinism")
-    settings = tb.TestbedSettings(
-        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
-        hidden_size=32, layers=2, heads=2, pretrain_steps=20, pretrain_batch_size=16,
-        sizes={"train": 200, "validation": 60, "test": 60},
-    )
     files = {(lang, split): root / f"{lang}-{split}.parquet" for lang in ("en", "de") for split in ("train", "validation", "test")}
-    tb.build_testbed(settings, root / "pretrained", {("xnli", *k): v for k, v in files.items()}, progress=False)
+    tiny_testbed(root / "pretrained", {("xnli", *k): v for k, v in files.items()}, sizes={"train": 200, "validation": 60, "test": 60})
     return root, files
 
 

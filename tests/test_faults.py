@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import tiny_classifier
-from workflow_helpers import ROOT
+from conftest import tiny_classifier, tiny_testbed
+from workflow_helpers import REFUSE_NETWORK, ROOT
 
 from alignprune import hub, jobs
 
@@ -80,13 +80,8 @@ def test_a_bad_data_file_fails_its_download_job_naming_the_file_and_leaves_no_ou
     assert not [p for p in (tmp_path / "resources/data/xnli").rglob("*") if p.name.startswith(".")]
 
 
-NO_NETWORK = r"""
-import json, socket, sys, time
-def refuse(*args, **kwargs):
-    raise OSError("network is unreachable")
-socket.socket.connect = refuse
-socket.create_connection = refuse
-socket.getaddrinfo = refuse
+NO_NETWORK = "MARKER = None\n" + REFUSE_NETWORK + r"""
+import json, sys, time
 from alignprune import jobs
 started = time.monotonic()
 try:
@@ -161,14 +156,9 @@ def test_a_nan_in_a_real_prune_job_stops_it_with_a_clear_message_keeping_its_che
     """The regularizer of a method with an absurd weight overflows to inf: the job stops, no output."""
     from conftest import PRUNABLE
 
-    from alignprune import testbed as tb
 
-    settings = tb.TestbedSettings(
-        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de")], hidden_size=32, layers=2, heads=2, pretrain_steps=10,
-        pretrain_batch_size=16, sizes={"train": 100, "validation": 40, "test": 40},
-    )
     files = {("xnli", "en", s): tmp_path / f"{s}.parquet" for s in ("train", "validation")}
-    tb.build_testbed(settings, tmp_path / "pretrained", files, progress=False)
+    tiny_testbed(tmp_path / "pretrained", files, sizes={"train": 100, "validation": 40, "test": 40}, pretrain_steps=10)
     jobs.finetune(
         task="xnli", seed=1, pretrained_dir=tmp_path / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=tmp_path / "dense", max_length=32, prunable=PRUNABLE,

@@ -4,12 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import PRUNABLE, tiny_testbed
 from safetensors.torch import load_file
 
 from alignprune import jobs
-from alignprune import testbed as tb
 from alignprune.regularizers import alignment_penalty
-from conftest import PRUNABLE
 
 RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 15,
            "warmup_ratio": 0.0, "weight_decay": 0.01}
@@ -18,13 +17,8 @@ RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 1
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
     root = tmp_path_factory.mktemp("prune")
-    settings = tb.TestbedSettings(
-        seed=1, languages=[tb.LanguageSpec("en"), tb.LanguageSpec("de", order="SOV")],
-        hidden_size=32, layers=2, heads=2, pretrain_steps=20, pretrain_batch_size=16,
-        sizes={"train": 300, "validation": 60, "test": 60},
-    )
     files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
-    tb.build_testbed(settings, root / "pretrained", files, progress=False)
+    tiny_testbed(root / "pretrained", files, sizes={"train": 300, "validation": 60, "test": 60})
     jobs.finetune(
         task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",

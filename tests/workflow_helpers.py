@@ -10,20 +10,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs Snakemake's CLI with every way out to the network closed: a connection
-# attempt leaves a marker file and fails.
-NO_NETWORK_CLI = r"""
-import socket, sys
-marker = sys.argv.pop(1)
+# Python source that closes every way out to the network: a connection attempt fails (and is
+# noted in the file MARKER names, if any). Prepend it to a `python -c` program.
+REFUSE_NETWORK = r"""
+import socket
 def refuse(*args, **kwargs):
-    open(marker, "a").write(f"network call: {args!r}\n")
+    if MARKER:
+        open(MARKER, "a").write(f"network call: {args!r}\n")
     raise OSError("network access is not allowed here")
 socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-from snakemake.cli import main
-sys.exit(main())
 """
+# Runs Snakemake's CLI with the network closed; its first argument is the marker file.
+NO_NETWORK_CLI = "import sys\nMARKER = sys.argv.pop(1)\n" + REFUSE_NETWORK + "from snakemake.cli import main\nsys.exit(main())\n"
 
 
 def snakemake(*args: str, network_marker: Path | None = None, timeout: int = 1800) -> subprocess.CompletedProcess:

@@ -47,7 +47,8 @@ def test_masked_weights_stay_exactly_zero_through_adamw_with_weight_decay(prunab
 def test_unmasked_weights_do_change_and_the_toy_task_is_learned():
     model = tiny_classifier(num_labels=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=150, eval_every=50, seed=0)
+    # the toy task has a plateau at 0.56 that some seeds leave only after ~100-150 steps
+    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=250, eval_every=50, seed=0)
     result = train(model, toy_split(400, 0), toy_split(100, 1), settings, pad_id=1,
                    device=torch.device("cpu"), progress=False)
     assert result["best_dev_accuracy"] >= 0.8

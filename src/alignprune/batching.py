@@ -1,4 +1,10 @@
-"""Batches of token ids padded to the longest example in the batch (dynamic padding)."""
+"""Batches of token ids padded to the longest example in the batch (dynamic padding).
+
+Training batches are grouped by length (as transformers' ``group_by_length``): each
+epoch's permutation is cut into groups of ``GROUP_BATCHES`` batches, a group is sorted
+by length before it is cut into batches, and the batches of the epoch are shuffled.
+A batch then holds examples of similar length, so far less padding is computed.
+"""
 
 from __future__ import annotations
 
@@ -19,23 +25,43 @@ def collate(input_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, attention
 
 
+# transformers' LengthGroupedSampler sorts groups of 50 batches as well
+GROUP_BATCHES = 50
+
+
+def epoch_batches(
+    lengths: list[int], batch_size: int, generator: torch.Generator, *, group_by_length: bool = True
+) -> list[list[int]]:
+    """Row numbers of one epoch's batches; the rows left over after the last full batch are dropped."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    order = order[: len(order) - len(order) % batch_size]
+    if group_by_length:
+        group = GROUP_BATCHES * batch_size
+        order = [row for start in range(0, len(order), group)
+                 for row in sorted(order[start : start + group], key=lengths.__getitem__)]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if group_by_length:  # else the batches of a group would come shortest first
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
 def training_batches(
-    data: EncodedSplit, batch_size: int, pad_id: int, generator: torch.Generator, *, skip: int = 0
+    data: EncodedSplit, batch_size: int, pad_id: int, generator: torch.Generator, *, skip: int = 0,
+    group_by_length: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless shuffled batches, a fresh permutation per epoch; the last short batch is dropped.
+    """Endless batches, a fresh shuffle per epoch (``epoch_batches``).
 
     ``skip``: leave out the first batches (a resumed run goes on with the batches it had not
-    seen; the permutations are drawn as before, only the padding work is saved).
+    seen; the shuffles are drawn as before, only the padding work is saved).
     """
     if len(data) < batch_size:
         raise ValueError(f"training set has {len(data)} examples, fewer than batch size {batch_size}")
+    lengths = [len(ids) for ids in data.input_ids]
     while True:
-        order = torch.randperm(len(data), generator=generator).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
+        for rows in epoch_batches(lengths, batch_size, generator, group_by_length=group_by_length):
             if skip > 0:
                 skip -= 1
                 continue
-            rows = order[start : start + batch_size]
             ids, attention = collate([data.input_ids[i] for i in rows], pad_id)
             yield ids, attention, torch.tensor([data.labels[i] for i in rows])
 

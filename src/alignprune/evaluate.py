@@ -8,6 +8,13 @@ from .batching import inference_batches
 from .data import EncodedSplit
 
 
+def allow_tf32(device: torch.device) -> None:
+    """On a GPU, the float32 matmuls left outside bf16 autocast use TF32 tensor cores."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def autocast(device: torch.device):
     """bf16 autocast on a GPU that has it; full precision otherwise."""
     enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
+from .evaluate import allow_tf32
 from .modeling import pick_device
 
 
@@ -31,6 +32,7 @@ def rule_job(snakemake):
         )
         try:
             device = pick_device(os.environ.get("ALIGNPRUNE_DEVICE"))
+            allow_tf32(device)
             logging.info("rule %s on %s with %d threads", snakemake.rule, device, snakemake.threads)
             yield device
         except BaseException:

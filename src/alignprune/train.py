@@ -1,6 +1,7 @@
 """The one training loop: dense fine-tuning and every prune-and-retrain job.
 
-AdamW with linear warm-up and decay, dynamic padding, bf16 autocast on GPU,
+Fused AdamW with linear warm-up and decay, length-grouped batches with dynamic padding,
+bf16 autocast and TF32 on GPU,
 model selection on the English dev set. With masks, the gradients of pruned
 weights are zeroed before each step (so Adam's moments for them stay zero) and
 the weights are zeroed again after it (so weight decay cannot revive them):
@@ -36,6 +37,8 @@ class TrainSettings:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     eval_batch_size: int = 128
+    # batches of examples of similar length (less padding); False: plain random batches
+    group_by_length: bool = True
     seed: int = 0
     # evaluations before this step are not candidates for model selection (gradual pruning:
     # only checkpoints at the final sparsity count)
@@ -52,7 +55,8 @@ def _optimizer(model, settings: TrainSettings) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+    # fused: one kernel over all tensors (CPU and CUDA); ~5x faster than the foreach step on CPU
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=True)
 
 
 def _linear_schedule(optimizer, settings: TrainSettings):
@@ -121,7 +125,8 @@ def train(
         )
     resumed_from = loop["step"] if saved is not None else None
     batch_generator = torch.Generator().manual_seed(settings.seed)
-    batches = training_batches(train_data, settings.batch_size, pad_id, batch_generator, skip=loop["step"])
+    batches = training_batches(train_data, settings.batch_size, pad_id, batch_generator, skip=loop["step"],
+                                 group_by_length=settings.group_by_length)
 
     history, best = loop["history"], loop["best"]
     # summed on the device and read at evaluations and checkpoints only: no host sync per step

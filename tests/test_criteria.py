@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from alignprune.criteria import ScoreInputs, lamp_scores, lookahead_scores, xlmr_neighbours
+from alignprune.criteria import ScoreInputs, lamp_scores, lookahead_scores, sort_non_negative, xlmr_neighbours
 
 P = "roberta.encoder.layer."
 
@@ -22,6 +22,18 @@ def test_lamp_largest_weight_of_every_layer_scores_one():
     for name, w in weights.items():
         assert scores[name].flatten()[w.abs().argmax()] == pytest.approx(1.0)
         assert scores[name].max() == pytest.approx(1.0)
+
+
+def test_fast_sort_equals_torch_stable_sort_with_ties_zeros_and_extremes():
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(10_000, generator=g).pow(2)
+    values[::7] = 0.0  # pruned weights
+    values[1::13] = 0.25  # ties among kept weights
+    values[5], values[6] = torch.finfo(torch.float32).max, torch.finfo(torch.float32).tiny / 4  # subnormal
+    ordered, order = sort_non_negative(values)
+    expected_values, expected_order = torch.sort(values, stable=True)
+    assert torch.equal(ordered, expected_values)
+    assert torch.equal(order, expected_order)  # ties by position, as the stable sort
 
 
 def test_xlmr_neighbours_follow_the_block():

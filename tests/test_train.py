@@ -97,3 +97,27 @@ def test_movement_scores_favour_weights_moving_away_from_zero():
     away, towards = scores["w"][[0, 2]], scores["w"][[1, 3]]
     assert away.min() > 0 > towards.max()
     # magnitude alone could not tell them apart at the start: all four were 0.5 in size
+
+
+def test_weights_pruned_during_training_stay_exactly_zero_after_their_adam_moments_built_up(prunable):
+    """Gradual pruning: a weight pruned at step 10 had nonzero Adam moments; they are cleared so
+    the later steps (no re-masking after the step) cannot move it off 0.0."""
+    model = tiny_classifier(num_labels=2)
+    names = prunable_names(model, prunable["include"], prunable["exclude"])
+    params = dict(model.named_parameters())
+    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
+
+    def prune_half_at_step_10(step, current):
+        if step != 10:
+            return None
+        for name, mask in compute_masks({n: params[n].detach() for n in names}, criterion="magnitude",
+                                        scope="global", sparsity=0.5).items():
+            current[name].copy_(mask)
+        return {"pruned": True}
+
+    settings = TrainSettings(learning_rate=1e-2, batch_size=8, max_steps=30, eval_every=30, weight_decay=0.1, seed=0)
+    train(model, toy_split(200, 0), toy_split(40, 1), settings, pad_id=1, device=torch.device("cpu"),
+          masks=masks, on_step=prune_half_at_step_10, progress=False)
+    for name in names:
+        assert torch.all(params[name][~masks[name]] == 0.0), name
+    assert abs(sum(int((~m).sum()) for m in masks.values()) / sum(m.numel() for m in masks.values()) - 0.5) < 1e-3

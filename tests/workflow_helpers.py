@@ -53,13 +53,6 @@ def job_counts(output: str) -> dict[str, int]:
 
 def load_config(*files: str | Path) -> dict:
     """The config as the Snakefile sees it: files merged in order, validated, defaults filled."""
-    import yaml
-    from snakemake.utils import update_config
+    from alignprune.config_check import load_config as load
 
-    from alignprune.config_check import check_config
-
-    config: dict = {}
-    for path in files:
-        update_config(config, yaml.safe_load((ROOT / path).read_text()))
-    check_config(config, ROOT / "workflow/schemas/config.schema.yaml", workdir=ROOT)
-    return config
+    return load(*(ROOT / path for path in files), schema_file=ROOT / "workflow/schemas/config.schema.yaml", workdir=ROOT)

@@ -13,13 +13,17 @@ import argparse
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from . import bench_study, bench_trainer
+from .config_check import load_config
 from .criteria import CRITERIA, ScoreInputs
+from .evaluate import allow_tf32
 from .modeling import prunable_names
-from .pruning import compute_masks
+from .pruning import apply_masks, compute_masks
 from .regularizers import AlignmentPenalty
 from .train import TrainSettings, _linear_schedule, _optimizer, training_step
 
@@ -37,10 +41,11 @@ PRUNABLE = r"^roberta\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|
 class Timing:
     comparison: str
     variant: str
-    median_ms: float
+    median_ms: float | None
     ratio: float
     peak_mb: float | None = None
     note: str = ""
+    per_second: float | None = None  # examples per second, for the throughput comparisons
 
 
 def xlmr_classifier(size: str, num_labels: int = 3):
@@ -69,15 +74,16 @@ def interleaved(variants: dict[str, Callable[[], None]], *, warmup: int, repeats
 
 
 def retraining_steps(size: str, device: torch.device, *, batch_size: int, length: int, sparsity: float,
-                     warmup: int, repeats: int) -> list[Timing]:
+                     warmup: int, repeats: int, peak_tflops: float | None = None) -> list[Timing]:
     """One retraining step: without masks, with masks (ours), and with masks plus each regularizer."""
     model = xlmr_classifier(size).to(device)
     params = dict(model.named_parameters())
-    names = prunable_names(model, [PRUNABLE], [])
+    names = prunable_names(model, [PRUNABLE])
     reference = [params[name].detach().clone() for name in names]
     masks = compute_masks(
         {name: params[name].detach() for name in names}, criterion="magnitude", scope="global", sparsity=sparsity
     )
+    apply_masks(params, masks)  # as train() does
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
     batch = (
@@ -107,7 +113,32 @@ def retraining_steps(size: str, device: torch.device, *, batch_size: int, length
     }
     medians = interleaved(variants, warmup=warmup, repeats=repeats, sync=_sync(device))
     base = medians["masked (baseline)"]
-    return [Timing("retraining step", name, 1000 * t, t / base) for name, t in medians.items()]
+    flops = step_flops(model, batch_size, length)
+    return [Timing("retraining step", name, 1000 * t, t / base, note=_utilisation(flops, batch_size * length, t, device,
+                                                                                peak_tflops))
+            for name, t in medians.items()]
+
+
+def step_flops(model, batch_size: int, length: int) -> float:
+    """Model FLOPs of one training step (forward + backward) on full sequences: 6 per weight
+    outside the embeddings per token, plus attention's 12 x layers x hidden x length per token."""
+    weights = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+    config = model.config
+    per_token = 6 * weights + 12 * config.num_hidden_layers * config.hidden_size * length
+    return per_token * batch_size * length
+
+
+# bf16 dense tensor-core peaks (TFLOP/s) of the GPUs the study is run on, for model FLOPs utilisation
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
+
+
+def _utilisation(flops: float, tokens: int, seconds: float, device: torch.device, peak_tflops: float | None) -> str:
+    achieved = flops / seconds / 1e12
+    if peak_tflops is None and device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak_tflops = next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
+    utilisation = f", MFU {100 * achieved / peak_tflops:.1f}% of {peak_tflops:g}" if peak_tflops else ""
+    return f"{tokens / seconds:,.0f} tokens/s, {achieved:.2f} TFLOP/s{utilisation}"
 
 
 def _prune_hook_step(size, device, masks, batch, settings) -> Callable[[], None]:
@@ -227,13 +258,24 @@ def _sync(device: torch.device):
 
 
 def format_table(timings: list[Timing]) -> str:
-    lines = ["| comparison | variant | median ms | ratio | peak MB | note |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| comparison | variant | median ms | examples/s | time / first variant's | peak MB | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
     lines += [
-        f"| {t.comparison} | {t.variant} | {t.median_ms:.1f} | {t.ratio:.3f} | "
-        f"{'' if t.peak_mb is None else f'{t.peak_mb:.0f}'} | {t.note} |"
+        f"| {t.comparison} | {t.variant} | {'' if t.median_ms is None else f'{t.median_ms:,.1f}'} | "
+        f"{'' if t.per_second is None else f'{t.per_second:,.1f}'} | {t.ratio:.3f} | "
+        f"{'' if t.peak_mb is None else f'{t.peak_mb:,.0f}'} | {t.note} |"
         for t in timings
     ]
     return "\n".join(lines)
+
+
+def throughputs(comparison: str, rates: dict[str, float]) -> list[Timing]:
+    """Rows of a throughput comparison; the ratio is time per example relative to the first variant."""
+    first = next(iter(rates.values()))
+    return [Timing(comparison, name, None, first / rate, per_second=rate) for name, rate in rates.items()]
+
+
+COMPARISONS = ["step", "masks", "train", "eval", "study"]
 
 
 def main(argv: list[str] | None = None) -> list[Timing]:
@@ -241,31 +283,79 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     parser.add_argument("--size", choices=sorted(SIZES), default=None, help="model shape (default: cpu, or base on a GPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--length", type=int, default=128, help="sequence length of the step comparison; "
+                        "max_length of the Trainer comparisons")
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--only", choices=["step", "masks"], default=None, help="run one comparison")
+    parser.add_argument("--only", choices=COMPARISONS, action="append", default=None,
+                        help="run this comparison only (repeatable; default: all)")
     parser.add_argument("--mask-size", choices=sorted(SIZES), default="base",
                         help="weight shapes of the mask comparison (default: XLM-R base, 84.9M weights)")
+    parser.add_argument("--epoch-batches", type=int, default=50,
+                        help="batches of the training epoch timed against Trainer (default: one length group)")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed epochs per variant against Trainer")
+    parser.add_argument("--eval-examples", type=int, default=1024)
+    parser.add_argument("--eval-batch-size", type=int, default=128)
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's peak for model FLOPs utilisation (default: known for H100/H200/A100)")
+    parser.add_argument("--config", nargs="+", default=["config.yaml"], help="config files of the study comparison")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     size = args.size or ("base" if device.type == "cuda" else "cpu")
+    only = set(args.only or COMPARISONS)
     if args.threads:
         torch.set_num_threads(args.threads)
+    allow_tf32(device)
+    sync = _sync(device)
     timings = []
-    if args.only in (None, "step"):
+    if "step" in only:
         timings += retraining_steps(
             size, device, batch_size=args.batch_size, length=args.length, sparsity=args.sparsity,
-            warmup=args.warmup, repeats=args.repeats,
+            warmup=args.warmup, repeats=args.repeats, peak_tflops=args.peak_tflops,
         )
-    if args.only in (None, "masks"):
+    if "masks" in only:
         timings += global_masks(args.mask_size, sparsity=args.sparsity, warmup=1, repeats=max(3, args.repeats // 3))
-    print(f"device {device}, size {size} {SIZES[size]}, batch {args.batch_size} x {args.length}, "
-          f"{torch.get_num_threads()} threads, medians of {args.repeats} after {args.warmup} warm-up rounds")
+    if "train" in only:
+        rates = bench_trainer.training_throughput(
+            lambda: xlmr_classifier(size), device, batch_size=args.batch_size, epoch_batches=args.epoch_batches,
+            warmup=args.warmup, repeats=args.train_repeats, max_length=args.length, sync=sync,
+        )
+        timings += throughputs(f"training, one epoch of {args.epoch_batches} batches", rates)
+    if "eval" in only:
+        rates = bench_trainer.evaluation_throughput(
+            xlmr_classifier(size), device, examples=args.eval_examples, batch_size=args.eval_batch_size,
+            warmup=1, repeats=max(3, args.repeats // 3), max_length=args.length, sync=sync,
+        )
+        timings += throughputs(f"evaluation of {args.eval_examples} examples", rates)
+    print(f"device {device}, size {size} {SIZES[size]}, batch {args.batch_size}, length {args.length}, "
+          f"{torch.get_num_threads()} threads, medians of {args.repeats} after {args.warmup} warm-up rounds "
+          f"({args.train_repeats} epochs for training)")
     print(format_table(timings))
+    if "study" in only:
+        print(study_table(args.config))
     return timings
+
+
+def study_table(config_files: list[str]) -> str:
+    """Optimizer steps of the full study per schedule, and the time Snakemake takes to plan it."""
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(*(root / name for name in config_files),
+                         schema_file=root / "workflow/schemas/config.schema.yaml", workdir=root)
+    steps = bench_study.study_steps(config)
+    seconds, jobs = bench_study.plan_seconds(root)
+    return "\n".join([
+        f"study of {' + '.join(config_files)}: optimizer steps",
+        "| schedule | retraining steps | ratio to ladder |", "|---|---:|---:|",
+        f"| ladder (each target from the previous) | {steps.ladder:,} | 1.000 |",
+        f"| independent, each target from dense with the ladder's steps up to it | {steps.independent_same_budget:,} "
+        f"| {steps.independent_same_budget / steps.ladder:.3f} |",
+        f"| independent as configured (retrain.steps per target) | {steps.independent:,} "
+        f"| {steps.independent / steps.ladder:.3f} |",
+        f"dense fine-tuning: {steps.fine_tuning:,} steps; ladder / same-budget independent = {steps.ratio:.3f}",
+        f"snakemake -n on the full config: {jobs:,} jobs planned in {seconds:.1f} s (median of 3)",
+    ])
 
 
 if __name__ == "__main__":

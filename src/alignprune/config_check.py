@@ -50,6 +50,18 @@ def check_config(config: dict, schema_file: str | Path, *, workdir: str | Path =
         )
 
 
+def load_config(*files: str | Path, schema_file: str | Path, workdir: str | Path = ".") -> dict:
+    """The config as the Snakefile sees it: YAML files merged key by key in order (as
+    ``--configfile``), checked, defaults filled in."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in files:
+        update_config(config, yaml.safe_load(Path(path).read_text()))
+    check_config(config, schema_file, workdir=workdir)
+    return config
+
+
 def _key(path) -> str:
     key = ""
     for part in path:

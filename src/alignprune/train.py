@@ -3,9 +3,9 @@
 Fused AdamW with linear warm-up and decay, length-grouped batches with dynamic padding,
 bf16 autocast and TF32 on GPU,
 model selection on the English dev set. With masks, the gradients of pruned
-weights are zeroed before each step (so Adam's moments for them stay zero) and
-the weights are zeroed again after it (so weight decay cannot revive them):
-pruned weights stay exactly 0.0.
+weights are zeroed before each step, so their Adam moments stay zero and the
+step (update and weight decay) leaves them at exactly 0.0; weights pruned during
+training get their moments zeroed when they are pruned.
 """
 
 from __future__ import annotations
@@ -142,10 +142,11 @@ def train(
         )
         if on_step is not None:
             event = on_step(step, masks)
-            if event:
+            if event:  # on_step pruned more (it returns an event whenever it changes the masks)
                 loop["events"].append({"step": step, **event})
-            if masks:
-                apply_masks(params, masks)  # on_step may have pruned more
+                if masks:
+                    apply_masks(params, masks)
+                    clear_optimizer_state(optimizer, params, masks)
         running_penalty = running_penalty + regularizer
         running_loss = running_loss + loss
         running_norm = running_norm + grad_norm
@@ -239,12 +240,23 @@ def training_step(
     if movement is not None:
         accumulate_movement(movement, params)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+    # Pruned weights are 0.0 with zero gradients and zero Adam moments, so AdamW's update and
+    # its decoupled weight decay both leave them at exactly 0.0: no re-masking after the step.
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    if masks:
-        apply_masks(params, masks)
     return loss.detach(), regularizer.detach(), grad_norm.detach()
+
+
+@torch.no_grad()
+def clear_optimizer_state(optimizer: torch.optim.Optimizer, params: dict[str, torch.Tensor], masks: Masks) -> None:
+    """Zero AdamW's moments of pruned weights (pruned during training, they had some), so the
+    next steps leave those weights at 0.0."""
+    for name, mask in masks.items():
+        for moment in ("exp_avg", "exp_avg_sq"):
+            state = optimizer.state.get(params[name], {})
+            if moment in state:
+                state[moment].masked_fill_(~mask, 0.0)
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import torch
 
 from .evaluate import allow_tf32
+from .gpu_slots import gpu_job
 from .modeling import pick_device
 
 
@@ -30,11 +31,17 @@ def rule_job(snakemake):
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             force=True,
         )
+        requested = os.environ.get("ALIGNPRUNE_DEVICE")
+        # a job holding units of the gpu resource takes that many free GPUs of the machine
+        # (before CUDA starts; an explicit ALIGNPRUNE_DEVICE is used as it is)
+        gpus = 0 if requested else int(getattr(snakemake.resources, "gpu", 0))
         try:
-            device = pick_device(os.environ.get("ALIGNPRUNE_DEVICE"))
-            allow_tf32(device)
-            logging.info("rule %s on %s with %d threads", snakemake.rule, device, snakemake.threads)
-            yield device
+            with gpu_job(gpus) as claimed:
+                device = pick_device(requested)
+                allow_tf32(device)
+                logging.info("rule %s on %s with %d threads%s", snakemake.rule, device, snakemake.threads,
+                             f", GPU(s) {','.join(claimed)}" if claimed else "")
+                yield device
         except BaseException:
             logging.exception("job failed")
             raise

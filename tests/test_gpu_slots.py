@@ -1,0 +1,102 @@
+"""Jobs on a multi-GPU machine each take their own GPU (fake devices: the lock logic needs no GPU)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alignprune.gpu_slots import claimed_devices, gpu_job
+from workflow_helpers import ROOT
+
+DEVICES = ["0", "1", "2", "3"]
+
+
+def test_each_claim_gets_a_free_device_and_a_fifth_waits_until_one_is_released(tmp_path):
+    with claimed_devices(1, DEVICES, tmp_path) as a, claimed_devices(1, DEVICES, tmp_path) as b, \
+            claimed_devices(1, DEVICES, tmp_path) as c, claimed_devices(1, DEVICES, tmp_path) as d:
+        assert a + b + c + d == DEVICES  # in order: a lone job takes the first free one
+        with pytest.raises(TimeoutError, match="no 1 free GPU"):
+            with claimed_devices(1, DEVICES, tmp_path, poll_seconds=0.05, timeout_seconds=0.3):
+                pass
+    with claimed_devices(2, DEVICES, tmp_path) as pair, claimed_devices(2, DEVICES, tmp_path) as other:
+        assert pair == ["0", "1"] and other == ["2", "3"]
+    with claimed_devices(1, DEVICES, tmp_path) as again:
+        assert again == ["0"]  # every lock was released
+
+
+def test_a_job_asking_for_more_gpus_than_visible_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="asks for 5 GPUs but only 4 are visible .*gpus_per_job"):
+        with claimed_devices(5, DEVICES, tmp_path):
+            pass
+
+
+def test_gpu_job_narrows_cuda_visible_devices_and_restores_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")  # e.g. what a scheduler handed out
+    with claimed_devices(1, ["4", "5", "6", "7"], tmp_path):  # another job holds GPU 4
+        with gpu_job(2, lock_dir=tmp_path) as mine:
+            assert mine == ["5", "6"]
+            assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,6"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6,7"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # one GPU: nothing to share, nothing locked
+    with gpu_job(1, lock_dir=tmp_path) as only:
+        assert only == ["3"] and not list(tmp_path.glob("gpu-3.lock"))
+    with gpu_job(0, lock_dir=tmp_path) as none:
+        assert none == []
+
+
+JOB = """
+import os, sys, time, types
+from pathlib import Path
+from alignprune.rule_runtime import rule_job
+out, release = Path(sys.argv[1]), Path(sys.argv[2])
+job = types.SimpleNamespace(threads=1, log=[str(out) + ".log"], rule="finetune", resources=types.SimpleNamespace(gpu=1))
+with rule_job(job) as device:
+    out.write_text(os.environ["CUDA_VISIBLE_DEVICES"] + " " + str(device))
+    while not release.exists():
+        time.sleep(0.05)
+"""
+
+
+def _start(tmp_path: Path, name: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", JOB, str(tmp_path / name), str(tmp_path / "release")],
+                            env=env, cwd=ROOT)
+
+
+def _wait_for(paths, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while not all(p.exists() and p.read_text() for p in paths):
+        assert time.monotonic() < deadline, f"not written: {[p.name for p in paths if not p.exists()]}"
+        time.sleep(0.05)
+
+
+def test_four_rule_jobs_at_once_run_on_four_gpus_a_fifth_waits_and_a_killed_job_frees_its_gpu(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(DEVICES), "ALIGNPRUNE_GPU_LOCKS": str(tmp_path / "locks")}
+    env.pop("ALIGNPRUNE_DEVICE", None)
+    jobs = [_start(tmp_path, f"job{i}", env) for i in range(4)]
+    outs = [tmp_path / f"job{i}" for i in range(4)]
+    _wait_for(outs)
+    seen = [out.read_text().split() for out in outs]
+    assert sorted(gpu for gpu, _ in seen) == DEVICES  # each its own GPU
+    assert all(device == "cpu" for _, device in seen)  # this machine has no CUDA: the job runs on
+    logs = [Path(f"{out}.log").read_text() for out in outs]
+    assert all("GPU(s) " in log for log in logs)
+
+    fifth = _start(tmp_path, "job4", env)
+    time.sleep(3)
+    assert not (tmp_path / "job4").exists()  # all four GPUs taken: it waits
+    killed = next(i for i, (gpu, _) in enumerate(seen) if gpu == "2")
+    jobs[killed].send_signal(signal.SIGKILL)  # a killed job leaves no stale lock
+    jobs[killed].wait()
+    _wait_for([tmp_path / "job4"])
+    assert (tmp_path / "job4").read_text().split()[0] == "2"
+
+    (tmp_path / "release").touch()
+    for job in [*jobs, fifth]:
+        job.wait(timeout=60)
+    expected = [0] * 5
+    expected[killed] = -signal.SIGKILL
+    assert [job.returncode for job in [*jobs, fifth]] == expected

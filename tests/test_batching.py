@@ -30,7 +30,7 @@ def test_an_epoch_holds_every_example_at_most_once_and_drops_only_the_last_parti
 
 def test_grouping_by_length_cuts_the_padded_tokens_and_keeps_batch_order_random():
     lengths = nli_like_lengths(32 * GROUP_BATCHES * 4)
-    grouped = epoch_batches(lengths, 32, torch.Generator().manual_seed(1))
+    grouped = epoch_batches(lengths, 32, torch.Generator().manual_seed(1), group_by_length=True)
     plain = epoch_batches(lengths, 32, torch.Generator().manual_seed(1), group_by_length=False)
     real = sum(lengths)
     # plain random batches of 32 pad to ~their longest example (~2x the real tokens here);
@@ -45,7 +45,8 @@ def test_grouping_by_length_cuts_the_padded_tokens_and_keeps_batch_order_random(
 
 def test_same_generator_seed_same_batches_other_seed_other_batches():
     lengths = nli_like_lengths(800)
-    first, again, other = (epoch_batches(lengths, 16, torch.Generator().manual_seed(seed)) for seed in (3, 3, 4))
+    first, again, other = (epoch_batches(lengths, 16, torch.Generator().manual_seed(seed), group_by_length=True)
+                           for seed in (3, 3, 4))
     assert first == again
     assert first != other
 
@@ -53,9 +54,9 @@ def test_same_generator_seed_same_batches_other_seed_other_batches():
 def test_skipping_batches_resumes_the_same_stream_across_epochs():
     lengths = nli_like_lengths(100)
     data = EncodedSplit(input_ids=[[5] * n for n in lengths], labels=[i % 3 for i in range(100)])
-    stream = training_batches(data, 16, 1, torch.Generator().manual_seed(0))
+    stream = training_batches(data, 16, 1, torch.Generator().manual_seed(0), group_by_length=True)
     full = [next(stream) for _ in range(14)]  # 6 batches per epoch: over two epochs
-    resumed = training_batches(data, 16, 1, torch.Generator().manual_seed(0), skip=9)
+    resumed = training_batches(data, 16, 1, torch.Generator().manual_seed(0), skip=9, group_by_length=True)
     for expected in full[9:]:
         got = next(resumed)
         assert all(torch.equal(a, b) for a, b in zip(expected, got))

@@ -72,16 +72,17 @@ def test_trainer_comparisons_run_every_variant_against_ours(capsys):
                           "--only", "train", "--only", "eval", "--epoch-batches", "4", "--train-repeats", "1",
                           "--eval-examples", "32", "--eval-batch-size", "8", "--repeats", "3"])
     assert [(t.comparison, t.variant) for t in timings] == [
-        ("training, one epoch of 4 batches", "ours"),
+        ("training, one epoch of 4 batches", "ours, group_by_length"),
         ("training, one epoch of 4 batches", "Trainer, group_by_length + dynamic padding"),
         ("training, one epoch of 4 batches", "Trainer as run_xnli (padded to 32)"),
+        ("training, one epoch of 4 batches", "ours, random batches (the config's default)"),
         ("evaluation of 32 examples", "ours"),
         ("evaluation of 32 examples", "Trainer.evaluate as run_xnli (padded to 32)"),
         ("evaluation of 32 examples", "Trainer.evaluate, group_by_length + dynamic padding"),
     ]
-    assert timings[0].ratio == timings[3].ratio == 1.0
+    assert timings[0].ratio == timings[4].ratio == 1.0
     assert all(t.per_second > 0 and t.median_ms is None for t in timings)
-    assert "| training, one epoch of 4 batches | ours |" in capsys.readouterr().out
+    assert "| training, one epoch of 4 batches | ours, group_by_length |" in capsys.readouterr().out
 
 
 def test_trainer_runs_as_configured_dynamic_and_grouped_or_padded_to_max_length():

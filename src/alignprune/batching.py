@@ -1,9 +1,10 @@
 """Batches of token ids padded to the longest example in the batch (dynamic padding).
 
-Training batches are grouped by length (as transformers' ``group_by_length``): each
-epoch's permutation is cut into groups of ``GROUP_BATCHES`` batches, a group is sorted
-by length before it is cut into batches, and the batches of the epoch are shuffled.
-A batch then holds examples of similar length, so far less padding is computed.
+Training batches are random (XTREME's recipe) or, with ``group_by_length``, grouped by
+length as transformers' Trainer does: each epoch's permutation is cut into groups of
+``GROUP_BATCHES`` batches, a group is sorted by length before it is cut into batches, and
+the batches of the epoch are shuffled. A batch then holds examples of similar length, so
+far less padding is computed, but its examples are no longer a random sample.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ GROUP_BATCHES = 50
 
 
 def epoch_batches(
-    lengths: list[int], batch_size: int, generator: torch.Generator, *, group_by_length: bool = True
+    lengths: list[int], batch_size: int, generator: torch.Generator, *, group_by_length: bool = False
 ) -> list[list[int]]:
     """Row numbers of one epoch's batches; the rows left over after the last full batch are dropped."""
     order = torch.randperm(len(lengths), generator=generator).tolist()
@@ -47,7 +48,7 @@ def epoch_batches(
 
 def training_batches(
     data: EncodedSplit, batch_size: int, pad_id: int, generator: torch.Generator, *, skip: int = 0,
-    group_by_length: bool = True,
+    group_by_length: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Endless batches, a fresh shuffle per epoch (``epoch_batches``).
 

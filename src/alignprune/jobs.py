@@ -42,7 +42,7 @@ def _train_settings(
         eval_every=eval_every or settings["eval_every"],
         warmup_ratio=settings.get("warmup_ratio", 0.0),
         weight_decay=settings.get("weight_decay", 0.0),
-        group_by_length=settings.get("group_by_length", True),
+        group_by_length=settings.get("group_by_length", False),
         seed=seed,
         select_from=select_from,
     )

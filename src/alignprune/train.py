@@ -37,8 +37,8 @@ class TrainSettings:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     eval_batch_size: int = 128
-    # batches of examples of similar length (less padding); False: plain random batches
-    group_by_length: bool = True
+    # batches of examples of similar length (less padding, but see the config schema's caveat)
+    group_by_length: bool = False
     seed: int = 0
     # evaluations before this step are not candidates for model selection (gradual pruning:
     # only checkpoints at the final sparsity count)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test dry-run demo-sweep bench report clean-demo
+.PHONY: install demo test test-slurm dry-run demo-sweep bench report clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(STAMP)
 ## The test suite (unit tests, full-study dry-run, demo end to end at CI size)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+## profiles/slurm on a real one-node SLURM (Debian's 22.05 packages, installed here; needs root)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-slurm: $(STAMP)
+	command -v slurmctld >/dev/null || ($(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurmctld slurmd slurm-client munge)
+	$(BIN)/python -m pytest -m slurm tests/test_slurm.py
 
 ## Plan the full study without running it
 dry-run: $(STAMP)

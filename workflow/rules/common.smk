@@ -4,6 +4,7 @@ from pathlib import Path
 
 # report() by another name: at the start of a line in a function, Snakemake reads `report` as
 # its report: directive.
+from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
 from alignprune.config_check import model_folder
@@ -36,6 +37,14 @@ wildcard_constraints:
     lang=r"[a-z]{2,3}",
     variant=r"dense|method~[A-Za-z0-9_]+/sparsity~\d\.\d\d",
     weight=r"[0-9.e+-]+",
+
+
+def local_cores():
+    """--cores of a local run; on a cluster (no --cores) the training jobs' threads."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return config["threads"]["train"]
 
 
 def languages(task):

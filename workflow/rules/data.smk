@@ -15,7 +15,7 @@ if config["testbed"]["enabled"]:
         conda:
             "../../envs/pipeline.yaml"
         # Runs alone before everything else: give it every core.
-        threads: workflow.cores
+        threads: local_cores()
         params:
             testbed=config["testbed"],
             files=needed_data_files(),

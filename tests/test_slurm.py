@@ -1,0 +1,78 @@
+"""profiles/slurm on a real SLURM (22.05 from Debian, one node on this machine): the demo at
+test size with every non-local job going through sbatch gives the same results as a local run.
+
+Not part of `make test` (it needs root and Debian's SLURM packages): `make test-slurm` installs
+them and runs this file; CI runs both.
+"""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from slurm_cluster import jobs_in_queue, single_node_slurm
+from workflow_helpers import ROOT, job_counts, snakemake
+
+pytestmark = pytest.mark.slurm
+
+TEST_SIZE = {
+    "seeds": [1],
+    "sparsities": [0.5],
+    "tasks": {"xnli": {"enabled": True, "languages": ["en", "de", "zh"]}, "pawsx": {"enabled": False}},
+    "methods": {"random": {"enabled": False}, "magnitude_global_l2": {"enabled": False},
+                "magnitude_global_frobenius": {"enabled": False}},
+    "finetune": {"epochs": 1, "eval_every": 20},
+    "retrain": {"steps": 10, "eval_every": 5},
+    "testbed": {"pretrain_steps": 30, "sizes": {"train": 200, "validation": 50, "test": 60}},
+    "analysis": {"enabled": False},
+    "threads": {"train": 1, "evaluate": 1},
+}
+# one thread everywhere in both runs: the same arithmetic, so the same numbers
+ONE_THREAD = ["--set-threads", "testbed=1", "finetune=1", "prune=1", "evaluate=1"]
+LOCAL_RULES = {"aggregate", "tables", "plots", "all"}
+
+
+def run(tmp_path, name, *args):
+    folder = tmp_path / name
+    folder.mkdir()
+    overlay = folder / "size.yaml"
+    paths = {key: str(folder / key) for key in ("resources", "results", "logs", "benchmarks", "checkpoints")}
+    overlay.write_text(yaml.safe_dump({**TEST_SIZE, "paths": paths}))
+    result = snakemake("-s", str(ROOT / "Snakefile"), "-d", str(folder), *args, *ONE_THREAD,
+                       "--configfile", "config.yaml", "profiles/demo/testbed.yaml", str(overlay), timeout=1500)
+    return folder, result.stdout + result.stderr
+
+
+def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
+    local, _ = run(tmp_path, "local", "--cores", "2")
+    with single_node_slurm(tmp_path / "cluster"):
+        cluster, output = run(
+            tmp_path, "slurm", "--profile", "profiles/slurm", "--latency-wait", "5",
+            # no accounting database on the test node: job states from squeue, checked often
+            "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+            "--seconds-between-status-checks", "2",
+        )
+        queue = jobs_in_queue()
+
+    counts = job_counts(output)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", output)
+    # every job but the local rules went through sbatch; the 9 evaluations as one group
+    assert sorted(kind for _, kind in submitted) == sorted(
+        ["rule_testbed", "rule_finetune", "rule_prune", "rule_prune", "group_evaluations_evaluate"])
+    assert counts["evaluate"] == 9
+    assert set(counts) - {"testbed", "finetune", "prune", "evaluate", "total"} == LOCAL_RULES
+    finished = {job_id: status for job_id, _, status in queue}
+    assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
+
+    # the same numbers as the local run: every eval file, every table
+    local_evals = sorted((local / "results").rglob("eval/**/*.json"))
+    assert len(local_evals) == 9  # dense and 2 pruned models x 3 languages
+    for path in local_evals:
+        twin = cluster / path.relative_to(local)
+        assert json.loads(twin.read_text()) == json.loads(path.read_text()), path
+    tables = sorted((local / "results/tables").rglob("*.csv"))
+    assert tables
+    for path in tables:
+        pd.testing.assert_frame_equal(pd.read_csv(cluster / path.relative_to(local)), pd.read_csv(path))

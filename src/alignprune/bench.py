@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> list[Timing]:
                         help="run this comparison only (repeatable; default: all)")
     parser.add_argument("--mask-size", choices=sorted(SIZES), default="base",
                         help="weight shapes of the mask comparison (default: XLM-R base, 84.9M weights)")
-    parser.add_argument("--epoch-batches", type=int, default=50,
+    parser.add_argument("--epoch-batches", type=int, default=bench_trainer.GROUP_BATCHES,
                         help="batches of the training epoch timed against Trainer (default: one length group)")
     parser.add_argument("--train-repeats", type=int, default=3, help="timed epochs per variant against Trainer")
     parser.add_argument("--eval-examples", type=int, default=1024)
@@ -344,7 +344,7 @@ def study_table(config_files: list[str]) -> str:
     config = load_config(*(root / name for name in config_files),
                          schema_file=root / "workflow/schemas/config.schema.yaml", workdir=root)
     steps = bench_study.study_steps(config)
-    seconds, jobs = bench_study.plan_seconds(root)
+    seconds, jobs = bench_study.plan_seconds(root, configfiles=tuple(config_files))
     return "\n".join([
         f"study of {' + '.join(config_files)}: optimizer steps",
         "| schedule | retraining steps | ratio to ladder |", "|---|---:|---:|",

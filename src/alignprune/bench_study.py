@@ -3,7 +3,6 @@ takes to plan it."""
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 import subprocess
@@ -11,6 +10,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .jobs import finetune_steps
 
 # English training rows of the Hub data sets (facebook/xnli en, google-research-datasets/paws-x en)
 TRAIN_ROWS = {"xnli": 392_702, "pawsx": 49_401}
@@ -33,8 +34,7 @@ def study_steps(config: dict) -> StudySteps:
     tasks = [task for task, spec in config["tasks"].items() if spec["enabled"]]
     methods = [name for name, spec in config["methods"].items() if spec["enabled"]]
     seeds, targets, steps = len(config["seeds"]), len(config["sparsities"]), config["retrain"]["steps"]
-    finetune = config["finetune"]
-    fine_tuning = seeds * sum(math.ceil(finetune["epochs"] * TRAIN_ROWS[task] / finetune["batch_size"]) for task in tasks)
+    fine_tuning = seeds * sum(finetune_steps(config["finetune"], TRAIN_ROWS[task]) for task in tasks)
     chains = len(tasks) * len(methods) * seeds
     return StudySteps(
         fine_tuning=fine_tuning,
@@ -45,15 +45,16 @@ def study_steps(config: dict) -> StudySteps:
     )
 
 
-def plan_seconds(root: Path, repeats: int = 3, targets: tuple[str, ...] = ()) -> tuple[float, int]:
-    """Median seconds of ``snakemake -n`` in ``root`` (default target: the whole study), and the
-    number of jobs planned."""
+def plan_seconds(root: Path, repeats: int = 3, targets: tuple[str, ...] = (),
+                 configfiles: tuple[str, ...] = ("config.yaml",)) -> tuple[float, int]:
+    """Median seconds of ``snakemake -n`` in ``root`` on ``configfiles`` (merged in order; default
+    target: the whole study), and the number of jobs planned."""
     seconds, jobs = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
         # targets before --quiet, whose values would swallow them
-        out = subprocess.run([sys.executable, "-m", "snakemake", "-n", *targets, "--quiet", "rules"], cwd=root,
-                             capture_output=True, text=True)
+        command = [sys.executable, "-m", "snakemake", "-n", *targets, "--configfile", *configfiles, "--quiet", "rules"]
+        out = subprocess.run(command, cwd=root, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"snakemake -n failed in {root}:\n{out.stderr[-2000:]}")
         seconds.append(time.perf_counter() - start)

@@ -43,6 +43,18 @@ def check_reachable(what: str, timeout: float = 10.0) -> None:
 
 
 @contextmanager
+def downloading(what: str, *, from_hub: bool) -> Iterator[None]:
+    """Around a download: from the Hub, check it answers first and report its errors with the
+    ways out; from a local folder, nothing (its own errors name the files)."""
+    if not from_hub:
+        yield
+        return
+    check_reachable(what)
+    with hub_errors(what):
+        yield
+
+
+@contextmanager
 def hub_errors(what: str) -> Iterator[None]:
     """Turn the libraries' connection and cache-miss errors into one message with the ways out."""
     try:

@@ -6,7 +6,6 @@ import logging
 import math
 import shutil
 import zlib
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -58,10 +57,8 @@ def download_model(model_id: str, out_dir: str | Path) -> None:
     """Pretrained masked-LM weights and tokenizer in save_pretrained layout."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from_hub = not Path(model_id).is_dir()  # else a local save_pretrained folder
-    if from_hub:
-        hub.check_reachable(f"the model {model_id}")
-    with hub.hub_errors(f"the model {model_id}") if from_hub else nullcontext(), \
+    # model_id: a Hub id or a local save_pretrained folder
+    with hub.downloading(f"the model {model_id}", from_hub=not Path(model_id).is_dir()), \
             atomic_path(out_dir, directory=True) as tmp:
         AutoTokenizer.from_pretrained(model_id).save_pretrained(tmp)
         AutoModelForMaskedLM.from_pretrained(model_id, use_safetensors=True).save_pretrained(tmp)
@@ -70,10 +67,7 @@ def download_model(model_id: str, out_dir: str | Path) -> None:
 def download_split(task: str, lang: str, split: str, source: dict, out_file: str | Path) -> dict:
     spec = task_spec(task)
     where = f"{task}/{lang}/{split} from {source.get('local') or source['hub']}"
-    from_hub = source.get("local") is None
-    if from_hub:
-        hub.check_reachable(where)
-    with hub.hub_errors(where) if from_hub else nullcontext():
+    with hub.downloading(where, from_hub=source.get("local") is None):
         raw = data.load_raw_split(spec, lang, split, source)
     try:
         frame, report = data.normalise(spec, raw)
@@ -116,8 +110,7 @@ def finetune(
     # The first job that loads the model checks what the config says about it, before training.
     modeling.check_max_length(model, max_length)
     modeling.prunable_names(model, **prunable)
-    steps = math.ceil(settings["epochs"] * len(train_data) / settings["batch_size"])
-    train_settings = _train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
+    train_settings = _train_settings(settings, max_steps=finetune_steps(settings, len(train_data)), seed=stable_seed(task, seed, "dense"))
     checkpoint = _checkpointer(
         checkpoint_dir, "finetune", settings, train_settings, pretrained_dir, train_file, dev_file
     )
@@ -128,6 +121,11 @@ def finetune(
     modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})
     _remove_checkpoints(checkpoint_dir)
     return history
+
+
+def finetune_steps(settings: dict, train_rows: int) -> int:
+    """Optimizer steps of the dense fine-tuning: ``epochs`` passes over the training rows."""
+    return math.ceil(settings["epochs"] * train_rows / settings["batch_size"])
 
 
 def _checkpointer(folder, phase: str, section: dict, settings: TrainSettings, *inputs, job=None, save_at_end=False):

@@ -1,11 +1,11 @@
 """The one training loop: dense fine-tuning and every prune-and-retrain job.
 
-Fused AdamW with linear warm-up and decay, length-grouped batches with dynamic padding,
-bf16 autocast and TF32 on GPU,
-model selection on the English dev set. With masks, the gradients of pruned
-weights are zeroed before each step, so their Adam moments stay zero and the
-step (update and weight decay) leaves them at exactly 0.0; weights pruned during
-training get their moments zeroed when they are pruned.
+Fused AdamW with linear warm-up and decay, random (or length-grouped) batches with
+dynamic padding, bf16 autocast and TF32 on GPU, model selection on the English dev
+set. With masks, the gradients of pruned weights are zeroed before each step, so
+their Adam moments stay zero and the step (update and weight decay) leaves them at
+exactly 0.0; weights pruned during training get their moments zeroed when they are
+pruned.
 """
 
 from __future__ import annotations
@@ -253,8 +253,8 @@ def clear_optimizer_state(optimizer: torch.optim.Optimizer, params: dict[str, to
     """Zero AdamW's moments of pruned weights (pruned during training, they had some), so the
     next steps leave those weights at 0.0."""
     for name, mask in masks.items():
+        state = optimizer.state.get(params[name], {})
         for moment in ("exp_avg", "exp_avg_sq"):
-            state = optimizer.state.get(params[name], {})
             if moment in state:
                 state[moment].masked_fill_(~mask, 0.0)
 

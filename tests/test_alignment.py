@@ -29,22 +29,47 @@ def test_cka_is_invariant_to_orthogonal_rotation_and_isotropic_scale():
     assert alignment.linear_cka(x + 5.0, y) == pytest.approx(base, abs=1e-10)
 
 
-def test_cka_equals_the_definition_on_gram_matrices():
-    """HSIC form: tr(KcLc) / sqrt(tr(KcKc) tr(LcLc)) with linear kernels."""
+def _gram_cka(x, y, debiased):
+    """CKA from the n x n Gram matrices, straight from the definitions (an independent route)."""
+    n = x.shape[0]
+    k, l = x @ x.T, y @ y.T
+    if not debiased:  # tr(KcLc) / sqrt(tr(KcKc) tr(LcLc)), Kc = HKH
+        h = torch.eye(n, dtype=torch.float64) - 1.0 / n
+        k, l = h @ k @ h, h @ l @ h
+        hsic = lambda a, b: torch.trace(a @ b)  # noqa: E731
+    else:  # unbiased HSIC of Song et al. (2012), eq. 5, on the uncentred kernels
+        k, l = k - torch.diag(torch.diag(k)), l - torch.diag(torch.diag(l))
+        one = torch.ones(n, dtype=torch.float64)
+
+        def hsic(a, b):
+            return (torch.trace(a @ b) + (one @ a @ one) * (one @ b @ one) / ((n - 1) * (n - 2))
+                    - 2.0 / (n - 2) * (one @ a @ b @ one)) / (n * (n - 3))
+    return float(hsic(k, l) / torch.sqrt(hsic(k, k) * hsic(l, l)))
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_equals_the_definition_on_gram_matrices(debiased):
     g = torch.Generator().manual_seed(2)
-    x, y = torch.randn(50, 7, generator=g, dtype=torch.float64), torch.randn(50, 5, generator=g, dtype=torch.float64)
-    h = torch.eye(50, dtype=torch.float64) - 1.0 / 50
-    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
-    expected = torch.trace(k @ l) / torch.sqrt(torch.trace(k @ k) * torch.trace(l @ l))
-    assert alignment.linear_cka(x, y) == pytest.approx(float(expected), rel=1e-10)
+    x = torch.randn(50, 7, generator=g, dtype=torch.float64) + 3.0  # uncentred on purpose
+    y = x[:, :5] @ torch.randn(5, 5, generator=g, dtype=torch.float64) + torch.randn(50, 5, generator=g, dtype=torch.float64)
+    expected = _gram_cka(x, y, debiased)
+    assert alignment.linear_cka(x, y, debiased=debiased) == pytest.approx(expected, rel=1e-10)
+    assert 0.3 < expected < 0.9  # related sets: neither end of the scale
 
 
-def test_cka_of_unrelated_representations_is_small_and_needs_the_same_rows():
+def test_debiased_cka_of_independent_sets_is_near_zero_where_the_biased_one_is_not():
+    """n = 1,000 rows, d = 768 (XLM-R base width): plain CKA of unrelated sets is d / (n + d)."""
     g = torch.Generator().manual_seed(3)
-    x, y = torch.randn(2000, 8, generator=g), torch.randn(2000, 8, generator=g)
-    assert alignment.linear_cka(x, y) < 0.05
-    with pytest.raises(ValueError, match="same examples"):
-        alignment.linear_cka(x, y[:10])
+    x = torch.randn(1000, 768, generator=g, dtype=torch.float64)
+    y = torch.randn(1000, 768, generator=g, dtype=torch.float64)
+    assert alignment.linear_cka(x, y, debiased=False) == pytest.approx(768 / 1768, abs=0.01)
+    assert abs(alignment.linear_cka(x, y)) < 0.05
+    assert alignment.linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_debiased_cka_needs_enough_rows():
+    with pytest.raises(ValueError, match="at least 4 rows"):
+        alignment.linear_cka(torch.randn(3, 2), torch.randn(3, 2))
 
 
 def test_unit_cosines_per_row():
@@ -69,9 +94,38 @@ def test_weight_alignment_of_a_pruned_copy():
 
 
 def test_paired_cosine_follows_the_rows():
-    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     assert alignment.paired_cosine(x, x) == pytest.approx(1.0)
-    assert alignment.paired_cosine(x, x.flip(0)) == pytest.approx(0.0)
+    assert alignment.paired_cosine(x, -x) == pytest.approx(-1.0)
+    assert alignment.paired_cosine(x, x.roll(1, 0)) == pytest.approx(0.0)
+
+
+def test_paired_cosine_ignores_a_mean_vector_both_sets_share():
+    """Independent rows around a common mean: uncentred cosine ~0.9, centred ~0."""
+    g = torch.Generator().manual_seed(4)
+    mean = 3.0 * torch.randn(1, 64, generator=g)
+    x, y = torch.randn(2000, 64, generator=g) + mean, torch.randn(2000, 64, generator=g) + mean
+    assert torch.nn.functional.cosine_similarity(x, y).mean() > 0.8
+    assert abs(alignment.paired_cosine(x, y)) < 0.02
+    # the same rows with noise: the pairing still shows
+    assert alignment.paired_cosine(x, x + 0.5 * torch.randn(2000, 64, generator=g)) > 0.85
+
+
+def test_representation_alignment_reports_a_shuffled_row_baseline_per_layer():
+    g = torch.Generator().manual_seed(5)
+    english = torch.randn(2, 400, 16, generator=g)
+    other = english + 0.3 * torch.randn(2, 400, 16, generator=g)
+    other[1] = torch.randn(400, 16, generator=g)  # layer 1: unrelated to English
+    layers = alignment.representation_alignment(english, other, seed=0)
+    permutation = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    for layer in (0, 1):
+        row = layers[layer]
+        assert row["cka"] == pytest.approx(alignment.linear_cka(other[layer], english[layer]))
+        assert row["cka_shuffled"] == pytest.approx(alignment.linear_cka(other[layer][permutation], english[layer]))
+        assert row["cosine_shuffled"] == pytest.approx(alignment.paired_cosine(other[layer][permutation], english[layer]))
+        assert abs(row["cka_shuffled"]) < 0.05 and abs(row["cosine_shuffled"]) < 0.1
+    assert layers[0]["cka"] > 0.85 and layers[0]["cosine"] > 0.9
+    assert abs(layers[1]["cka"]) < 0.05 and abs(layers[1]["cosine"]) < 0.1
 
 
 def frame(labels):
@@ -139,13 +193,47 @@ def test_english_against_itself_is_perfectly_aligned_at_every_layer(testbed):
     for layer in result["layers"]:
         assert layer["cka"] == pytest.approx(1.0, abs=1e-9)
         assert layer["cosine"] == pytest.approx(1.0, abs=1e-6)
+        assert layer["cka_shuffled"] < 0.5 and layer["cosine_shuffled"] < 0.5
+
+
+def _states_one_by_one(root, frame):
+    """Mean-pooled hidden states of each row run alone (no padding, no batching): layers x n x d."""
+    from alignprune import modeling
+
+    tokenizer = modeling.load_tokenizer(root / "model")
+    model = modeling.load_classifier(root / "model").eval()
+    rows = []
+    with torch.no_grad():
+        for a, b in zip(frame["text_a"], frame["text_b"]):
+            ids = tokenizer(a, b, truncation=True, max_length=32, return_tensors="pt")["input_ids"]
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states
+            rows.append(torch.stack([layer[0].double().mean(0) for layer in states]))
+    return torch.stack(rows, dim=1)
+
+
+def _centred_cosine(x, y):
+    x, y = x - x.mean(0), y - y.mean(0)
+    return float(((x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1))).mean())
 
 
 def test_a_translation_is_measured_layer_by_layer(testbed):
     result = measure(testbed, "de", testbed / "de.parquet", testbed / "de.json", max_examples=1000)
     assert result["parallel"] and result["n_examples"] == 40  # all rows when fewer than max_examples
     assert (result["method"], result["sparsity_target"], result["language"]) == ("magnitude_global", 0.5, "de")
-    assert all(0.0 < layer["cka"] < 1.0 and -1.0 <= layer["cosine"] <= 1.0 for layer in result["layers"])
+    # every number again from states computed row by row and the Gram-matrix definitions
+    english = _states_one_by_one(testbed, pd.read_parquet(testbed / "en.parquet"))
+    german = _states_one_by_one(testbed, pd.read_parquet(testbed / "de.parquet"))
+    shuffled = german[:, torch.randperm(40, generator=torch.Generator().manual_seed(0))]
+    assert [layer["layer"] for layer in result["layers"]] == [0, 1, 2]
+    for layer in result["layers"]:
+        i = layer["layer"]
+        assert layer["cka"] == pytest.approx(_gram_cka(german[i], english[i], debiased=True), abs=1e-4)
+        assert layer["cka_shuffled"] == pytest.approx(_gram_cka(shuffled[i], english[i], debiased=True), abs=1e-4)
+        assert layer["cosine"] == pytest.approx(_centred_cosine(german[i], english[i]), abs=1e-4)
+        assert layer["cosine_shuffled"] == pytest.approx(_centred_cosine(shuffled[i], english[i]), abs=1e-4)
+    # the pretrained testbed links the languages: translations are closer than shuffled rows
+    for layer in result["layers"][1:]:
+        assert layer["cka"] > layer["cka_shuffled"] + 0.1
 
 
 def test_a_test_set_that_is_not_parallel_is_reported_without_numbers(testbed):

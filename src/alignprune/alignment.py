@@ -7,8 +7,16 @@ Representational alignment: XNLI and PAWS-X test sets are translations of the
 same English examples, so row i of French and row i of English say the same
 thing. Per layer, sentence representations (hidden states mean-pooled over
 the tokens of the input pair) of a language are compared with English's on
-the same rows: mean cosine of paired rows, and linear CKA of the two sets
-(Kornblith et al. 2019), which ignores rotations and scale of the space.
+the same rows: the mean cosine of paired rows after centring each set (without
+centring, unrelated rows that share a mean vector score near 1), and debiased
+linear CKA of the two sets (Kornblith et al. 2019), which ignores rotations
+and scale of the space. Plain linear CKA is biased upwards when the width d is
+not small next to the number of rows n: independent Gaussian sets score about
+d / (n + d) (0.43 at n = 1,000, d = 768), so it would rise with anything that
+lowers the rank of the representations. The debiased form replaces each HSIC
+by its unbiased estimator (Song et al. 2012), which is about 0 for independent
+sets. Each measure comes with a baseline: the same measure with the other
+language's rows shuffled, which breaks the pairing and keeps everything else.
 """
 
 from __future__ import annotations
@@ -48,20 +56,49 @@ def weight_alignment(pruned: torch.nn.Module, dense: torch.nn.Module, names: lis
     return pd.DataFrame(rows)
 
 
-def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear CKA of two sets of n representations (n x d1, n x d2), in float64."""
+def _unbiased_hsic_terms(xty: torch.Tensor, sq_x: torch.Tensor, sq_y: torch.Tensor, n: int) -> torch.Tensor:
+    """n (n - 3) x the unbiased HSIC of two linear kernels of centred features (Song et al. 2012).
+
+    With K = X X^T, L = Y Y^T and K~, L~ their copies with a zero diagonal:
+    tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1. For centred features
+    K 1 = 0, so 1'K~1 = -tr K and K~ 1 = -diag K, which leaves
+    ||Y^T X||_F^2 - n/(n-2) diag(K).diag(L) + tr K tr L / ((n-1)(n-2)).
+    ``xty``: ||Y^T X||_F^2; ``sq_x``, ``sq_y``: squared norms of the rows (diag K, diag L).
+    """
+    return xty - n / (n - 2) * sq_x.dot(sq_y) + sq_x.sum() * sq_y.sum() / ((n - 1) * (n - 2))
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = True) -> float:
+    """Linear CKA of two sets of n representations (n x d1, n x d2), in float64.
+
+    debiased (default): each HSIC by its unbiased estimator, so independent sets score
+    about 0 whatever d / n (it can be slightly negative); False: the plain, biased CKA.
+    Computed on d x d matrices, never the n x n Gram matrices.
+    """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"CKA needs the same examples: {x.shape[0]} rows vs {y.shape[0]}")
+    n = x.shape[0]
+    if debiased and n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 rows, got {n}")
     x = x.double() - x.double().mean(0)
     y = y.double() - y.double().mean(0)
-    # ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), computed on d x d matrices
     cross = torch.linalg.matrix_norm(y.T @ x) ** 2
-    return float(cross / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)))
+    self_x = torch.linalg.matrix_norm(x.T @ x) ** 2
+    self_y = torch.linalg.matrix_norm(y.T @ y) ** 2
+    if debiased:
+        sq_x, sq_y = x.pow(2).sum(1), y.pow(2).sum(1)
+        cross = _unbiased_hsic_terms(cross, sq_x, sq_y, n)
+        self_x = _unbiased_hsic_terms(self_x, sq_x, sq_x, n)
+        self_y = _unbiased_hsic_terms(self_y, sq_y, sq_y, n)
+    return float(cross / torch.sqrt(self_x * self_y))
 
 
 def paired_cosine(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean cosine between row i of x and row i of y."""
-    return float(torch.nn.functional.cosine_similarity(x.double(), y.double(), dim=1).mean())
+    """Mean cosine between row i of x and row i of y, each set centred on its own mean first
+    (what the rows share with every other row of their set says nothing about the pairing)."""
+    x = x.double() - x.double().mean(0)
+    y = y.double() - y.double().mean(0)
+    return float(torch.nn.functional.cosine_similarity(x, y, dim=1).mean())
 
 
 @torch.inference_mode()
@@ -95,13 +132,19 @@ def not_parallel_reason(english: pd.DataFrame, other: pd.DataFrame, language: st
     return None
 
 
-def representation_alignment(english: torch.Tensor, other: torch.Tensor) -> list[dict]:
-    """Per layer: cosine and linear CKA of ``other``'s pooled states with English's (same rows)."""
-    return [
-        {
+def representation_alignment(english: torch.Tensor, other: torch.Tensor, seed: int = 0) -> list[dict]:
+    """Per layer: centred paired cosine and debiased linear CKA of ``other``'s pooled states with
+    English's (same rows), and both again with ``other``'s rows shuffled (``*_shuffled``: the
+    value of a set that is not paired at all; one permutation from ``seed`` for every layer)."""
+    permutation = torch.randperm(other.shape[1], generator=torch.Generator().manual_seed(seed))
+    rows = []
+    for layer in range(english.shape[0]):
+        shuffled = other[layer][permutation]
+        rows.append({
             "layer": layer,
             "cosine": paired_cosine(other[layer], english[layer]),
             "cka": linear_cka(other[layer], english[layer]),
-        }
-        for layer in range(english.shape[0])
-    ]
+            "cosine_shuffled": paired_cosine(shuffled, english[layer]),
+            "cka_shuffled": linear_cka(shuffled, english[layer]),
+        })
+    return rows

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from alignprune.analysis import write_analysis_tables
+from alignprune.analysis import alignment_accuracy_table, write_analysis_tables
 from alignprune.results import collect_evals
 
 LANGS = ["de", "sw"]
@@ -27,7 +27,8 @@ def inputs(tmp_path):
         for method, sparsity in MODELS:
             for lang in ["en", *LANGS, "ur"]:
                 record = {"task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity,
-                          "split": "test", "language": lang, "accuracy": accuracy(method, sparsity, seed, lang)}
+                          "split": "test", "language": lang, "accuracy": accuracy(method, sparsity, seed, lang),
+                          "sparsity_prunable": sparsity + 0.001 * seed, "sparsity_all": sparsity / 3}
                 path = tmp_path / f"eval-{seed}-{method}-{sparsity}-{lang}.json"
                 path.write_text(json.dumps(record))
                 eval_files.append(path)
@@ -38,7 +39,9 @@ def inputs(tmp_path):
                     record = {**keys, "parallel": False, "reason": "ur has 9 rows, English 10", "n_examples": 0, "layers": []}
                 else:
                     layers = [{"layer": l, "cka": cka(method, sparsity, seed, lang, l),
-                               "cosine": cka(method, sparsity, seed, lang, l) / 2} for l in range(3)]
+                               "cosine": cka(method, sparsity, seed, lang, l) / 2,
+                               "cka_shuffled": 0.01 * l - 0.001 * seed, "cosine_shuffled": 0.002 * seed}
+                              for l in range(3)]
                     record = {**keys, "parallel": True, "reason": None, "n_examples": 10, "layers": layers}
                 path = tmp_path / f"rep-{seed}-{method}-{sparsity}-{lang}.json"
                 path.write_text(json.dumps(record))
@@ -77,6 +80,8 @@ def test_weight_alignment_table_cells(inputs):
         for module in ("attention.self.query", "intermediate.dense"):
             assert row[module] == pytest.approx(sum(per_seed) / 2)
     assert list(table.columns)[-2:] == ["attention.self.query", "intermediate.dense"]
+    assert list(table.columns)[:4] == ["method", "sparsity_target", "sparsity_prunable_pct", "sparsity_all_pct"]
+    assert table["sparsity_all_pct"].tolist() == pytest.approx([100 * s / 3 for s in table["sparsity_target"]])
 
 
 def test_representation_table_averages_encoder_layers_and_languages(inputs):
@@ -90,6 +95,17 @@ def test_representation_table_averages_encoder_layers_and_languages(inputs):
         assert row.cka_mean == pytest.approx(sum(per_seed) / 2)
         assert row.cosine_mean == pytest.approx(sum(per_seed) / 4)
         assert row.cka_de == pytest.approx(sum(cka(*key, s, "de", l) for s in (1, 2) for l in (1, 2)) / 4)
+        # baselines: mean over encoder layers (1, 2), languages and seeds
+        assert row.cka_shuffled == pytest.approx(0.015 - 0.0015)
+        assert row.cosine_shuffled == pytest.approx(0.003)
+        assert row.sparsity_prunable_pct == pytest.approx(100 * row.sparsity_target + 0.15)
+        assert row.sparsity_all_pct == pytest.approx(100 * row.sparsity_target / 3)
+
+
+def _within_target(values, targets):
+    """Each value minus the mean of the values at its target."""
+    frame = pd.DataFrame({"v": values, "t": targets})
+    return frame["v"] - frame.groupby("t")["v"].transform("mean")
 
 
 def test_correlation_of_alignment_loss_with_accuracy_loss_per_language(inputs):
@@ -98,22 +114,50 @@ def test_correlation_of_alignment_loss_with_accuracy_loss_per_language(inputs):
     assert len(points) == 2 * 4 * len(LANGS)  # seeds x pruned models x parallel languages
     table = pd.read_csv(root / "alignment_vs_accuracy.csv").set_index("language")
     for lang in LANGS:
-        xs, ys = [], []
+        xs, ys, targets = [], [], []
         for seed in (1, 2):
             for method, sparsity in MODELS[1:]:
                 dense = sum(cka("dense", 0.0, seed, lang, l) for l in (1, 2)) / 2
                 pruned = sum(cka(method, sparsity, seed, lang, l) for l in (1, 2)) / 2
                 xs.append(dense - pruned)
                 ys.append(100 * (accuracy("dense", 0.0, seed, lang) - accuracy(method, sparsity, seed, lang)))
-        xs, ys = pd.Series(xs), pd.Series(ys)
-        assert table.loc[lang, "pearson_cka"] == pytest.approx(xs.corr(ys))
-        assert table.loc[lang, "spearman_cka"] == pytest.approx(xs.rank().corr(ys.rank()))
-        assert table.loc[lang, "pearson_cka"] > 0.9
-        assert table.loc[lang, "spearman_cka"] == pytest.approx(1.0)  # the fixture's losses rise together
-        assert table.loc[lang, "models"] == 8
+                targets.append(sparsity)
+        within = _within_target(xs, targets).corr(_within_target(ys, targets))
+        assert table.loc[lang, "pearson_cka"] == pytest.approx(within)
+        assert table.loc[lang, "pearson_cka_pooled"] == pytest.approx(pd.Series(xs).corr(pd.Series(ys)))
+        assert table.loc[lang, "models"] == 8 and table.loc[lang, "targets"] == 2
         assert bool(table.loc[lang, "parallel"])
     assert not table.loc["ur", "parallel"]
     assert table.loc["ur", "note"] == "ur has 9 rows, English 10"
     assert pd.isna(table.loc["ur", "pearson_cka"]) and table.loc["ur", "models"] == 0
     assert table.loc["all", "models"] == 16
     assert "ur has 9 rows" in (root / "alignment_vs_accuracy.md").read_text()
+
+
+def _points(cka_within, accuracy_within):
+    """Two targets, four models each: losses that grow with sparsity, plus the given offsets."""
+    rows = []
+    for target in (0.5, 0.9):
+        for i, (dc, da) in enumerate(zip(cka_within, accuracy_within)):
+            rows.append({"method": f"m{i}", "sparsity_target": target, "seed": 1, "language": "de",
+                         "cka_loss": 10 * target + dc, "cosine_loss": 10 * target + dc,
+                         "accuracy_loss": 100 * target + da})
+    return pd.DataFrame(rows)
+
+
+def test_correlations_are_taken_within_each_sparsity_target():
+    """Both losses rise with sparsity (pooled r ~ 0.9); within a target they are unrelated (r = 0)
+    in one case and in lockstep (r = 1) in the other."""
+    status = pd.DataFrame({"language": ["de"], "parallel": [True], "reason": [None]})
+    unrelated = alignment_accuracy_table(_points([1, -1, 1, -1], [1, 1, -1, -1]), status).set_index("language")
+    for language in ("de", "all"):
+        row = unrelated.loc[language]
+        assert row["pearson_cka_pooled"] > 0.85
+        assert row["pearson_cka"] == pytest.approx(0.0, abs=1e-12)
+        assert row["spearman_cka"] == pytest.approx(0.0, abs=1e-12)
+        assert row["pearson_cosine"] == pytest.approx(0.0, abs=1e-12)
+    together = alignment_accuracy_table(_points([1, 2, 3, 5], [-3, -1, 1, 9]), status).set_index("language")
+    assert together.loc["de", "spearman_cka"] == pytest.approx(1.0)
+    assert together.loc["de", "pearson_cka"] == pytest.approx(
+        pd.Series([1, 2, 3, 5]).corr(pd.Series([-3, -1, 1, 9]))
+    )

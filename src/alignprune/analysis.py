@@ -1,11 +1,17 @@
 """The alignment analysis as tables: from per-model measurements to one table per question.
 
 - weight alignment: mean unit cosine with the dense weights, per method and sparsity;
-- representational alignment: similarity to English (CKA, cosine), per method and
-  sparsity, over the encoder layers (the embedding layer is not pruned);
+- representational alignment: similarity to English (debiased CKA, centred cosine), per
+  method and sparsity, over the encoder layers (the embedding layer is not pruned), beside
+  the same measures with the other language's rows shuffled (what no pairing scores);
 - alignment vs accuracy: per language, the correlation between the loss of
   alignment (dense minus pruned, paired by seed) and the loss of accuracy
-  (dense minus pruned accuracy, from the eval files).
+  (dense minus pruned accuracy, from the eval files), within each sparsity target:
+  both losses grow with sparsity, so a correlation over all targets at once mostly
+  says that, not that the models that keep more alignment keep more accuracy.
+
+Tables per (method, sparsity) give the measured sparsity over the prunable weights and
+over all weights beside the target (from the eval files).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from .io import read_json
-from .results import FORMATS, KEYS, load_evals, order_methods, preferred_order, write_table
+from .results import FORMATS, KEYS, load_evals, order_methods, preferred_order, with_measured_sparsity, write_table
+
+MEASURES = ["cka", "cosine", "cka_shuffled", "cosine_shuffled"]
 
 def collect_weight_alignment(files) -> pd.DataFrame:
     frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
@@ -39,25 +47,26 @@ def collect_representation_alignment(files) -> tuple[pd.DataFrame, pd.DataFrame]
     status = pd.DataFrame([{k: r[k] for k in [*keys, "parallel", "reason", "n_examples"]} for r in records])
     layers = pd.DataFrame(
         [{**{k: r[k] for k in keys}, **layer} for r in records if r["parallel"] for layer in r["layers"]],
-        columns=[*keys, "layer", "cosine", "cka"],
+        columns=[*keys, "layer", *MEASURES],
     )
     return layers, status
 
 
 def _encoder_mean(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, seed, language): cosine and CKA averaged over the encoder layers (1..L)."""
+    """Per (model, seed, language): each measure averaged over the encoder layers (1..L)."""
     encoder = layers[layers["layer"] > 0]
-    return encoder.groupby(KEYS + ["seed", "language"])[["cosine", "cka"]].mean().reset_index()
+    return encoder.groupby(KEYS + ["seed", "language"])[MEASURES].mean().reset_index()
 
 
 def representation_table(layers: pd.DataFrame, methods=None, languages=None) -> pd.DataFrame:
-    """CKA and cosine to English, mean over languages and encoder layers (± std over seeds);
-    then CKA per language (mean over seeds)."""
+    """CKA and cosine to English, mean over languages and encoder layers (± std over seeds), each
+    beside its shuffled-row baseline (mean); then CKA per language (mean over seeds)."""
     scores = _encoder_mean(layers)
-    per_seed = scores.groupby(KEYS + ["seed"])[["cka", "cosine"]].mean()
+    per_seed = scores.groupby(KEYS + ["seed"])[MEASURES].mean()
     table = per_seed.groupby(KEYS).agg(
-        cka_mean=("cka", "mean"), cka_std=("cka", "std"), cosine_mean=("cosine", "mean"),
-        cosine_std=("cosine", "std"), seeds=("cka", "count"),
+        cka_mean=("cka", "mean"), cka_std=("cka", "std"), cka_shuffled=("cka_shuffled", "mean"),
+        cosine_mean=("cosine", "mean"), cosine_std=("cosine", "std"),
+        cosine_shuffled=("cosine_shuffled", "mean"), seeds=("cka", "count"),
     )
     per_language = scores.pivot_table(index=KEYS, columns="language", values="cka", aggfunc="mean")
     per_language = per_language[preferred_order(per_language.columns, languages)].add_prefix("cka_")
@@ -73,12 +82,27 @@ def _losses(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     return pruned.drop(columns=value)
 
 
-def _correlations(part: pd.DataFrame) -> dict:
-    row = {"models": len(part)}
+def _within(values: pd.Series, groups: list[pd.Series], rank: bool) -> pd.Series:
+    """``values`` (or their ranks) minus the mean of their group: what is left within a group."""
+    grouped = values.groupby(groups)
+    values = grouped.rank() if rank else values
+    return values - values.groupby(groups).transform("mean")
+
+
+def _correlations(part: pd.DataFrame, by: list[str]) -> dict:
+    """Pearson and Spearman correlation of alignment loss with accuracy loss within the groups
+    ``by`` (the pooled within-group correlation: each value minus its group mean, or each rank
+    within its group minus the mean rank); the plain Pearson over every point as well."""
+    groups = [part[key] for key in by]
+    # each group spends one degree of freedom on its mean; a correlation needs two more
+    enough = len(part) - part.groupby(by).ngroups >= 2 if len(part) else False
+    row = {"models": len(part), "targets": part["sparsity_target"].nunique()}
     for measure in ("cka", "cosine"):
         x, y = part[f"{measure}_loss"], part["accuracy_loss"]
-        row[f"pearson_{measure}"] = x.corr(y) if len(part) > 2 else float("nan")
-        row[f"spearman_{measure}"] = x.rank().corr(y.rank()) if len(part) > 2 else float("nan")
+        nan = float("nan")
+        row[f"pearson_{measure}"] = _within(x, groups, False).corr(_within(y, groups, False)) if enough else nan
+        row[f"spearman_{measure}"] = _within(x, groups, True).corr(_within(y, groups, True)) if enough else nan
+        row[f"pearson_{measure}_pooled"] = x.corr(y) if len(part) > 2 else nan
     return row
 
 
@@ -92,16 +116,18 @@ def alignment_accuracy_points(layers: pd.DataFrame, evals: pd.DataFrame) -> pd.D
 
 def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languages=None) -> pd.DataFrame:
     """Per language: Pearson and Spearman correlation of alignment loss with accuracy loss over
-    every pruned model and seed measured; a language whose test set is not parallel says why."""
+    the pruned models and seeds measured, within each sparsity target (``*_pooled``: over all
+    targets at once, for contrast); the row "all" correlates within each (target, language).
+    A language whose test set is not parallel says why."""
     rows = []
     for language in preferred_order(status["language"], languages):
         reasons = status.loc[(status["language"] == language) & ~status["parallel"], "reason"]
         row = {"language": language, "parallel": reasons.empty}
-        row.update(_correlations(points[points["language"] == language]))
+        row.update(_correlations(points[points["language"] == language], ["sparsity_target"]))
         row["note"] = "" if reasons.empty else reasons.iloc[0]
         rows.append(row)
     everything = {"language": "all", "parallel": bool(status["parallel"].all())}
-    rows.append({**everything, **_correlations(points), "note": ""})
+    rows.append({**everything, **_correlations(points, ["sparsity_target", "language"]), "note": ""})
     return pd.DataFrame(rows)
 
 
@@ -120,8 +146,10 @@ def write_analysis_tables(
     evals = load_evals(evals_csv, split)
     points = alignment_accuracy_points(layers, evals)
     tables = {
-        "weight_alignment": (weight_alignment_table(weights, methods), ["cosine"]),
-        "representation_alignment": (representation_table(layers, methods, languages), ["cka", "cosine"]),
+        "weight_alignment": (with_measured_sparsity(weight_alignment_table(weights, methods), evals), ["cosine"]),
+        "representation_alignment": (
+            with_measured_sparsity(representation_table(layers, methods, languages), evals), ["cka", "cosine"]
+        ),
         "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages), None),
     }
     for name, (table, paired) in tables.items():

@@ -1,11 +1,14 @@
 """The regularizer-weight sweep's table and choice, on hand-written run folders."""
 
+import itertools
+import random
+
 import pandas as pd
 import pytest
 import yaml
 
 from alignprune.io import write_json
-from alignprune.sweep import collect_runs, summarise, write_sweep
+from alignprune.sweep import collect_runs, collect_zero_shot, summarise, write_sweep
 
 
 def fake_run(root, method, regularizer, weight, seed, sparsity, dev):
@@ -18,38 +21,111 @@ def fake_run(root, method, regularizer, weight, seed, sparsity, dev):
 @pytest.fixture
 def runs(tmp_path):
     dev = {  # (weight, seed, sparsity) -> English dev accuracy
-        (1.0, 1, 0.5): 0.80, (1.0, 1, 0.9): 0.60, (1.0, 2, 0.5): 0.82, (1.0, 2, 0.9): 0.62,
-        (10.0, 1, 0.5): 0.84, (10.0, 1, 0.9): 0.64, (10.0, 2, 0.5): 0.80, (10.0, 2, 0.9): 0.60,
-        (100.0, 1, 0.5): 0.70, (100.0, 1, 0.9): 0.50, (100.0, 2, 0.5): 0.70, (100.0, 2, 0.9): 0.50,
+        (1.0, 1, 0.5): 0.80, (1.0, 1, 0.9): 0.60, (1.0, 2, 0.5): 0.82, (1.0, 2, 0.9): 0.62,  # mean 71.0
+        (10.0, 1, 0.5): 0.84, (10.0, 1, 0.9): 0.64, (10.0, 2, 0.5): 0.80, (10.0, 2, 0.9): 0.60,  # 72.0, the best
+        (30.0, 1, 0.5): 0.82, (30.0, 1, 0.9): 0.62, (30.0, 2, 0.5): 0.818, (30.0, 2, 0.9): 0.61,  # 71.7
+        (100.0, 1, 0.5): 0.70, (100.0, 1, 0.9): 0.50, (100.0, 2, 0.5): 0.70, (100.0, 2, 0.9): 0.50,  # 60.0
     }
     cosine = [fake_run(tmp_path, "mg_cosine", "cosine", *key, acc) for key, acc in dev.items()]
-    # l2: two weights with the same mean; the smaller one must win
+    # l2: two weights with the same mean; the stronger one is as good: it is chosen, at the edge
     l2 = [fake_run(tmp_path, "mg_l2", "l2", w, 1, 0.5, 0.75) for w in (0.1, 0.01)]
     return cosine + l2
 
 
-def test_summary_means_over_seeds_and_targets_and_picks_the_best_weight(runs):
+def chosen(summary):
+    return summary[summary["chosen"]].set_index("method")["weight"].to_dict()
+
+
+def test_summary_means_over_seeds_and_targets(runs):
     frame = collect_runs(runs)
-    assert len(frame) == 14 and frame["dev_accuracy"].max() == pytest.approx(84.0)
+    assert len(frame) == 18 and frame["dev_accuracy"].max() == pytest.approx(84.0)
     summary = summarise(frame).set_index(["method", "weight"])
     assert summary.loc[("mg_cosine", 1.0), "dev_at_0.50"] == pytest.approx(81.0)
     assert summary.loc[("mg_cosine", 1.0), "dev_at_0.90"] == pytest.approx(61.0)
     assert summary.loc[("mg_cosine", 10.0), "dev_mean"] == pytest.approx(72.0)
+    assert summary.loc[("mg_cosine", 30.0), "dev_mean"] == pytest.approx(71.7)
     assert summary.loc[("mg_cosine", 1.0), "dev_mean"] == pytest.approx(71.0)
-    chosen = summary[summary["chosen"]].index.tolist()
-    assert chosen == [("mg_cosine", 10.0), ("mg_l2", 0.01)]  # best mean; a tie goes to the smaller weight
+
+
+def test_the_strongest_weight_within_the_tolerance_of_the_best_is_chosen(runs):
+    frame = collect_runs(runs)
+    # 30 loses 0.3 points to the best weight (10): within 0.5, and stronger
+    assert chosen(summarise(frame, tolerance=0.5)) == {"mg_cosine": 30.0, "mg_l2": 0.1}
+    # tolerance 0: the best English dev itself (equal means: the stronger weight)
+    assert chosen(summarise(frame, tolerance=0.0)) == {"mg_cosine": 10.0, "mg_l2": 0.1}
+    # 1 point: 1.0 is within too, but 30 is still the strongest within; 100 loses 12 points
+    assert chosen(summarise(frame, tolerance=1.0)) == {"mg_cosine": 30.0, "mg_l2": 0.1}
+    assert chosen(summarise(frame, tolerance=12.0)) == {"mg_cosine": 100.0, "mg_l2": 0.1}
+    with pytest.raises(ValueError, match="negative"):
+        summarise(frame, tolerance=-1.0)
+
+
+def test_english_dev_falling_with_the_weight_does_not_switch_the_regularizer_off(tmp_path):
+    """The demo's pattern: every stronger weight costs a little English dev accuracy. Picking the
+    best English dev would take the weakest weight, i.e. almost no regularizer."""
+    devs = {1.0: 0.900, 10.0: 0.898, 100.0: 0.896, 1000.0: 0.880}
+    frame = collect_runs([fake_run(tmp_path, "m", "cosine", w, 1, 0.5, d) for w, d in devs.items()])
+    summary = summarise(frame, tolerance=0.5).set_index("weight")
+    assert summary.index[summary["chosen"]].tolist() == [100.0]  # 0.4 points below the best; 1000 loses 2
+    assert summary["within_tolerance"].tolist() == [True, True, True, False]
+    assert summary.loc[100.0, "edge"] == ""
+
+
+def test_a_choice_at_an_end_of_its_grid_is_flagged(tmp_path):
+    weakest = [fake_run(tmp_path, "a", "l2", w, 1, 0.5, d) for w, d in ((0.1, 0.9), (1.0, 0.8), (10.0, 0.7))]
+    strongest = [fake_run(tmp_path, "b", "l2", w, 1, 0.5, d) for w, d in ((0.1, 0.7), (1.0, 0.8), (10.0, 0.9))]
+    inside = [fake_run(tmp_path, "c", "l2", w, 1, 0.5, d) for w, d in ((0.1, 0.9), (1.0, 0.9), (10.0, 0.7))]
+    summary = summarise(collect_runs(weakest + strongest + inside))
+    picked = summary[summary["chosen"]].set_index("method")
+    assert picked["weight"].to_dict() == {"a": 0.1, "b": 10.0, "c": 1.0}
+    assert picked["edge"].to_dict() == {"a": "weakest", "b": "strongest", "c": ""}
+    assert (summary.loc[~summary["chosen"], "edge"] == "").all()
+
+
+def zero_shot_files(root, runs, accuracy):
+    """Eval files of every sweep model on two zero-shot languages: (method, weight, seed, sparsity, lang, file)."""
+    evaluations = []
+    for method, weight, seed, sparsity, _ in runs:
+        for lang in ("de", "sw"):
+            path = root / "zs" / f"{method}-{weight}-{seed}-{sparsity}-{lang}.json"
+            write_json(path, {"accuracy": accuracy(method, float(weight), int(seed), float(sparsity), lang)})
+            evaluations.append((method, weight, seed, sparsity, lang, str(path)))
+    return evaluations
+
+
+def test_zero_shot_accuracy_is_reported_and_never_changes_the_choice(runs, tmp_path):
+    frame = collect_runs(runs)
+    expected = chosen(summarise(frame))
+    rng = random.Random(0)
+    for trial in range(5):
+        table = {key: rng.random() for key in itertools.product(
+            ["mg_cosine", "mg_l2"], [0.01, 0.1, 1.0, 10.0, 30.0, 100.0], [1, 2], [0.5, 0.9], ["de", "sw"])}
+        if trial == 0:  # the weakest weights far ahead in zero-shot: still not chosen
+            table = {key: (0.99 if key[1] in (0.01, 1.0) else 0.1) for key in table}
+        zero_shot = collect_zero_shot(zero_shot_files(tmp_path / str(trial), runs, lambda *key: table[key]))
+        summary = summarise(frame, zero_shot=zero_shot)
+        assert chosen(summary) == expected
+        row = summary.set_index(["method", "weight"]).loc[("mg_cosine", 30.0)]
+        hand = sum(table[("mg_cosine", 30.0, s, t, lang)] for s in (1, 2) for t in (0.5, 0.9) for lang in ("de", "sw")) / 8
+        assert row["zero_shot_mean"] == pytest.approx(100 * hand)
 
 
 def test_write_sweep_writes_every_output_and_a_mergeable_yaml(runs, tmp_path):
     outputs = {name: tmp_path / "out" / f"{name}.{ext}" for name, ext in
-               [("runs", "csv"), ("summary", "csv"), ("markdown", "md"), ("chosen", "yaml")]}
-    write_sweep(runs, outputs)
+               [("runs", "csv"), ("summary", "csv"), ("markdown", "md"), ("chosen", "yaml"), ("figure", "png")]}
+    zero_shot = zero_shot_files(tmp_path, runs, lambda method, weight, *rest: 0.5 - weight / 1000)
+    write_sweep(runs, outputs, tolerance=0.5, zero_shot=zero_shot)
     assert yaml.safe_load(outputs["chosen"].read_text()) == {
-        "methods": {"mg_cosine": {"weight": 10.0}, "mg_l2": {"weight": 0.01}}
+        "methods": {"mg_cosine": {"weight": 30.0}, "mg_l2": {"weight": 0.1}}
     }
-    assert len(pd.read_csv(outputs["runs"])) == 14
+    assert len(pd.read_csv(outputs["runs"])) == 18
+    summary = pd.read_csv(outputs["summary"]).set_index(["method", "weight"])
+    assert summary.loc[("mg_cosine", 100.0), "zero_shot_mean"] == pytest.approx(40.0)
     markdown = outputs["markdown"].read_text()
     assert "| mg_cosine" in markdown and "72.0" in markdown and "yes" in markdown
+    assert "within 0.5 points" in markdown and "never used to choose" in markdown
+    assert "**Edge:** mg_l2's choice 0.1 is the strongest weight of its grid" in markdown
+    assert outputs["figure"].stat().st_size > 0 and outputs["figure"].with_suffix(".pdf").stat().st_size > 0
 
 
 def test_a_sweep_without_regularized_methods_is_an_error():

@@ -2,9 +2,18 @@
 
 Selection uses English dev only (the accuracy the retraining loop selected its
 checkpoint on), never a zero-shot language: the study is zero-shot, so no
-target-language data may tune it. The chosen weight has the highest mean dev
-accuracy over the sweep's seeds and sparsity targets; ties go to the smaller
-weight, the lighter intervention.
+target-language label may tune it. A regularizer trades English fit for something
+English dev cannot see (staying close to the pretrained, multilingual weights), so
+the highest English dev accuracy goes to the weakest weight of almost every grid,
+which switches the method off. The rule is therefore: the STRONGEST weight whose
+mean English dev accuracy (over the sweep's seeds and sparsity targets) is within
+``tolerance`` points of the best weight's, i.e. as much regularization as English
+accuracy allows. A choice at either end of its grid is flagged: the grid did not
+bracket it.
+
+Where the sweep's models were also evaluated on the other languages, their
+zero-shot accuracy is reported beside each weight (table and figure), to show what
+the choice gave up or gained; it never enters the choice.
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ import yaml
 
 from .io import atomic_path, read_json
 from .modeling import SPARSITY_FILE, TRAINING_FILE
+
+GROUP = ["method", "regularizer", "weight"]
+DEFAULT_TOLERANCE = 0.5
 
 
 def collect_runs(runs) -> pd.DataFrame:
@@ -39,18 +51,46 @@ def collect_runs(runs) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["method", "weight", "seed", "sparsity_target"], ignore_index=True)
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean English dev per (method, weight): one column per sparsity target, their mean, and the choice."""
-    by_target = runs.pivot_table(
-        index=["method", "regularizer", "weight"], columns="sparsity_target", values="dev_accuracy", aggfunc="mean"
-    )
+def collect_zero_shot(evaluations) -> pd.DataFrame:
+    """One row per evaluation of a sweep model on a zero-shot language: ``evaluations`` holds
+    (method, weight, seed, sparsity, language, eval file); accuracy in points."""
+    rows = [
+        {"method": method, "weight": float(weight), "seed": int(seed), "sparsity_target": float(sparsity),
+         "language": language, "accuracy": 100.0 * read_json(path)["accuracy"]}
+        for method, weight, seed, sparsity, language, path in evaluations
+    ]
+    return pd.DataFrame(rows, columns=["method", "weight", "seed", "sparsity_target", "language", "accuracy"])
+
+
+def summarise(runs: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE, zero_shot: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean English dev per (method, weight): one column per sparsity target, their mean, the
+    choice (``chosen``) and whether it sits at an end of its grid (``edge``: weakest, strongest).
+
+    ``zero_shot`` (collect_zero_shot): adds zero_shot_mean (mean over languages, then over
+    seeds and targets) for the reader; it is joined after the choice is made.
+    """
+    if tolerance < 0:
+        raise ValueError(f"sweep tolerance {tolerance} is negative: give accuracy points >= 0")
+    by_target = runs.pivot_table(index=GROUP, columns="sparsity_target", values="dev_accuracy", aggfunc="mean")
     by_target.columns = [f"dev_at_{target:.2f}" for target in by_target.columns]
-    table = by_target.assign(dev_mean=runs.groupby(["method", "regularizer", "weight"])["dev_accuracy"].mean())
-    table = table.reset_index()
-    # Highest mean first; among equal means the smaller weight.
-    ranked = table.sort_values(["method", "dev_mean", "weight"], ascending=[True, False, True])
-    chosen = ranked.groupby("method").head(1).index
-    table["chosen"] = table.index.isin(chosen)
+    table = by_target.assign(dev_mean=runs.groupby(GROUP)["dev_accuracy"].mean()).reset_index()
+    best = table.groupby("method")["dev_mean"].transform("max")
+    table["within_tolerance"] = table["dev_mean"] >= best - tolerance - 1e-9  # float noise is no loss
+    chosen = table[table["within_tolerance"]].groupby("method")["weight"].transform("max")
+    table["chosen"] = False
+    table.loc[chosen.index, "chosen"] = table.loc[chosen.index, "weight"] == chosen
+    grid = table.groupby("method")["weight"]
+    lowest, highest = grid.transform("min"), grid.transform("max")
+    table["edge"] = ""
+    table.loc[table["chosen"] & (table["weight"] == lowest), "edge"] = "weakest"
+    table.loc[table["chosen"] & (table["weight"] == highest), "edge"] = "strongest"
+    table.loc[table["chosen"] & (lowest == highest), "edge"] = "only weight"
+    if zero_shot is not None and not zero_shot.empty:
+        per_model = zero_shot.groupby(["method", "weight", "seed", "sparsity_target"])["accuracy"].mean()
+        table = table.merge(
+            per_model.groupby(["method", "weight"]).mean().rename("zero_shot_mean").reset_index(),
+            on=["method", "weight"], how="left",
+        )
     return table
 
 
@@ -60,34 +100,79 @@ def chosen_weights(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {row.method: {"weight": float(row.weight)} for row in picked.itertuples()}
 
 
-def _markdown(summary: pd.DataFrame, seeds: list[int]) -> str:
-    shown = summary.copy()
+def _markdown(summary: pd.DataFrame, seeds: list[int], tolerance: float) -> str:
+    shown = summary.drop(columns="within_tolerance").copy()
     shown["weight"] = shown["weight"].map("{:g}".format)
-    for column in [c for c in shown.columns if c.startswith("dev_")]:
-        shown[column] = shown[column].map("{:.1f}".format)
+    for column in [c for c in shown.columns if c.startswith(("dev_", "zero_shot"))]:
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     shown["chosen"] = shown["chosen"].map({True: "yes", False: ""})
     header = (
         "English dev accuracy (%) after retraining, mean over seeds "
-        f"{', '.join(map(str, seeds))}; the chosen weight has the highest mean over all targets.\n\n"
+        f"{', '.join(map(str, seeds))}. Chosen: the strongest weight whose mean over all targets is "
+        f"within {tolerance:g} points of the best weight's (English dev only"
+        + ("; zero_shot_mean is reported, never used to choose" if "zero_shot_mean" in shown else "")
+        + ").\n\n"
     )
+    edges = summary[summary["edge"] != ""]
+    if not edges.empty:
+        header += "".join(
+            f"**Edge:** {row.method}'s choice {row.weight:g} is the {row.edge} weight of its grid: "
+            "extend the grid past it.\n\n" if row.edge != "only weight" else
+            f"**Edge:** {row.method} has one weight only: nothing was compared.\n\n"
+            for row in edges.itertuples()
+        )
     align = ["left", "left"] + ["right"] * (len(shown.columns) - 2)
     return header + shown.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n"
 
 
-def write_sweep(runs, outputs: dict[str, str | Path]) -> pd.DataFrame:
-    """``outputs``: runs (CSV of every run), summary (CSV), markdown, chosen (YAML)."""
+def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
+    """Per method: English dev and zero-shot accuracy against the weight (log scale); the chosen
+    weight and the tolerance band under the best English dev are marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(summary["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = summary[summary["method"] == method].sort_values("weight")
+        ax.plot(rows["weight"], rows["dev_mean"], "o-", label="English dev (chooses)")
+        if "zero_shot_mean" in rows and rows["zero_shot_mean"].notna().any():
+            ax.plot(rows["weight"], rows["zero_shot_mean"], "s--", label="zero-shot test (reported)")
+        chosen = rows[rows["chosen"]]
+        for weight in chosen["weight"]:
+            ax.axvline(weight, color="grey", linestyle=":", label="chosen")
+        ax.set(xscale="log", title=f"{method} ({rows['regularizer'].iloc[0]})", xlabel="regularizer weight",
+               ylabel="accuracy (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    for target, fmt in ((path, "png"), (path.with_suffix(".pdf"), "pdf")):
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=fmt)
+    plt.close(fig)
+
+
+def write_sweep(runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None) -> pd.DataFrame:
+    """``outputs``: runs (CSV of every run), summary (CSV), markdown, chosen (YAML), and
+    optionally figure (PNG, a PDF beside it). ``zero_shot``: (method, weight, seed, sparsity,
+    language, eval file) of the sweep models' zero-shot evaluations, reported only."""
     frame = collect_runs(runs)
-    summary = summarise(frame)
+    summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None)
     writes = {
         "runs": lambda tmp: frame.to_csv(tmp, index=False),
         "summary": lambda tmp: summary.to_csv(tmp, index=False),
-        "markdown": lambda tmp: tmp.write_text(_markdown(summary, sorted(set(frame["seed"])))),
+        "markdown": lambda tmp: tmp.write_text(_markdown(summary, sorted(set(frame["seed"])), tolerance)),
         "chosen": lambda tmp: tmp.write_text(
-            "# Weights chosen by the sweep on English dev; merge into the config's methods.\n"
+            f"# Weights chosen by the sweep on English dev (strongest within {tolerance:g} points of the "
+            "best); merge into the config's methods.\n"
             + yaml.safe_dump({"methods": chosen_weights(summary)}, sort_keys=False)
         ),
     }
     for name, write in writes.items():
         with atomic_path(outputs[name]) as tmp:
             write(Path(tmp))
+    if "figure" in outputs:
+        plot_sweep(summary, outputs["figure"])
     return summary

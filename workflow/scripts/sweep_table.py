@@ -4,4 +4,4 @@ from alignprune.rule_runtime import rule_job
 from alignprune.sweep import write_sweep
 
 with rule_job(snakemake):
-    write_sweep(snakemake.params.runs, snakemake.output)
+    write_sweep(snakemake.params.runs, snakemake.output, tolerance=snakemake.params.tolerance)

@@ -1,18 +1,25 @@
-"""The model download code on a folder in the Hub's own layout (what a Hub snapshot holds)."""
+"""The download code on folders in the Hub's own layout (what a Hub snapshot holds) and on a
+pre-filled Hugging Face cache read offline: a pinned revision gives its own bytes, and the commit
+it resolved to is recorded beside the files and in every evaluation's fields."""
 
+import json
+import shutil
+
+import pandas as pd
+import pytest
 import sentencepiece as spm
 import torch
 from safetensors.torch import load_file
 
-from alignprune import jobs
+from alignprune import data, hub, jobs
 from alignprune.modeling import load_classifier, load_tokenizer
 
 
-def hub_snapshot(folder):
+def hub_snapshot(folder, seed=0):
     """config.json + model.safetensors + sentencepiece.bpe.model, as in FacebookAI/xlm-roberta-base."""
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    folder.mkdir()
+    folder.mkdir(parents=True)
     corpus = folder.parent / "corpus.txt"
     corpus.write_text("\n".join(f"der hund {i} sieht die katze" for i in range(200)) + "\n")
     spm.SentencePieceTrainer.train(
@@ -20,7 +27,7 @@ def hub_snapshot(folder):
         model_type="unigram", hard_vocab_limit=False, minloglevel=2,
     )
     (folder / "sentencepiece.bpe.vocab").unlink()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = XLMRobertaConfig(
         vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=40,
@@ -49,3 +56,125 @@ def test_download_model_writes_safetensors_and_a_working_tokenizer(tmp_path):
     assert tokenizer.unk_token_id not in ids
     classifier = load_classifier(out, num_labels=3)
     assert classifier.config.num_labels == 3
+
+
+    # a local folder is recorded by its path and the digest of the files read
+    record = json.loads((out / hub.PROVENANCE_FILE).read_text())
+    assert record["source"] == "local" and record["path"] == str(snapshot.resolve())
+    assert len(record["sha256"]) == 64
+    again = tmp_path / "again"
+    jobs.download_model(str(snapshot), again)
+    assert json.loads((again / hub.PROVENANCE_FILE).read_text()) == record  # same bytes, same digest
+
+
+# --- A pre-filled Hugging Face cache, offline ---------------------------------------------------
+
+COMMIT_A = "a" * 40  # refs/main
+COMMIT_B = "b" * 40  # refs/v1, a tag (other weights, other rows)
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    """The hub cache layout (refs/<name> holds a commit; snapshots/<commit>/ the files) with two
+    commits of a model and of a dataset, and the Hub libraries set to offline on it."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf-home" / "hub"
+    model_repo = cache / "models--org--tiny-xlmr"
+    hub_snapshot(model_repo / "snapshots" / COMMIT_A, seed=0)
+    hub_snapshot(model_repo / "snapshots" / COMMIT_B, seed=1)
+    data_repo = cache / "datasets--org--xnli"
+    for commit, label in ((COMMIT_A, 0), (COMMIT_B, 2)):
+        folder = data_repo / "snapshots" / commit / "de"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [label, 1]}).to_parquet(
+            folder / "test-00000-of-00001.parquet", index=False
+        )
+    for repo in (model_repo, data_repo):
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(COMMIT_A)
+        (repo / "refs" / "v1").write_text(COMMIT_B)  # the cache names a ref as it was asked for
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.mark.parametrize(
+    "revision, commit", [("main", COMMIT_A), ("v1", COMMIT_B), (COMMIT_B, COMMIT_B)], ids=["branch", "tag", "commit"]
+)
+def test_a_model_revision_resolves_offline_to_its_commit_whose_bytes_are_saved_and_recorded(
+    offline_cache, tmp_path, revision, commit
+):
+    out = tmp_path / "resources/models/org--tiny-xlmr"
+    record = jobs.download_model("org/tiny-xlmr", out, revision=revision)
+    expected = {"source": "hub", "repo": "org/tiny-xlmr", "revision": revision, "commit": commit}
+    assert record == expected
+    assert json.loads((out / hub.PROVENANCE_FILE).read_text()) == expected
+    snapshot = offline_cache / "models--org--tiny-xlmr" / "snapshots"
+    saved = load_file(out / "model.safetensors")
+    chosen = load_file(snapshot / commit / "model.safetensors")
+    other = load_file(snapshot / (COMMIT_B if commit == COMMIT_A else COMMIT_A) / "model.safetensors")
+    name = "roberta.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(saved[name], chosen[name]) and not torch.equal(saved[name], other[name])
+    assert hub.provenance(out) == {"model_source": "org/tiny-xlmr", "model_revision": revision, "model_commit": commit}
+
+
+@pytest.mark.parametrize("revision, commit, label", [("main", COMMIT_A, 0), ("v1", COMMIT_B, 2)])
+def test_a_dataset_revision_resolves_offline_and_its_commit_travels_in_the_data_file(
+    offline_cache, tmp_path, revision, commit, label
+):
+    out = tmp_path / "resources/data/xnli/de/test.parquet"
+    jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": revision}, out)
+    assert pd.read_parquet(out)["label"].tolist() == [label, 1]  # that commit's rows
+    assert hub.read_record(out) == {
+        "source": "hub", "repo": "org/xnli", "revision": revision, "commit": commit,
+        "files": ["de/test-00000-of-00001.parquet"],
+    }
+    model = tmp_path / "model"
+    model.mkdir()
+    hub.write_model_record(model, hub.testbed_record(7))
+    # what an evaluation carries: both sources, the revisions asked for and the commits used
+    assert hub.provenance(model, out) == {
+        "model_source": "testbed (seed 7)", "model_revision": None, "model_commit": None,
+        "data_source": "org/xnli", "data_revision": revision, "data_commit": commit,
+    }
+
+
+@pytest.mark.parametrize("what", ["model", "data"])
+def test_a_pinned_revision_missing_from_the_cache_fails_naming_the_hf_command_that_fills_it(
+    offline_cache, tmp_path, what
+):
+    out = tmp_path / "out"
+    with pytest.raises(hub.HubUnreachable) as caught:
+        if what == "model":
+            jobs.download_model("org/tiny-xlmr", out, revision="v2")
+        else:
+            jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "v2"}, out)
+    message = str(caught.value)
+    repo = "org/tiny-xlmr" if what == "model" else "org/xnli --repo-type dataset"
+    assert f"hf download {repo} --revision v2" in message, message
+    assert "'v2' is not in the Hugging Face cache" in message and str(offline_cache) in message
+    assert "huggingface-cli" not in message
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_cached_dataset_commit_without_the_language_names_its_files_and_the_fill_command(offline_cache):
+    with pytest.raises(FileNotFoundError, match=r"org/xnli at main \(commit a{40}\) has no files fr/test-\*\.parquet"
+                       r".*hf download org/xnli --repo-type dataset --revision main --include 'fr/\*'"):
+        data.load_raw_split(_xnli(), "fr", "test", {"hub": "org/xnli"})
+
+
+def _xnli():
+    from alignprune.tasks import TASKS
+
+    return TASKS["xnli"]
+
+
+def test_the_hub_cli_named_in_messages_is_the_installed_one():
+    """huggingface_hub's console script is `hf` (it has no `huggingface-cli`)."""
+    from importlib.metadata import entry_points
+
+    scripts = {e.name for e in entry_points(group="console_scripts") if e.value.startswith("huggingface_hub")}
+    assert "hf" in scripts and "huggingface-cli" not in scripts
+    assert "hf download" in hub.OFFLINE_HELP and "huggingface-cli" not in hub.OFFLINE_HELP

@@ -10,6 +10,8 @@
 - lookahead (Park et al. 2020): w_jk^2 times the squared norm of row k of the previous
   layer and of column j of the next layer(s), neighbours of the XLM-R block below,
   a missing neighbour counting as 1.
+
+``none`` is not among them: it names the retraining control (see NO_PRUNING).
 """
 
 from __future__ import annotations
@@ -133,6 +135,18 @@ def lookahead_scores(inputs: ScoreInputs, neighbours=None) -> Scores:
         cols = sum(weights[n].pow(2).sum(dim=0) for n in after) if after else w.new_ones(w.shape[0])
         scores[name] = w.pow(2) * cols[:, None] * rows[None, :]
     return scores
+
+
+NO_PRUNING = "none"
+"""Criterion of the retraining control: a method that prunes nothing and is retrained along the
+same ladder of retraining budgets as every other method, so that (control - dense) is what
+English-only retraining did and (pruned - control) what pruning did. It has no score function,
+so compute_masks refuses it: the prune job gives the control all-True masks without scoring."""
+
+
+def prunes(criterion: str) -> bool:
+    """False for the retraining control's criterion, True for every pruning criterion."""
+    return criterion != NO_PRUNING
 
 
 CRITERIA: dict[str, Callable[[ScoreInputs], Scores]] = {

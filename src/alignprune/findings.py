@@ -1,0 +1,278 @@
+"""The findings table: the seed paper's three claims answered from the eval files.
+
+Every number is a difference paired by seed (the same seed's models, which share their dense
+model and, by common random numbers, the data order and dropout of every rung), then a mean and
+a 95% t-interval over seeds: mean +- t(0.975, n-1) * sd / sqrt(n). Drops are measured against the
+retraining control at the same rung (control minus pruned accuracy, points), so English-only
+retraining is not counted as pruning's doing.
+
+1. Magnitude pruning degrades zero-shot languages more than English: per unregularized
+   magnitude method and target, (zero-shot drop) - (English drop); supported when > 0.
+2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
+   drop of the unregularized method of the same criterion and scope, zero-shot and English;
+   supported when < 0.
+3. Degradation differs by language: the spread of the per-language zero-shot drops (max - min;
+   verdict from a repeated-measures F-test of language x seed: supported when p < 0.05, else
+   inconclusive), and whether the drops follow the dense model's transfer: Spearman correlation
+   over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
+   supported when < 0 (the languages that transfer worst lose most), contradicted when > 0.
+
+Verdict: supported / contradicted when the interval lies on one side of 0, inconclusive when it
+spans 0, "inconclusive (1 seed)" when there is one seed (no interval). Which methods are the
+control, magnitude pruning and its regularized variants comes from their config fields
+(criterion, scope, regularizer, weight), never from their names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .criteria import NO_PRUNING
+from .io import atomic_path
+from .results import load_evals, per_seed_scores, preferred_order
+from .tasks import task_spec
+
+log = logging.getLogger(__name__)
+
+LEVEL = 0.95
+STATEMENTS = {
+    1: "magnitude pruning degrades zero-shot languages more than English",
+    2: "the alignment regularizers reduce the degradation",
+    3: "degradation differs by language and follows the dense model's transfer",
+}
+COLUMNS = [
+    "claim", "statement", "method", "compared_with", "target", "measure", "seeds",
+    "mean", "ci_low", "ci_high", "verdict", "detail",
+]
+FORMATS = ("csv", "md")
+
+
+def t_interval(values) -> tuple[int, float, float, float]:
+    """(n, mean, low, high): the 95% t-interval of the mean; low = high = NaN with one value."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if n == 1:
+        return 1, mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return n, mean, mean - half, mean + half
+
+
+def verdict(n: int, low: float, high: float, expected: int) -> str:
+    """``expected``: the sign (+1 or -1) the claim predicts for the measure."""
+    if n == 0:
+        return "not tested (no paired seeds)"
+    if n == 1:
+        return "inconclusive (1 seed)"
+    if low > 0 or high < 0:
+        return "supported" if (low > 0) == (expected > 0) else "contradicted"
+    return "inconclusive"
+
+
+def roles(methods: dict[str, dict]) -> dict:
+    """The control, the unregularized magnitude methods and each regularized method's baseline,
+    from the methods' config fields (enabled methods, config order)."""
+
+    def regularized(spec):
+        return spec.get("regularizer", "none") != "none" and spec.get("weight", 0.0) > 0
+
+    controls = [name for name, spec in methods.items() if spec["criterion"] == NO_PRUNING]
+    if not controls:
+        raise ValueError(
+            "the findings measure drops against the retraining control, and no enabled method has "
+            f"criterion: {NO_PRUNING}; add one to methods (config.yaml has retrain_only: {{criterion: none}})"
+        )
+    plain = {name: spec for name, spec in methods.items() if spec["criterion"] != NO_PRUNING and not regularized(spec)}
+    baselines = {}
+    for name, spec in methods.items():
+        if regularized(spec):
+            same = [p for p, s in plain.items()
+                    if (s["criterion"], s.get("scope", "layer")) == (spec["criterion"], spec.get("scope", "layer"))]
+            baselines[name] = same[0] if same else None
+    return {
+        "control": controls[0],
+        "magnitude": [name for name, spec in plain.items() if spec["criterion"] == "magnitude"],
+        "regularized": baselines,
+    }
+
+
+def _row(claim, method, compared_with, target, measure, values, expected, detail="", **override) -> dict:
+    n, mean, low, high = t_interval(values)
+    row = {
+        "claim": claim, "statement": STATEMENTS[claim], "method": method, "compared_with": compared_with,
+        "target": target, "measure": measure, "seeds": n, "mean": mean, "ci_low": low, "ci_high": high,
+        "verdict": verdict(n, low, high, expected), "detail": detail,
+    }
+    return row | override
+
+
+def _untested(claim, method, reason) -> dict:
+    return {**dict.fromkeys(COLUMNS), "claim": claim, "statement": STATEMENTS[claim], "method": method,
+            "seeds": 0, "verdict": f"not tested ({reason})"}
+
+
+def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
+    """Per (target, seed): control minus method, English and zero-shot (points); seeds paired."""
+    keys = ["sparsity_target", "seed"]
+    base = scores[scores["method"] == control].set_index(keys)[["english", "zero_shot"]]
+    other = scores[scores["method"] == method].set_index(keys)[["english", "zero_shot"]]
+    return (base - other).dropna().reset_index()
+
+
+def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: list[str]) -> pd.DataFrame:
+    """seed x language table of control minus method accuracy, one per target: {target: frame}."""
+    keys = ["sparsity_target", "seed", "language"]
+    part = evals[evals["language"].isin(languages)]
+    base = part[part["method"] == control].set_index(keys)["accuracy"]
+    other = part[part["method"] == method].set_index(keys)["accuracy"]
+    drops = (base - other).dropna().unstack("language")
+    return {target: frame.droplevel(0)[[l for l in languages if l in frame.columns]]
+            for target, frame in drops.groupby(level=0)}
+
+
+def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float]:
+    """One-way repeated-measures ANOVA of the drops (rows: seeds, columns: languages): F, p."""
+    values = drops.dropna().to_numpy(dtype=float)
+    n, k = values.shape
+    if n < 2 or k < 2:
+        return math.nan, math.nan
+    grand = values.mean()
+    between = n * ((values.mean(axis=0) - grand) ** 2).sum()
+    residual = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + grand
+    error = (residual**2).sum()
+    df1, df2 = k - 1, (k - 1) * (n - 1)
+    if error == 0:
+        return (math.inf, 0.0) if between > 0 else (math.nan, math.nan)
+    f = (between / df1) / (error / df2)
+    return float(f), float(stats.f.sf(f, df1, df2))
+
+
+def _retention(evals: pd.DataFrame, train_language: str, languages: list[str]) -> pd.DataFrame:
+    """Dense model's retention per seed (rows) and zero-shot language (columns)."""
+    dense = evals[evals["method"] == "dense"]
+    chance = 100.0 / task_spec(dense["task"].iloc[0]).num_labels
+    accuracy = dense.pivot_table(index="seed", columns="language", values="accuracy", aggfunc="mean")
+    above = accuracy.sub(chance)
+    return above[[l for l in languages if l in above.columns]].div(above[train_language], axis=0)
+
+
+def findings_table(
+    evals: pd.DataFrame, methods: dict[str, dict], train_language: str, languages: list[str] | None = None
+) -> pd.DataFrame:
+    """One row per (claim, method, target, measure); see the module docstring."""
+    role = roles(methods)
+    control = role["control"]
+    scores = per_seed_scores(evals, train_language)
+    order = preferred_order(evals["language"], languages)
+    others = [lang for lang in order if lang != train_language]
+    rows: list[dict] = []
+
+    # 1. zero-shot drop minus English drop, against the control
+    if not role["magnitude"]:
+        rows.append(_untested(1, None, "no magnitude method without a regularizer is enabled"))
+    for method in role["magnitude"]:
+        for target, part in _drops(scores, control, method).groupby("sparsity_target"):
+            excess = part["zero_shot"] - part["english"]
+            detail = (f"zero-shot drop {part['zero_shot'].mean():.2f}, English drop {part['english'].mean():.2f} "
+                      f"(points, mean over seeds)")
+            rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)", excess, +1, detail))
+
+    # 2. regularized minus unregularized drop, zero-shot and English
+    if not role["regularized"]:
+        rows.append(_untested(2, None, "no method with a regularizer is enabled"))
+    for method, baseline in role["regularized"].items():
+        if baseline is None:
+            spec = methods[method]
+            rows.append(_untested(2, method, f"no unregularized {spec['criterion']} method with scope "
+                                             f"{spec.get('scope', 'layer')} is enabled"))
+            continue
+        # (control - regularized) - (control - baseline): paired on the seeds all three share
+        drops = _drops(scores, control, method).merge(
+            _drops(scores, control, baseline), on=["sparsity_target", "seed"], suffixes=("", "_baseline")
+        )
+        for target, part in drops.groupby("sparsity_target"):
+            for column, name in (("zero_shot", "zero-shot"), ("english", "English")):
+                difference = part[column] - part[f"{column}_baseline"]
+                rows.append(_row(2, method, baseline, target,
+                                 f"{name} drop: regularized - unregularized (points)", difference, -1))
+
+    # 3. per-language drops: their spread, and their rank correlation with dense retention
+    retention = _retention(evals, train_language, others)
+    for method in role["magnitude"]:
+        for target, drops in _language_drops(evals, control, method, others).items():
+            means = drops.mean()
+            listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
+            f, p = _repeated_measures_f(drops)
+            spread = drops.max(axis=1) - drops.min(axis=1)
+            n = int(spread.notna().sum())
+            test = "" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p:.3g}"
+            rows.append(_row(
+                3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
+                spread, +1, f"drops: {listed}{test}",
+                verdict="inconclusive (1 seed)" if n == 1 else ("supported" if p < 0.05 else "inconclusive"),
+            ))
+            rho = []
+            for seed, row in drops.iterrows():
+                paired = pd.concat([retention.loc[seed, drops.columns], row], axis=1).dropna()
+                constant = paired.nunique().min() < 2 if len(paired) else True
+                rho.append(math.nan if len(paired) < 3 or constant else
+                           stats.spearmanr(paired.iloc[:, 0], paired.iloc[:, 1]).statistic)
+            kept = retention.loc[drops.index, drops.columns].mean()
+            row = _row(
+                3, method, control, target, "Spearman correlation of dense retention and drop over languages",
+                rho, -1, "dense retention: " + ", ".join(f"{lang} {kept[lang]:.2f}" for lang in drops.columns),
+            )
+            # a correlation lies in [-1, 1]; clipping the interval there changes no verdict
+            row["ci_low"], row["ci_high"] = max(row["ci_low"], -1.0), min(row["ci_high"], 1.0)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown: one interval column, two decimals."""
+
+    def number(value):
+        return "" if value is None or pd.isna(value) else f"{value:.2f}"
+
+    shown = pd.DataFrame({
+        "claim": table["claim"].astype(str),
+        "method": table["method"].fillna(""),
+        "compared with": table["compared_with"].fillna(""),
+        "target": table["target"].map(number),
+        "measure": table["measure"].fillna(""),
+        "seeds": table["seeds"].astype(str),
+        "mean": table["mean"].map(number),
+        "95% interval": [
+            "" if pd.isna(low) else f"[{low:.2f}, {high:.2f}]" for low, high in zip(table["ci_low"], table["ci_high"])
+        ],
+        "verdict": table["verdict"],
+        "detail": table["detail"].fillna(""),
+    })
+    claims = "\n".join(f"{n}. {text}" for n, text in STATEMENTS.items())
+    return f"Claims:\n\n{claims}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def write_findings(
+    evals_csv, outputs, *, methods: dict[str, dict], train_language: str, split: str,
+    languages: list[str] | None = None,
+) -> pd.DataFrame:
+    """findings.csv (every number) and findings.md among ``outputs``."""
+    evals = load_evals(evals_csv, split)
+    table = findings_table(evals, methods, train_language, languages)
+    by_name = {Path(p).name: Path(p) for p in outputs}
+    with atomic_path(by_name["findings.csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(by_name["findings.md"]) as tmp:
+        tmp.write_text(markdown(table))
+    for _, row in table.iterrows():
+        log.info("claim %s %s %s %s: %s", row["claim"], row["method"], row["target"], row["measure"], row["verdict"])
+    return table

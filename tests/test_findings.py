@@ -1,0 +1,169 @@
+"""The findings table, built from fabricated eval rows whose answers are known: for every claim one
+case supported, one contradicted and one inconclusive; one seed: inconclusive (1 seed)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from alignprune.findings import findings_table, roles, write_findings
+
+T975 = {2: 4.302652729911275}  # t quantile 0.975 for 2 degrees of freedom (3 seeds)
+SEEDS = (1, 2, 3)
+LANGS = ["en", "fr", "de", "sw"]
+# dense accuracy (points): retention (acc - 33.3) / (acc_en - 33.3) is fr 0.8 > de 0.6 > sw 0.3
+DENSE = {"en": 90.0, "fr": 80.0, "de": 65.0, "sw": 50.0}
+RETRAINING = {"en": 1.0, "fr": -2.0, "de": -3.0, "sw": 0.5}  # what retraining alone does (any value)
+# Drops of magnitude pruning against the control, by target, seed and language:
+DROPS = {
+    # claim 1 supported (zero-shot 6 vs English 2 +- 0.5); claim 3: drops fall with retention
+    0.5: {1: {"en": 2.0, "fr": 4.0, "de": 6.0, "sw": 8.0},
+          2: {"en": 2.5, "fr": 4.0, "de": 6.0, "sw": 8.0},
+          3: {"en": 1.5, "fr": 4.0, "de": 6.0, "sw": 8.0}},
+    # noise: every claim inconclusive
+    0.7: {1: {"en": 5.0, "fr": 9.0, "de": 3.0, "sw": 6.0},
+          2: {"en": 5.0, "fr": 2.0, "de": 8.0, "sw": 3.0},
+          3: {"en": 5.0, "fr": 5.0, "de": 4.0, "sw": 6.0}},
+    # claim 1 contradicted (English loses more); claim 3: drops rise with retention
+    0.9: {1: {"en": 10.0, "fr": 7.0, "de": 5.0, "sw": 3.0},
+          2: {"en": 10.5, "fr": 7.0, "de": 5.0, "sw": 3.0},
+          3: {"en": 9.5, "fr": 7.0, "de": 5.0, "sw": 3.0}},
+}
+# The l2 variant's extra drop over plain magnitude per seed (every language): claim 2 supported at
+# 0.5 (less drop), inconclusive at 0.7, contradicted at 0.9.
+L2_SHIFT = {0.5: [-1.0, -1.2, -0.8], 0.7: [1.0, -1.0, 0.2], 0.9: [1.0, 1.2, 0.8]}
+# names say nothing: the config fields decide who is who
+METHODS = {
+    "baseline_run": {"criterion": "none"},
+    "rand": {"criterion": "random", "scope": "layer"},
+    "plain": {"criterion": "magnitude", "scope": "global", "regularizer": "none", "weight": 0.0},
+    "aligned": {"criterion": "magnitude", "scope": "global", "regularizer": "l2", "weight": 0.1},
+    "orphan": {"criterion": "magnitude", "scope": "layer", "regularizer": "cosine", "weight": 10.0},
+}
+
+
+def fabricated(seeds=SEEDS) -> pd.DataFrame:
+    rows = []
+
+    def add(method, target, seed, lang, accuracy):
+        rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
+                     "seed": seed, "language": lang, "accuracy": accuracy / 100})
+
+    for seed in seeds:
+        for lang in LANGS:
+            dense = DENSE[lang] + 0.3 * seed
+            add("dense", 0.0, seed, lang, dense)
+            for target, drops in DROPS.items():
+                control = dense + RETRAINING[lang] - target  # the control moves along the ladder
+                add("baseline_run", target, seed, lang, control)
+                add("plain", target, seed, lang, control - drops[seed][lang])
+                add("aligned", target, seed, lang, control - drops[seed][lang] - L2_SHIFT[target][seed - 1])
+                add("rand", target, seed, lang, control - 20)
+                add("orphan", target, seed, lang, control - 1)
+    return pd.DataFrame(rows)
+
+
+def points(frame):
+    return frame.assign(accuracy=100 * frame["accuracy"])
+
+
+def interval(values):
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, mean - T975[n - 1] * sd / math.sqrt(n), mean + T975[n - 1] * sd / math.sqrt(n)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return findings_table(points(fabricated()), METHODS, "en", LANGS)
+
+
+def rows(table, claim, method, target, measure_start):
+    part = table[(table["claim"] == claim) & (table["method"] == method) & (table["target"] == target)
+                 & table["measure"].fillna("").str.startswith(measure_start)]
+    assert len(part) == 1, part
+    return part.iloc[0]
+
+
+def test_roles_come_from_the_config_fields_not_the_names():
+    assert roles(METHODS) == {"control": "baseline_run", "magnitude": ["plain"],
+                              "regularized": {"aligned": "plain", "orphan": None}}
+    with pytest.raises(ValueError, match="criterion: none"):
+        roles({name: spec for name, spec in METHODS.items() if name != "baseline_run"})
+
+
+@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
+def test_claim_1_excess_zero_shot_drop_against_the_control(table, target, expected):
+    row = rows(table, 1, "plain", target, "zero-shot drop - English drop")
+    excess = [sum(DROPS[target][s][l] for l in ("fr", "de", "sw")) / 3 - DROPS[target][s]["en"] for s in SEEDS]
+    mean, low, high = interval(excess)
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high), abs=1e-9)
+    assert row["seeds"] == 3 and row["compared_with"] == "baseline_run"
+    assert row["verdict"] == expected
+
+
+@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
+@pytest.mark.parametrize("setting", ["zero-shot", "English"])
+def test_claim_2_regularized_minus_unregularized_drop(table, target, expected, setting):
+    row = rows(table, 2, "aligned", target, f"{setting} drop: regularized - unregularized")
+    mean, low, high = interval(L2_SHIFT[target])
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high), abs=1e-9)
+    assert row["compared_with"] == "plain" and row["verdict"] == expected
+
+
+def test_claim_2_without_an_unregularized_counterpart_is_not_tested(table):
+    orphan = table[(table["claim"] == 2) & (table["method"] == "orphan")]
+    assert len(orphan) == 1 and orphan.iloc[0]["verdict"].startswith("not tested (no unregularized magnitude")
+    # random pruning and the control are no claim's subject
+    assert not table["method"].isin(["rand", "baseline_run"]).any()
+
+
+@pytest.mark.parametrize("target, rho, expected", [(0.5, [-1.0] * 3, "supported"),
+                                                    (0.7, [0.5, -0.5, -0.5], "inconclusive"),
+                                                    (0.9, [1.0] * 3, "contradicted")])
+def test_claim_3_rank_correlation_of_dense_retention_and_drop(table, target, rho, expected):
+    row = rows(table, 3, "plain", target, "Spearman")
+    mean, low, high = interval(rho)
+    low, high = max(low, -1.0), min(high, 1.0)  # a correlation's interval, clipped to [-1, 1]
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high), abs=1e-9)
+    assert row["verdict"] == expected
+    retention = {l: sum((DENSE[l] + 0.3 * s - 100 / 3) / (DENSE["en"] + 0.3 * s - 100 / 3) for s in SEEDS) / 3
+                 for l in ("fr", "de", "sw")}
+    assert row["detail"] == "dense retention: " + ", ".join(f"{l} {r:.2f}" for l, r in retention.items())
+
+
+@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive")])
+def test_claim_3_spread_of_drops_over_languages(table, target, expected):
+    row = rows(table, 3, "plain", target, "spread")
+    spread = [max(DROPS[target][s][l] for l in ("fr", "de", "sw")) - min(DROPS[target][s][l] for l in ("fr", "de", "sw"))
+              for s in SEEDS]
+    assert row["mean"] == pytest.approx(sum(spread) / 3)
+    assert row["verdict"] == expected
+    means = {l: sum(DROPS[target][s][l] for s in SEEDS) / 3 for l in ("fr", "de", "sw")}
+    assert row["detail"].startswith("drops: " + ", ".join(f"{l} {m:.2f}" for l, m in means.items()))
+
+
+def test_one_seed_gives_no_interval_and_says_so():
+    table = findings_table(points(fabricated(seeds=(2,))), METHODS, "en", LANGS)
+    tested = table[~table["verdict"].str.startswith("not tested")]
+    assert len(tested) == 3 + 6 + 6
+    assert (tested["verdict"] == "inconclusive (1 seed)").all()
+    assert tested["ci_low"].isna().all() and (tested["seeds"] == 1).all()
+    row = rows(table, 1, "plain", 0.5, "zero-shot drop - English drop")
+    assert row["mean"] == pytest.approx(6.0 - 2.5)
+
+
+def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
+    csv = tmp_path / "evals.csv"
+    validation = fabricated().assign(split="validation", accuracy=0.5)  # must not leak in
+    pd.concat([fabricated(), validation]).to_csv(csv, index=False)
+    outputs = [tmp_path / "findings.csv", tmp_path / "findings.md"]
+    written = write_findings(csv, outputs, methods=METHODS, train_language="en", split="test", languages=LANGS)
+    again = pd.read_csv(outputs[0])
+    assert len(again) == len(written)
+    assert again["verdict"].tolist() == written["verdict"].tolist()
+    markdown = outputs[1].read_text()
+    row = rows(written, 1, "plain", 0.5, "zero-shot drop")
+    assert f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in markdown
+    assert "| supported" in markdown and "| contradicted" in markdown

@@ -1,0 +1,14 @@
+"""Rule findings: the paper's three claims answered from the eval table (CSV and Markdown)."""
+
+from alignprune.findings import write_findings
+from alignprune.rule_runtime import rule_job
+
+with rule_job(snakemake):
+    write_findings(
+        snakemake.input[0],
+        snakemake.output,
+        methods=snakemake.params.methods,
+        train_language=snakemake.params.train_language,
+        split=snakemake.params.split,
+        languages=snakemake.params.languages,
+    )

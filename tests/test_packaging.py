@@ -38,7 +38,8 @@ def test_supported_pythons_agree_between_requires_python_and_classifiers():
 def test_make_install_installs_what_running_needs_and_make_test_adds_the_test_extras():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {re.split(r"[=<>]", d)[0].lower() for d in project["dependencies"]}
-    assert not runtime & {"pytest", "nbclient", "ipykernel", "accelerate"}
+    assert not runtime & {"pytest", "nbclient", "ipykernel", "accelerate", "datasets"}
+    assert "huggingface_hub" in runtime  # imported by the download jobs: pinned, not left to transformers
     assert {"pytest", "accelerate"} <= {d.split("==")[0] for d in project["optional-dependencies"]["test"]}
     assert {"nbclient", "nbformat", "ipykernel"} <= {d.split("==")[0] for d in project["optional-dependencies"]["notebook"]}
     makefile = (ROOT / "Makefile").read_text()

@@ -178,3 +178,30 @@ def test_the_hub_cli_named_in_messages_is_the_installed_one():
     scripts = {e.name for e in entry_points(group="console_scripts") if e.value.startswith("huggingface_hub")}
     assert "hf" in scripts and "huggingface-cli" not in scripts
     assert "hf download" in hub.OFFLINE_HELP and "huggingface-cli" not in hub.OFFLINE_HELP
+
+
+def test_the_tables_list_the_inputs_of_the_evaluations_with_their_commits(tmp_path):
+    from alignprune.results import PROVENANCE as PROVENANCE_COLUMNS
+    from alignprune.results import collect_evals, inputs_table, load_evals, write_table
+
+    record = {"task": "xnli", "seed": 1, "method": "dense", "sparsity_target": 0.0, "split": "test",
+              "accuracy": 0.8, "model_source": "org/tiny-xlmr", "model_revision": "v1", "model_commit": COMMIT_B,
+              "data_source": "org/xnli", "data_revision": "main"}
+    files = []
+    for n, (lang, commit) in enumerate([("en", COMMIT_A), ("de", COMMIT_A), ("fr", COMMIT_B)]):
+        files.append(tmp_path / f"{n}.json")
+        files[-1].write_text(json.dumps({**record, "language": lang, "data_commit": commit}))
+    files.append(tmp_path / "old.json")  # written before inputs were recorded
+    files[-1].write_text(json.dumps({k: v for k, v in record.items() if not k.startswith(("model_", "data_"))}
+                                    | {"language": "sw"}))
+    collect_evals(files, tmp_path / "evals.csv")
+    table = inputs_table(load_evals(tmp_path / "evals.csv", "test"))
+    rows = {(r.data_commit, r.model_commit): r.evaluations for r in table.itertuples()}
+    # main moved between two downloads: two rows; the old file: not recorded
+    assert rows == {(COMMIT_A, COMMIT_B): 2, (COMMIT_B, COMMIT_B): 1, ("-", "-"): 1}
+    write_table(table, {"md": tmp_path / "inputs.md"})
+    lines = (tmp_path / "inputs.md").read_text().splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0] == [*PROVENANCE_COLUMNS, "evaluations"]
+    assert cells[2] == ["org/tiny-xlmr", "v1", COMMIT_B, "org/xnli", "main", COMMIT_A, "2"]
+    assert cells[4] == ["-"] * 6 + ["1"]

@@ -167,3 +167,9 @@ def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
     row = rows(written, 1, "plain", 0.5, "zero-shot drop")
     assert f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in markdown
     assert "| supported" in markdown and "| contradicted" in markdown
+
+
+def test_an_eval_table_without_the_control_is_refused():
+    evals = points(fabricated())
+    with pytest.raises(ValueError, match=r"no rows of \['baseline_run'\]"):
+        findings_table(evals[evals["method"] != "baseline_run"], METHODS, "en", LANGS)

@@ -171,6 +171,9 @@ def findings_table(
     """One row per (claim, method, target, measure); see the module docstring."""
     role = roles(methods)
     control = role["control"]
+    missing = {control, "dense"} - set(evals["method"])
+    if missing:
+        raise ValueError(f"the eval table has no rows of {sorted(missing)}: evaluate them before the findings")
     scores = per_seed_scores(evals, train_language)
     order = preferred_order(evals["language"], languages)
     others = [lang for lang in order if lang != train_language]

@@ -117,3 +117,11 @@ def test_language_grid_cells_hold_each_methods_mean_and_sd_over_seeds(study):
     cell = evals[(evals["method"] == "lamp") & (evals["sparsity_target"] == 0.5) & (evals["language"] == "sw")]
     expected = f"{cell['accuracy'].mean():.1f}\n±{cell['accuracy'].std():.1f}"
     assert texts[rows.index("lamp") * len(LANGS) + LANGS.index("sw")] == expected
+
+
+def test_each_pruning_method_has_its_own_colour_and_none_is_the_controls_grey():
+    palette = plots.method_palette(METHODS, CONTROLS)
+    assert palette[CONTROLS[0]] == plots.CONTROL_COLOUR
+    colours = [tuple(palette[m]) for m in METHODS[1:]]
+    assert len(set(colours)) == len(METHODS) - 1 == 10
+    assert not [c for c in colours if np.allclose(c, c[0], atol=0.05)]  # no grey (r = g = b)

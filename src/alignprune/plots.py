@@ -104,7 +104,16 @@ def method_palette(methods, controls=()) -> dict[str, tuple | str]:
     config order."""
     controls = list(dict.fromkeys(controls or ()))
     methods = [m for m in dict.fromkeys(methods) if m != "dense" and m not in controls]
-    return {**dict.fromkeys(controls, CONTROL_COLOUR), **dict(zip(methods, sns.color_palette("colorblind", len(methods))))}
+    return {**dict.fromkeys(controls, CONTROL_COLOUR), **dict(zip(methods, _method_colours(len(methods))))}
+
+
+def _method_colours(n: int) -> list:
+    """seaborn's colour-blind palette without its grey (next to the controls' grey it could not be
+    told apart), then Paul Tol's colour-blind-safe muted colours: 15 distinct, then repeated."""
+    colourblind = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != 7]
+    tol = sns.color_palette(["#882255", "#332288", "#117733", "#999933", "#44AA99", "#AA4499"])
+    colours = colourblind + tol
+    return [colours[i % len(colours)] for i in range(n)]
 
 
 def _palette(methods, frame: pd.DataFrame, dense: bool = False, controls=()) -> dict[str, tuple | str]:

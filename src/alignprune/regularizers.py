@@ -1,85 +1,48 @@
 """Alignment regularizers between the pruned network and its unpruned reference W0.
 
 Our reading of the paper's two regularizers (its exact equations were not
-available; see the README). For a prunable layer with weight W (out x in),
-mask M and reference W0:
+available; see the README). For a prunable layer l with weight W (out x in),
+mask M, reference W0, N_l weights and units u of k_l weights each:
 
-- cosine:    mean over units u of 1 - cos((M*W)_u, W0_u)      (then mean over layers)
-- frobenius: ||M*W - W0||_F^2 / ||W0||_F^2                   (then mean over layers)
-- l2:        ||W - W0||_2^2                                  (summed over layers; the classic baseline)
+- cosine:    k_l x sum over units u of 1 - cos((M*W)_u, W0_u)
+- frobenius: N_l x ||M*W - W0||_F^2 / ||W0||_F^2
+- l2:        ||W - W0||_2^2                      (the classic baseline)
 
-Units are rows (output units) by default, columns (input units) as an option.
-Layers of the same shape are stacked so each kind costs a few batched kernels
-per shape, not a Python loop over layers; what does not change between steps
-(stacked references and masks, reference norms) is computed once, by
-``AlignmentPenalty``, not at every step.
+each summed over layers. Units are rows (output units, k_l = in) by default,
+columns (input units, k_l = out) as an option.
+
+Each penalty is thus a sum over the prunable weights of one term per weight
+(its unit's cosine distance; its layer's relative squared error; its own squared
+drift), so a regularizer weight pulls every parameter equally hard whatever the
+number of layers, units or their width: at a given relative drift from W0 the
+gradient per parameter does not depend on the model's shape. The per-layer
+quantities (mean cosine distance of the units, relative Frobenius error) are the
+same as an average would give; only their aggregation is a weighted sum.
+
+``AlignmentPenalty`` is what training uses: it computes the value and the exact
+gradient analytically (one pass per layer, no autograd graph and no stacked
+copies of the weights) and adds weight x gradient to the weights'
+``.grad`` after the task loss's backward pass. ``alignment_penalty`` is the same
+definition through autograd, layer by layer: the reference the analytic gradient
+is tested against, and a differentiable value for analysis.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import torch
 
 REGULARIZERS = ("none", "l2", "cosine", "frobenius")
 UNITS = ("rows", "columns")
-EPS = 1e-8  # as torch.nn.functional.cosine_similarity: norms below it count as EPS
+EPS = 1e-8  # norms below it count as EPS (as in torch.nn.functional.cosine_similarity)
 
 
-class AlignmentPenalty:
-    """The regularizer ``kind`` of ``weights`` against ``references``: call it for its value,
-    differentiable in ``weights``. ``references`` and ``masks`` are read once, here."""
-
-    def __init__(
-        self,
-        kind: str,
-        weights: list[torch.Tensor],
-        references: list[torch.Tensor],
-        masks: list[torch.Tensor] | None = None,
-        units: str = "rows",
-    ):
-        if kind not in REGULARIZERS:
-            raise ValueError(f"unknown regularizer {kind!r}; known: {REGULARIZERS}")
-        if units not in UNITS:
-            raise ValueError(f"unknown units {units!r}; known: {UNITS}")
-        self.kind, self.weights, self.layers = kind, weights, len(weights)
-        self.unit_dim = 2 if units == "rows" else 1  # stacked: (layers, out, in)
-        by_shape: dict[tuple, list[int]] = defaultdict(list)
-        for i, w in enumerate(weights):
-            by_shape[tuple(w.shape)].append(i)
-        self.groups = []
-        with torch.no_grad():
-            for indices in by_shape.values():
-                dtype = weights[indices[0]].dtype
-                reference = torch.stack([references[i] for i in indices]).to(dtype)
-                mask = None
-                if masks is not None and kind != "l2":  # l2 compares the weights as they are
-                    mask = torch.stack([masks[i] for i in indices]).to(dtype)
-                if kind == "cosine":
-                    scale = reference.norm(dim=self.unit_dim).clamp_min(EPS)  # (layers, units)
-                elif kind == "frobenius":
-                    scale = reference.pow(2).sum(dim=(1, 2))  # (layers,)
-                else:
-                    scale = None
-                self.groups.append((indices, reference, mask, scale))
-
-    def __call__(self) -> torch.Tensor:
-        total = self.weights[0].new_zeros(())
-        if self.kind == "none":
-            return total
-        for indices, reference, mask, scale in self.groups:
-            w = torch.stack([self.weights[i] for i in indices])
-            if mask is not None:
-                w = w * mask
-            if self.kind == "l2":
-                total = total + (w - reference).pow(2).sum()
-            elif self.kind == "frobenius":
-                total = total + ((w - reference).pow(2).sum(dim=(1, 2)) / scale).sum()
-            else:
-                dot = (w * reference).sum(dim=self.unit_dim)
-                cosine = dot / (w.norm(dim=self.unit_dim).clamp_min(EPS) * scale)  # (layers, units)
-                total = total + (1.0 - cosine).mean(dim=1).sum()
-        return total if self.kind == "l2" else total / self.layers
+def _check(kind: str, units: str) -> int:
+    """The dimension a unit's weights lie along in an (out x in) weight."""
+    if kind not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer {kind!r}; known: {REGULARIZERS}")
+    if units not in UNITS:
+        raise ValueError(f"unknown units {units!r}; known: {UNITS}")
+    return 1 if units == "rows" else 0
 
 
 def alignment_penalty(
@@ -89,5 +52,126 @@ def alignment_penalty(
     masks: list[torch.Tensor] | None = None,
     units: str = "rows",
 ) -> torch.Tensor:
-    """The regularizer ``kind`` over all prunable layers, differentiable in ``weights``."""
-    return AlignmentPenalty(kind, weights, references, masks, units)()
+    """The regularizer ``kind`` over all prunable layers, differentiable in ``weights``
+    (autograd, layer by layer: the reference definition)."""
+    dim = _check(kind, units)
+    total = weights[0].new_zeros(()) if weights else torch.zeros(())
+    if kind == "none":
+        return total
+    for i, (w, r) in enumerate(zip(weights, references)):
+        r = r.to(w.dtype)
+        if kind == "l2":  # l2 compares the weights as they are
+            total = total + (w - r).pow(2).sum()
+            continue
+        v = w * masks[i].to(w.dtype) if masks is not None else w
+        if kind == "frobenius":
+            total = total + w.numel() * (v - r).pow(2).sum() / r.pow(2).sum()
+        else:
+            dot = (v * r).sum(dim)
+            cosine = dot / (v.norm(dim=dim).clamp_min(EPS) * r.norm(dim=dim).clamp_min(EPS))
+            total = total + w.shape[dim] * (1.0 - cosine).sum()
+    return total
+
+
+class AlignmentPenalty:
+    """The regularizer ``kind`` of ``weights`` against ``references``, with its gradient.
+
+    ``accumulate_grad(weight)`` adds weight x the penalty's gradient to each weight's
+    ``.grad`` and returns the penalty's value; calling the object returns the value
+    alone. Both are detached and stay on the device (no host sync). What does not
+    change between steps (references, masks, reference norms) is read once, here.
+
+    The work is one pass per layer over its weight, reference and gradient, through
+    two scratch buffers of the largest layer's size allocated here: no temporary of the
+    weights' total size per step (on CPU each would cost fresh pages every step).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        weights: list[torch.Tensor],
+        references: list[torch.Tensor],
+        masks: list[torch.Tensor] | None = None,
+        units: str = "rows",
+    ):
+        self.dim = _check(kind, units)
+        if len(references) != len(weights) or (masks is not None and len(masks) != len(weights)):
+            raise ValueError(f"{len(weights)} weights need as many references and masks; got "
+                             f"{len(references)} references and {len(masks or [])} masks")
+        if not weights:
+            raise ValueError("no weights to regularize: the model has no prunable weights")
+        self.kind, self.weights = kind, list(weights)
+        with torch.no_grad():
+            self.references = [r.detach().to(w.dtype) for w, r in zip(weights, references)]
+            for w, r in zip(weights, self.references):
+                if w.shape != r.shape:
+                    raise ValueError(f"a weight of shape {tuple(w.shape)} has a reference of shape {tuple(r.shape)}")
+            # l2 compares the weights as they are; the others the pruned weights M*W
+            self.masks = None
+            if masks is not None and kind in ("cosine", "frobenius"):
+                self.masks = [m.to(w.dtype) for w, m in zip(weights, masks)]
+            if kind == "frobenius":
+                squares = torch.stack(torch._foreach_norm(self.references)).double().pow(2).tolist()  # once
+                if any(s == 0 for s in squares):
+                    raise ValueError("a reference layer is all zeros: the Frobenius penalty divides by its "
+                                     "norm; align to another reference or use l2")
+                self.scales = [w.numel() / s for w, s in zip(weights, squares)]  # N / ||W0||^2 per layer
+            elif kind == "cosine":
+                self.reference_norms = [r.norm(dim=self.dim, keepdim=True).clamp_min(EPS) for r in self.references]
+            size = max(w.numel() for w in weights)
+            self.scratch = [weights[0].new_empty(size, dtype=weights[0].dtype) for _ in range(2)]
+
+    def __call__(self) -> torch.Tensor:
+        return self.accumulate_grad(None)
+
+    @torch.no_grad()
+    def accumulate_grad(self, weight: float | None) -> torch.Tensor:
+        """Add ``weight`` x d(penalty)/d(weights) to the weights' ``.grad`` (None: value only);
+        return the penalty's value (0-dim, detached, on the weights' device)."""
+        if self.kind == "none":
+            return self.weights[0].new_zeros(())
+        terms = []
+        for i, (param, r) in enumerate(zip(self.weights, self.references)):
+            w = param.detach()
+            if weight and param.grad is None:
+                param.grad = torch.zeros_like(param)
+            grad = param.grad if weight else None
+            mask = self.masks[i] if self.masks is not None else None
+            a, b = (buffer[: w.numel()].view(w.shape) for buffer in self.scratch)
+            if self.kind == "cosine":
+                terms.append(self._cosine(w, r, self.reference_norms[i], mask, grad, weight, a, b))
+                continue
+            if mask is not None:  # frobenius: M*W - W0
+                torch.mul(w, mask, out=a).sub_(r)
+            else:
+                torch.sub(w, r, out=a)
+            square = torch.linalg.vector_norm(a).square()
+            scale = 1.0 if self.kind == "l2" else self.scales[i]
+            terms.append(square * scale if self.kind == "frobenius" else square)
+            if grad is not None:
+                if mask is not None:
+                    a.mul_(mask)  # chain rule through M*W
+                grad.add_(a, alpha=2.0 * weight * scale)
+        return torch.stack(terms).sum()
+
+    def _cosine(self, v, r, r_norm, mask, grad, weight, a, b) -> torch.Tensor:
+        # For a unit v = (M*W)_u with reference r: c = <v, r> / (|v|_e |r|_e), |x|_e = max(|x|, EPS);
+        # dc/dv = r / (|v|_e |r|_e) - c v / |v|^2 (the second term only where |v| >= EPS, as the
+        # clamp passes no gradient below it). The term is k (1 - c), so its gradient is -k dc/dv.
+        dim = self.dim
+        if mask is not None:
+            v = torch.mul(v, mask, out=a)
+        v_norm = torch.linalg.vector_norm(v, dim=dim, keepdim=True)
+        v_clamped = v_norm.clamp_min(EPS)
+        cosine = torch.mul(v, r, out=b).sum(dim, keepdim=True) / (v_clamped * r_norm)
+        k = v.shape[dim]
+        term = k * (1.0 - cosine).sum()
+        if grad is None:
+            return term
+        along_v = torch.where(v_norm >= EPS, (k * weight) * cosine / v_clamped.square(), 0.0)
+        along_r = (-k * weight) / (v_clamped * r_norm)
+        if mask is None:  # straight into the gradient: two passes, no scratch
+            grad.addcmul_(v, along_v).addcmul_(r, along_r)
+        else:  # chain rule through M*W
+            grad.addcmul_(torch.mul(v, along_v, out=b).addcmul_(r, along_r), mask)
+        return term

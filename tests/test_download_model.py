@@ -3,7 +3,6 @@ pre-filled Hugging Face cache read offline: a pinned revision gives its own byte
 it resolved to is recorded beside the files and in every evaluation's fields."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -205,3 +204,22 @@ def test_the_tables_list_the_inputs_of_the_evaluations_with_their_commits(tmp_pa
     assert cells[0] == [*PROVENANCE_COLUMNS, "evaluations"]
     assert cells[2] == ["org/tiny-xlmr", "v1", COMMIT_B, "org/xnli", "main", COMMIT_A, "2"]
     assert cells[4] == ["-"] * 6 + ["1"]
+
+
+def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cache, tmp_path):
+    pretrained = tmp_path / "resources/models/org--tiny-xlmr"
+    jobs.download_model("org/tiny-xlmr", pretrained, revision="v1")
+    data_file = tmp_path / "resources/data/xnli/de/test.parquet"
+    jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "main"}, data_file)
+    classifier = tmp_path / "classifier"
+    load_classifier(pretrained, num_labels=3).save_pretrained(classifier)
+    result = jobs.evaluate_model(
+        task="xnli", seed=1, variant="dense", lang="de", split="test", model_dir=classifier,
+        tokenizer_dir=pretrained, data_file=data_file, out_file=tmp_path / "eval.json", batch_size=2,
+        max_length=16, prunable={"include": [r"attention\.self\.query\.weight$"], "exclude": []},
+        device=torch.device("cpu"),
+    )
+    expected = {"model_source": "org/tiny-xlmr", "model_revision": "v1", "model_commit": COMMIT_B,
+                "data_source": "org/xnli", "data_revision": "main", "data_commit": COMMIT_A}
+    assert {k: result[k] for k in expected} == expected
+    assert json.loads((tmp_path / "eval.json").read_text()).items() >= expected.items()

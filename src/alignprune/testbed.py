@@ -38,11 +38,14 @@ VOWELS = "aeiou"
 
 @dataclass(frozen=True)
 class LanguageSpec:
+    """One language of the testbed and the knobs that grade its transfer from English."""
+
     code: str
     order: str = "SVO"  # or "SOV"
     adjective_after_noun: bool = False
     parallel: float = 1.0  # relative weight of this language in translation pairs
     code_switch: float = 0.3  # share of its words swapped into another language in pretraining
+    overlap: float = 0.0  # share of its content words spelt as in English (shared vocabulary)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,16 @@ def build_lexicon(languages: list[LanguageSpec], rng: random.Random) -> Lexicon:
             for kind, n in (("noun", N_NOUNS), ("verb", N_VERBS), ("adj", N_ADJECTIVES))
         }
         lexicon.neg[spec.code] = word(1)
+    english = lexicon.words[languages[0].code]
+    for spec in languages[1:]:
+        # Shared words (cognates, loanwords): a concept keeps English's words where its draw
+        # falls below the overlap. Every concept draws whatever the overlap, so the other
+        # words stay the same when a language's overlap changes and a larger overlap shares
+        # a superset of concepts.
+        for kind, concepts in lexicon.words[spec.code].items():
+            for concept in range(len(concepts)):
+                if rng.random() < spec.overlap:
+                    concepts[concept] = list(english[kind][concept])
     return lexicon
 
 
@@ -159,36 +172,36 @@ def nli_example(rng: random.Random) -> tuple[Proposition, Proposition, int]:
             return premise, replace(premise, **{rng.choice(empty): rng.randrange(N_ADJECTIVES)}), 1
 
 
-def paws_example(rng: random.Random) -> tuple[Proposition, Proposition, int]:
+def paws_example(rng: random.Random, synonyms: float = 0.15) -> tuple[Proposition, Proposition, int]:
     """(sentence1, sentence2, label), as in PAWS: both classes share most words.
 
-    1 paraphrase: the same proposition with one or two words replaced by synonyms;
-    0 not: subject and object (with or without their adjectives) swapped, same words.
+    1 paraphrase: the same proposition; 0 not: subject and object (with or without their
+    adjectives) swapped. In both classes every word of the second sentence is then replaced
+    by its synonym with probability ``synonyms``, so neither "the same words" nor "other
+    words" gives the label away: only who does what to whom does.
     """
     first = random_proposition(rng)
+    second, label = first, 1
     if rng.random() < 0.5:
-        forms = list(first.forms)
-        for slot in rng.sample([0, 1, 2] + [3] * (first.subject_adj is not None) + [4] * (first.object_adj is not None), rng.choice((1, 2))):
-            forms[slot] = 1 - forms[slot]
-        return first, replace(first, forms=tuple(forms)), 1
-    s, v, o, sa, oa = first.forms
-    swapped = replace(first, subject=first.obj, obj=first.subject, forms=(o, v, s, sa, oa))
-    if rng.random() < 0.5:  # the adjectives move with their nouns
-        swapped = replace(
-            swapped, subject_adj=first.object_adj, object_adj=first.subject_adj, forms=(o, v, s, oa, sa)
-        )
-    return first, swapped, 0
+        label = 0
+        s, v, o, sa, oa = first.forms
+        second = replace(first, subject=first.obj, obj=first.subject, forms=(o, v, s, sa, oa))
+        if rng.random() < 0.5:  # the adjectives move with their nouns
+            second = replace(
+                second, subject_adj=first.object_adj, object_adj=first.subject_adj, forms=(o, v, s, oa, sa)
+            )
+    forms = tuple(1 - f if rng.random() < synonyms else f for f in second.forms)
+    return first, replace(second, forms=forms), label
 
 
-TASK_GENERATORS = {"xnli": nli_example, "pawsx": paws_example}
-
-
-def task_frame(task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int) -> pd.DataFrame:
+def task_frame(
+    task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int, paws_synonyms: float = 0.15
+) -> pd.DataFrame:
     """n examples; the same seed gives the same propositions in every language (parallel test sets)."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        a, b, label = TASK_GENERATORS[task](rng)
+        a, b, label = nli_example(rng) if task == "xnli" else paws_example(rng, paws_synonyms)
         rows.append((render(a, spec, lexicon), render(b, spec, lexicon), label))
     return pd.DataFrame(rows, columns=["text_a", "text_b", "label"]).astype({"label": "int64"})
 
@@ -273,6 +286,7 @@ class TestbedSettings:
     pretrain_learning_rate: float = 5e-4
     parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
     vocab_size: int = 2000
+    paws_synonyms: float = 0.15  # share of a PAWS-like second sentence's words replaced by synonyms
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
 
 
@@ -354,6 +368,7 @@ def build_testbed(
             by_code[lang],
             lexicon,
             seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
+            paws_synonyms=settings.paws_synonyms,
         )
         write_split(frame, path)
         log.info("wrote %s (%d rows)", path, len(frame))
@@ -375,7 +390,7 @@ def settings_from_config(testbed: dict) -> TestbedSettings:
     """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
     languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
     keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
-            "pretrain_learning_rate", "parallel_fraction", "sizes")
+            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms")
     return TestbedSettings(
         seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
     )

@@ -1,0 +1,248 @@
+"""Calibration of the demo testbed's transfer, on dense models only.
+
+Builds the testbed of a config, fine-tunes each seed on English for each enabled task
+through the workflow's own fine-tuning job, evaluates every configured language's test set
+and prints accuracy and retention r = (acc - chance) / (acc_en - chance) per task, seed and
+language, with the calibration targets that fail. Pruned models play no part, so the
+pruning outcome is free to come out either way.
+
+    python -m alignprune.calibrate                      # the demo config, its seeds
+    python -m alignprune.calibrate --seeds 1 --tasks pawsx \\
+        --set testbed.languages.de.overlap=0.4 --set finetune.epochs=3
+
+Fine-tuning and evaluation run on ``threads.train`` threads (1 in the demo), as the demo's
+jobs do, so the numbers are the demo's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from . import data, jobs, modeling
+from .evaluate import accuracy
+from .tasks import task_spec
+from .testbed import build_testbed, settings_from_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = ("config.yaml", "profiles/demo/testbed.yaml")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """XLM-R's transfer profile as the demo's dense models must show it (every seed, every task)."""
+
+    english: float = 0.90  # English test accuracy
+    retention: tuple[float, float] = (0.40, 0.95)  # every evaluated language
+    best: float = 0.80  # the best language's retention
+    spread: float = 0.20  # best minus worst retention
+    languages: int = 5  # evaluated languages besides English
+
+
+def chance(task: str) -> float:
+    return 1.0 / task_spec(task).num_labels
+
+
+def load(files=DEMO_CONFIG, overrides: list[str] = ()) -> dict:
+    """The config as the workflow sees it, with ``key.sub=value`` overrides (YAML values)."""
+    from snakemake.utils import update_config
+
+    from .config_check import check_config
+
+    config: dict = {}
+    for path in files:
+        update_config(config, yaml.safe_load((ROOT / path).read_text()))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. testbed.pretrain_steps=1200")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        value = yaml.safe_load(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node[leaf] = value
+    check_config(config, ROOT / "workflow/schemas/config.schema.yaml", workdir=ROOT)
+    return config
+
+
+def enabled_tasks(config: dict) -> list[str]:
+    return [task for task, spec in config["tasks"].items() if spec.get("enabled", True)]
+
+
+def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, dict, float]:
+    """The testbed of ``config`` with the data of every task it names, under ``work_dir``
+    (reused while its settings are unchanged).
+
+    Returns the model folder, the data files by (task, language, split), and the build's
+    seconds (0 when reused)."""
+    files = {}
+    for task in config["tasks"]:
+        files[(task, "en", "train")] = files[(task, "en", "validation")] = None
+        for lang in config["tasks"][task]["languages"]:
+            files[(task, lang, "test")] = None
+    key = json.dumps({"testbed": config["testbed"], "files": sorted(map(list, files))}, sort_keys=True)
+    root = work_dir / f"testbed-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    files = {k: root / "data" / k[0] / k[1] / f"{k[2]}.parquet" for k in files}
+    model_dir = root / "pretrained"
+    seconds = 0.0
+    if not (model_dir.is_dir() and all(path.exists() for path in files.values())):
+        started = time.perf_counter()
+        build_testbed(settings_from_config(config["testbed"]), model_dir, files, progress=progress)
+        seconds = time.perf_counter() - started
+        (root / "testbed.json").write_text(key)
+    return model_dir, files, seconds
+
+
+def measure(
+    config: dict,
+    seeds: list[int],
+    tasks: list[str],
+    work_dir: Path,
+    *,
+    build_threads: int | None = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict]:
+    """Dense accuracy per task, seed and language (test split), and the seconds each step took.
+
+    The testbed builds on ``build_threads`` (the rule's every core; default: torch's current
+    setting); fine-tuning and evaluation on ``threads.train``, as in the demo."""
+    work_dir = Path(work_dir)
+    threads = torch.get_num_threads()
+    if build_threads:
+        torch.set_num_threads(build_threads)
+    model_dir, files, build_seconds = build(config, work_dir, progress)
+    torch.set_num_threads(config["threads"]["train"])
+    timings = {"testbed": build_seconds}
+    device = torch.device("cpu")
+    tokenizer = modeling.load_tokenizer(model_dir)
+    rows = []
+    try:
+        for task in tasks:
+            num_labels = task_spec(task).num_labels
+            tests = {
+                lang: data.encode(tokenizer, data.read_split(files[(task, lang, "test")], num_labels), config["max_length"])
+                for lang in config["tasks"][task]["languages"]
+            }
+            for seed in seeds:
+                out_dir = work_dir / f"dense-{model_dir.parent.name}-{task}-{seed}"
+                started = time.perf_counter()
+                history = jobs.finetune(
+                    task=task, seed=seed, pretrained_dir=model_dir,
+                    train_file=files[(task, "en", "train")], dev_file=files[(task, "en", "validation")],
+                    out_dir=out_dir, settings=config["finetune"], max_length=config["max_length"],
+                    prunable=config["prunable"], device=device, progress=progress,
+                )
+                timings[f"finetune {task} {seed}"] = time.perf_counter() - started
+                model = modeling.load_classifier(out_dir)
+                for lang, encoded in tests.items():
+                    result = accuracy(
+                        model, encoded, batch_size=config["evaluation"]["batch_size"],
+                        pad_id=tokenizer.pad_token_id, device=device,
+                    )
+                    rows.append({"task": task, "seed": seed, "language": lang, "accuracy": result["accuracy"],
+                                 "dev_accuracy": history["best_dev_accuracy"], "best_step": history["best_step"]})
+    finally:
+        torch.set_num_threads(threads)
+    return with_retention(pd.DataFrame(rows)), timings
+
+
+def with_retention(table: pd.DataFrame) -> pd.DataFrame:
+    """Adds chance and retention (acc - chance) / (acc_en - chance) within each (task, seed)."""
+    table = table.copy()
+    table["chance"] = table["task"].map(chance)
+    english = table[table["language"] == "en"].set_index(["task", "seed"])["accuracy"]
+    acc_en = pd.Series([english[(t, s)] for t, s in zip(table["task"], table["seed"])], index=table.index)
+    table["retention"] = (table["accuracy"] - table["chance"]) / (acc_en - table["chance"])
+    return table
+
+
+def problems(table: pd.DataFrame, targets: Targets = Targets()) -> list[str]:
+    """Every calibration target a (task, seed) misses, in words; empty when all hold."""
+    found = []
+    low, high = targets.retention
+    for (task, seed), group in table.groupby(["task", "seed"]):
+        where = f"{task} seed {seed}"
+        by_lang = group.set_index("language")
+        english = by_lang.loc["en", "accuracy"]
+        if english < targets.english:
+            found.append(f"{where}: English accuracy {english:.3f} < {targets.english}")
+        other = by_lang.drop(index="en")["retention"]
+        if len(other) < targets.languages:
+            found.append(f"{where}: {len(other)} languages besides English < {targets.languages}")
+        for lang, r in other.items():
+            if not low <= r <= high:
+                found.append(f"{where}: {lang} retention {r:.2f} outside [{low}, {high}]")
+        if other.max() < targets.best:
+            found.append(f"{where}: best retention {other.max():.2f} < {targets.best}")
+        if other.max() - other.min() < targets.spread:
+            found.append(f"{where}: retention spread {other.max() - other.min():.2f} < {targets.spread}")
+    return found
+
+
+def render(table: pd.DataFrame) -> str:
+    """Accuracy (%) and retention per language, one row per task and seed, plus the mean over seeds."""
+    lines = []
+    for task, group in table.groupby("task", sort=False):
+        langs = list(dict.fromkeys(group["language"]))
+        lines.append(f"{task} (chance {100 * chance(task):.1f}%): accuracy % / retention")
+        lines.append("seed  " + "  ".join(f"{lang:>11}" for lang in langs))
+        cells = group.set_index(["seed", "language"])
+        for seed in dict.fromkeys(group["seed"]):
+            lines.append(f"{seed:<4}  " + "  ".join(
+                f"{100 * cells.loc[(seed, lang), 'accuracy']:5.1f} / {cells.loc[(seed, lang), 'retention']:.2f}"
+                if lang != "en" else f"{100 * cells.loc[(seed, lang), 'accuracy']:11.1f}"
+                for lang in langs
+            ))
+        mean = group.groupby("language")[["accuracy", "retention"]].mean()
+        lines.append("mean  " + "  ".join(
+            f"{100 * mean.loc[lang, 'accuracy']:5.1f} / {mean.loc[lang, 'retention']:.2f}"
+            if lang != "en" else f"{100 * mean.loc[lang, 'accuracy']:11.1f}"
+            for lang in langs
+        ))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", nargs="+", default=list(DEMO_CONFIG), help="config files, merged in order")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (dotted path, YAML value); repeatable")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the config's seeds")
+    parser.add_argument("--tasks", nargs="+", help="default: the config's enabled tasks")
+    parser.add_argument("--work-dir", type=Path, default=Path("calibration"),
+                        help="testbeds (reused while their settings are unchanged) and dense models")
+    parser.add_argument("--build-threads", type=int, default=None, help="threads of the testbed build")
+    parser.add_argument("--out", type=Path, help="also write the table here (TSV)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    config = load(args.config, args.set)
+    tasks = args.tasks or enabled_tasks(config)
+    table, timings = measure(config, args.seeds or config["seeds"], tasks, args.work_dir,
+                             build_threads=args.build_threads)
+    print(render(table))
+    print("seconds: " + ", ".join(f"{name} {s:.0f}" for name, s in timings.items()))
+    if args.out:
+        table.to_csv(args.out, sep="\t", index=False)
+    missed = problems(table)
+    print("\n".join(["calibration targets missed:"] + [f"  - {p}" for p in missed]) if missed
+          else "every calibration target holds")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """The benchmark harness runs at a tiny size (it is not a timed test: no figure is checked)."""
 
+import pytest
 import torch
 
 from alignprune import bench, bench_study, bench_trainer
@@ -106,9 +107,11 @@ def test_trainer_runs_as_configured_dynamic_and_grouped_or_padded_to_max_length(
 def test_study_steps_of_the_full_config_ladder_is_a_fifth_of_independent_runs_with_the_same_budget():
     config = load_config("config.yaml")
     steps = bench_study.study_steps(config)
-    # 10 methods x 3 seeds x 2 tasks x 9 targets x 3000 steps
-    assert steps.ladder == steps.independent == 10 * 3 * 2 * 9 * 3000
-    assert steps.independent_same_budget == 10 * 3 * 2 * 3000 * 45
+    methods = sum(spec["enabled"] for spec in config["methods"].values())
+    assert methods >= 10
+    # methods x 3 seeds x 2 tasks x 9 targets x 3000 steps
+    assert steps.ladder == steps.independent == methods * 3 * 2 * 9 * 3000
+    assert steps.independent_same_budget == methods * 3 * 2 * 3000 * 45
     assert steps.ratio == 0.2
     # 5 epochs of 392,702 XNLI and 49,401 PAWS-X rows in batches of 32, 3 seeds
     assert steps.fine_tuning == 3 * (61_360 + 7_719)
@@ -117,5 +120,94 @@ def test_study_steps_of_the_full_config_ladder_is_a_fifth_of_independent_runs_wi
 def test_plan_time_counts_the_jobs_snakemake_plans():
     target = "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
     seconds, jobs = bench_study.plan_seconds(ROOT, repeats=1, targets=(target,))
-    # download model + en train/dev + de test, finetune, prune 0.10 0.20 0.30, evaluate
-    assert seconds > 0 and jobs == 9
+    # download the model and xnli's 31 data files (en train; validation and test of 15 languages:
+    # the evaluation job of a model reads them all), finetune, prune 0.10 0.20 0.30, evaluate
+    assert seconds > 0 and jobs == 1 + 31 + 1 + 3 + 1
+
+
+def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_process(tmp_path):
+    from alignprune import bench_startup, modeling
+
+    bed = bench_startup.build_testbed(tmp_path, "tiny")
+    costs = bench_startup.measure(bed, repeats=1)
+    assert [cost.kind for cost in costs] == ["finetune", "prune", "evaluate"]
+    # the child really loaded the testbed's classifier: the parameter count of its first forward
+    parameters = sum(p.numel() for p in modeling.load_classifier(bed.dense).parameters())
+    assert all(cost.parameters == parameters for cost in costs)
+    for cost in costs:
+        assert cost.median > 0 and cost.cpu_median > 0
+        assert cost.parts["model"] > 0 and cost.parts["imports"] > 0 and cost.parts["python"] > 0
+        # the stages account for the whole span
+        assert abs(sum(cost.parts.values()) - cost.median) < 1e-6
+    by_kind = {cost.kind: cost for cost in costs}
+    # training jobs are timed to their first training batch; prune's dev accuracy before
+    # retraining (compute) ran first and is left out of its fixed cost
+    assert by_kind["finetune"].training and by_kind["prune"].training and not by_kind["evaluate"].training
+    assert by_kind["prune"].evaluation_s > 0 and by_kind["finetune"].evaluation_s == 0
+    # rows read before the first batch: English train + dev (64 + 32), or the test file (32)
+    assert [cost.rows for cost in costs] == [96, 96, 32]
+    assert all(cost.per_row_s > 0 for cost in costs)
+    table = bench_startup.format_table(costs, {"evaluate": 1e9})
+    assert f"| evaluate | {parameters:,} |" in table and "<= 1e+09 s: **met**" in table
+
+
+def _plan_job(rule, outputs=(), **wildcards):
+    return bench_study.PlannedJob(rule, list(outputs), {k: str(v) for k, v in wildcards.items()})
+
+
+def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates():
+    config = {"tasks": {"xnli": {}, "pawsx": {}}, "schedule": "ladder", "analysis": {"max_examples": 100},
+              "finetune": {"batch_size": 32, "epochs": 1, "eval_every": 1000},
+              "retrain": {"batch_size": 10, "steps": 100, "eval_every": 50}}
+    jobs = [
+        _plan_job("download_data", ["resources/data/xnli/en/train.parquet"], task="xnli", lang="en", split="train"),
+        _plan_job("finetune", ["results/xnli/seed~1/dense/model"], task="xnli", seed=1),
+        _plan_job("prune", ["m1"], task="xnli", seed=1, method="l2", sparsity="0.10"),
+        _plan_job("prune", ["m2"], task="pawsx", seed=1, method="l2", sparsity="0.10"),
+        _plan_job("evaluate_xnli", ["results/xnli/seed~1/dense/eval/test/de.json",
+                                    "results/xnli/seed~1/dense/eval/validation/fr.json"], seed=1, variant="dense"),
+        _plan_job("representation_alignment_xnli", ["a/de.csv", "a/fr.csv"], seed=1, variant="dense", split="test"),
+    ]
+    # fixed: seconds outside data, plus seconds per row read (only evaluate's here)
+    fixed = {"finetune": bench_study.FixedCost(10.0), "prune": bench_study.FixedCost(5.0),
+             "evaluate": bench_study.FixedCost(2.0, per_row_s=1e-4)}
+    costs = {c.stage: c for c in bench_study.project(jobs, config, fixed, bench_study.Rates(train=100.0, evaluate=1000.0))}
+    assert list(costs) == ["download_data", "finetune", "prune", "evaluate", "representation_alignment"]
+    assert costs["download_data"].jobs == 1 and costs["download_data"].fixed_s is None
+    # finetune: ceil(392,702 / 32) = 12,272 steps of 32 examples; 13 dev passes of 2,490 rows
+    assert costs["finetune"].compute_s == pytest.approx(12_272 * 32 / 100 + 13 * 2_490 / 1000)
+    # prune: 100 steps of 10; dev before retraining, at step 50 and 100: 3 passes (xnli 2,490, pawsx 2,000)
+    assert costs["prune"].jobs == 2
+    assert costs["prune"].compute_s == pytest.approx(2 * 1000 / 100 + 3 * (2_490 + 2_000) / 1000)
+    assert costs["prune"].total_s == pytest.approx(2 * 5.0 + costs["prune"].compute_s)
+    # evaluation: one job, its two files: 5,010 test + 2,490 validation rows, read and evaluated
+    assert costs["evaluate"].fixed_s == pytest.approx(2.0 + 7_500 * 1e-4)
+    assert costs["evaluate"].total_s == pytest.approx(2.0 + 7_500 * 1e-4 + 7_500 / 1000)
+    assert costs["evaluate"].fixed_share == pytest.approx(2.75 / 10.25)
+    # representations: two languages and the English reference, 100 examples each of the
+    # 5,010 test rows each file holds
+    assert costs["representation_alignment"].total_s == pytest.approx(2.0 + 3 * 5_010 * 1e-4 + 300 / 1000)
+    table = bench_study.format_projection(list(costs.values()))
+    fixed_total = 10.0 + 2 * 5.0 + 2.75 + 2.0 + 3 * 5_010 * 1e-4
+    total = sum(c.total_s for c in costs.values())
+    assert f"**{100 * fixed_total / total:.1f}%** (<= 10%: met)" in table
+    assert "| download_data | 1 | not modelled |" in table
+
+
+def test_projection_counts_the_jobs_snakemake_plans():
+    target = "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
+    jobs, stats = bench_study.planned_jobs(ROOT, targets=(target,))
+    _, total = bench_study.plan_seconds(ROOT, repeats=1, targets=(target,))
+    assert len(jobs) == total == sum(stats.values())
+    assert {rule: sum(job.rule == rule for job in jobs) for rule in stats} == stats
+    config = load_config("config.yaml")
+    costs = bench_study.project(jobs, config, dict.fromkeys(["finetune", "prune", "evaluate"], bench_study.FixedCost(1.0)),
+                                bench_study.Rates(train=1.0, evaluate=1.0))
+    stage_jobs = {cost.stage: cost.jobs for cost in costs}
+    assert stage_jobs["prune"] == stats["prune"] == 3  # targets 0.10, 0.20, 0.30
+    assert stage_jobs["evaluate"] == sum(n for rule, n in stats.items() if rule.startswith("evaluate"))
+    # every evaluation job's examples come from the files it writes: the target's among them
+    evaluate = next(job for job in jobs if job.rule.startswith("evaluate"))
+    assert target in evaluate.outputs
+    assert bench_study.job_examples("evaluate", evaluate, config)[1] == sum(
+        bench_study.EVAL_ROWS[("xnli", path.split("/")[-2])] for path in evaluate.outputs)

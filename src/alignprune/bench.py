@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from . import bench_study, bench_trainer
+from . import bench_startup, bench_study, bench_trainer
 from .config_check import load_config
 from .criteria import CRITERIA, ScoreInputs
 from .evaluate import allow_tf32
@@ -275,7 +275,9 @@ def throughputs(comparison: str, rates: dict[str, float]) -> list[Timing]:
     return [Timing(comparison, name, None, first / rate, per_second=rate) for name, rate in rates.items()]
 
 
-COMPARISONS = ["step", "masks", "train", "eval", "study"]
+COMPARISONS = ["step", "masks", "train", "eval", "startup", "study"]
+# Fixed cost per job on this project's 2-core CPU, seconds to the first batch (evaluate, prune)
+STARTUP_TARGETS = {"evaluate": 3.0, "prune": 5.0}
 
 
 def main(argv: list[str] | None = None) -> list[Timing]:
@@ -301,6 +303,10 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's peak for model FLOPs utilisation (default: known for H100/H200/A100)")
     parser.add_argument("--config", nargs="+", default=["config.yaml"], help="config files of the study comparison")
+    parser.add_argument("--startup-repeats", type=int, default=5,
+                        help="fresh processes per job kind for the fixed cost (startup, study)")
+    parser.add_argument("--study-batches", type=int, default=10,
+                        help="training batches per timed run of the throughputs the study projection uses")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     size = args.size or ("base" if device.type == "cuda" else "cpu")
@@ -332,10 +338,58 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     print(f"device {device}, size {size} {SIZES[size]}, batch {args.batch_size}, length {args.length}, "
           f"{torch.get_num_threads()} threads, medians of {args.repeats} after {args.warmup} warm-up rounds "
           f"({args.train_repeats} epochs for training)")
-    print(format_table(timings))
+    if timings:
+        print(format_table(timings))
+    startup = None
+    if "startup" in only or "study" in only:
+        startup = startup_costs(size, args.startup_repeats, device)
+        print(f"fixed cost per job: fresh processes on the demo testbed ({'tiny' if size == 'tiny' else 'demo'} "
+              f"shape, 1 thread, {device}), medians of {args.startup_repeats}")
+        print(bench_startup.format_table(startup, STARTUP_TARGETS))
     if "study" in only:
         print(study_table(args.config))
+        print(study_projection(args.config, startup, size, device, sync, batches=args.study_batches,
+                               repeats=max(1, args.train_repeats)))
     return timings
+
+
+def startup_costs(size: str, repeats: int, device: torch.device) -> list[bench_startup.StartupCost]:
+    """Seconds from process start to the first batch of each job kind (see bench_startup)."""
+    import tempfile
+
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="alignprune-testbed-") as folder:
+        bed = bench_startup.testbed_for(size, Path(folder), root)
+        return bench_startup.measure(bed, repeats=repeats, device=device.type)
+
+
+def study_projection(config_files: list[str], startup: list[bench_startup.StartupCost], size: str,
+                     device: torch.device, sync, *, batches: int, repeats: int) -> str:
+    """The study's planned jobs per stage x (measured fixed cost + compute at measured rates)."""
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(*(root / name for name in config_files),
+                         schema_file=root / "workflow/schemas/config.schema.yaml", workdir=root)
+    jobs, stats = bench_study.planned_jobs(root, tuple(config_files))
+    counted = {rule: sum(job.rule == rule for job in jobs) for rule in stats}
+    if counted != stats:
+        raise RuntimeError(f"parsed jobs per rule {counted} differ from the plan's job stats {stats}")
+    rates = bench_study.measured_rates(
+        lambda: xlmr_classifier(size), device, batch_size=config["finetune"]["batch_size"], batches=batches,
+        eval_examples=512, eval_batch_size=config["evaluation"]["batch_size"],
+        group_by_length=config["finetune"].get("group_by_length", False), repeats=repeats,
+        max_length=config["max_length"], sync=sync,
+    )
+    # the data part scales with the rows each job of the study reads; the rest as measured
+    fixed = {cost.kind: bench_study.FixedCost(cost.median - cost.parts.get("data", 0.0), cost.per_row_s)
+             for cost in startup}
+    costs = bench_study.project(jobs, config, fixed, rates)
+    return "\n".join([
+        f"projected study of {' + '.join(config_files)} on {device} at the {size} shape: training "
+        f"{rates.train:,.1f} examples/s, evaluation {rates.evaluate:,.1f} examples/s (batch "
+        f"{config['finetune']['batch_size']} / {config['evaluation']['batch_size']}, NLI-like lengths); "
+        "fixed cost per job as measured above, its data part (read, tokenise) scaled to the rows each job reads",
+        bench_study.format_projection(costs),
+    ])
 
 
 def study_table(config_files: list[str]) -> str:

@@ -60,3 +60,205 @@ def plan_seconds(root: Path, repeats: int = 3, targets: tuple[str, ...] = (),
         seconds.append(time.perf_counter() - start)
         jobs = int(re.search(r"^total\s+(\d+)", out.stdout + out.stderr, re.MULTILINE).group(1))
     return statistics.median(seconds), jobs
+
+
+# ---------------------------------------------------------------------------------------
+# Projected cost of the study: each stage's planned jobs x (fixed cost + compute).
+
+# Nominal rows per (task, split) and language of the Hub data sets (PAWS-X: before untranslated
+# rows are dropped); the English validation split is the dev set of every training job.
+EVAL_ROWS = {("xnli", "validation"): 2_490, ("xnli", "test"): 5_010,
+             ("pawsx", "validation"): 2_000, ("pawsx", "test"): 2_000}
+# Which measured start-up stands for a stage's per-job fixed cost.
+FIXED_KIND = {"finetune": "finetune", "prune": "prune", "evaluate": "evaluate",
+              "representation_alignment": "evaluate", "weight_alignment": "evaluate"}
+EVAL_FILE = re.compile(r"/eval/(?P<split>[^/]+)/(?P<lang>[^/]+)\.json$")
+
+
+@dataclass
+class PlannedJob:
+    rule: str
+    outputs: list[str]
+    wildcards: dict[str, str]
+
+
+@dataclass
+class Rates:
+    """Throughputs measured on this machine, examples per second."""
+
+    train: float
+    evaluate: float
+
+
+@dataclass
+class FixedCost:
+    """A job kind's measured start-up: seconds outside reading and tokenising data, and
+    seconds per data row read and tokenised."""
+
+    base_s: float
+    per_row_s: float = 0.0
+
+
+@dataclass
+class StageCost:
+    stage: str
+    jobs: int
+    fixed_total_s: float | None  # all jobs of the stage; None: not modelled (network, light table jobs)
+    compute_s: float  # all jobs of the stage together
+
+    @property
+    def fixed_s(self) -> float | None:
+        """Mean fixed cost per job."""
+        return None if self.fixed_total_s is None else self.fixed_total_s / self.jobs
+
+    @property
+    def total_s(self) -> float:
+        return (self.fixed_total_s or 0.0) + self.compute_s
+
+    @property
+    def fixed_share(self) -> float:
+        return (self.fixed_total_s or 0.0) / self.total_s if self.total_s else 0.0
+
+
+def planned_jobs(root: Path, configfiles: tuple[str, ...] = ("config.yaml",),
+                 targets: tuple[str, ...] = ()) -> tuple[list[PlannedJob], dict[str, int]]:
+    """Every job of ``snakemake -n`` on ``configfiles`` (its rule, outputs and wildcards), and
+    the plan's own job counts per rule (its "Job stats" table)."""
+    command = [sys.executable, "-m", "snakemake", "-n", *targets, "--configfile", *configfiles]
+    out = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"snakemake -n failed in {root}:\n{out.stderr[-2000:]}")
+    return parse_plan(out.stdout + out.stderr)
+
+
+def parse_plan(text: str) -> tuple[list[PlannedJob], dict[str, int]]:
+    """Jobs and job stats of a ``snakemake -n`` printout."""
+    jobs: list[PlannedJob] = []
+    for line in text.splitlines():
+        if match := re.match(r"^(?:local)?rule (\S+):$", line):
+            jobs.append(PlannedJob(match.group(1), [], {}))
+        elif jobs and (match := re.match(r"^    (output|wildcards): (.*)$", line)):
+            items = [item.strip() for item in match.group(2).split(", ")]
+            if match.group(1) == "output":
+                jobs[-1].outputs = items
+            else:
+                jobs[-1].wildcards = dict(item.split("=", 1) for item in items)
+    table = text[text.index("Job stats:"):] if "Job stats:" in text else ""
+    stats = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+             if name != "total"}
+    return jobs, stats
+
+
+def stage_of(rule: str, tasks) -> str:
+    """A rule's stage: per-task rules (evaluate_xnli) count with their stage (evaluate)."""
+    for task in tasks:
+        if rule.endswith(f"_{task}"):
+            return rule.removesuffix(f"_{task}")
+    return rule
+
+
+def job_task(job: PlannedJob, tasks) -> str:
+    """The task of a job: its wildcard, or its rule's suffix."""
+    if "task" in job.wildcards:
+        return job.wildcards["task"]
+    return next(task for task in tasks if job.rule.endswith(f"_{task}"))
+
+
+def job_examples(stage: str, job: PlannedJob, config: dict) -> tuple[int, int, int]:
+    """(training examples, evaluated examples, data rows read) of one job: optimizer steps x
+    batch size; every forward-only pass (dev evaluations during training, evaluations,
+    representations); and the rows it reads and tokenises before its first batch."""
+    tasks = list(config["tasks"])
+    if stage in ("finetune", "prune"):
+        task = job_task(job, tasks)
+        dev = EVAL_ROWS[(task, "validation")]
+        if stage == "finetune":
+            settings = config["finetune"]
+            steps = finetune_steps(settings, TRAIN_ROWS[task])
+            evaluations = -(-steps // settings["eval_every"])  # every eval_every steps and after the last
+        else:
+            settings = config["retrain"]
+            steps = settings["steps"]
+            # the ladder's dev accuracy before retraining, then every eval_every steps and after the last
+            evaluations = (config.get("schedule", "ladder") == "ladder") + -(-steps // settings["eval_every"])
+        return steps * settings["batch_size"], evaluations * dev, TRAIN_ROWS[task] + dev
+    if stage == "evaluate":
+        task = job_task(job, tasks)
+        files = [EVAL_FILE.search(path) for path in job.outputs]
+        rows = sum(EVAL_ROWS[(task, match["split"])] for match in files if match)
+        return 0, rows, rows
+    if stage == "representation_alignment":
+        task = job_task(job, tasks)
+        rows = EVAL_ROWS[(task, job.wildcards.get("split", "test"))]
+        languages = len(job.outputs) + 1  # each language and the English reference
+        return 0, languages * min(config["analysis"]["max_examples"], rows), languages * rows
+    return 0, 0, 0
+
+
+def project(jobs: list[PlannedJob], config: dict, fixed: dict[str, FixedCost], rates: Rates) -> list[StageCost]:
+    """Each stage's planned jobs x (fixed cost + compute): the fixed cost of the stage's job
+    kind, its data part scaled to the rows the job reads; compute from the examples each job
+    trains on and evaluates, at the measured rates. Stages without a measured fixed cost
+    (downloads, tables, plots) are listed with their job counts and no cost."""
+    tasks = list(config["tasks"])
+    stages: dict[str, StageCost] = {}
+    for job in jobs:
+        stage = stage_of(job.rule, tasks)
+        kind = FIXED_KIND.get(stage)
+        cost = stages.setdefault(stage, StageCost(stage, 0, 0.0 if kind else None, 0.0))
+        cost.jobs += 1
+        trained, evaluated, rows = job_examples(stage, job, config)
+        if kind:
+            cost.fixed_total_s += fixed[kind].base_s + fixed[kind].per_row_s * rows
+        cost.compute_s += trained / rates.train + evaluated / rates.evaluate
+    return list(stages.values())
+
+
+def format_projection(costs: list[StageCost], target_share: float = 0.10) -> str:
+    lines = ["| stage | jobs | fixed s / job | compute s / job | projected hours | fixed share |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for cost in costs:
+        if cost.fixed_s is None:
+            lines.append(f"| {cost.stage} | {cost.jobs:,} | not modelled | | | |")
+            continue
+        lines.append(f"| {cost.stage} | {cost.jobs:,} | {cost.fixed_s:.2f} | {cost.compute_s / cost.jobs:,.1f} | "
+                     f"{cost.total_s / 3600:,.1f} | {100 * cost.fixed_share:.1f}% |")
+    total = sum(cost.total_s for cost in costs)
+    fixed = sum(cost.fixed_total_s or 0.0 for cost in costs)
+    share = fixed / total if total else 0.0
+    verdict = "met" if share <= target_share else "missed"
+    lines.append(f"| **all** | {sum(cost.jobs for cost in costs):,} | {fixed / 3600:,.1f} h in all | "
+                 f"{(total - fixed) / 3600:,.1f} h in all | {total / 3600:,.1f} | "
+                 f"**{100 * share:.1f}%** (<= {100 * target_share:g}%: {verdict}) |")
+    return "\n".join(lines)
+
+
+def measured_rates(make_model, device, *, batch_size: int, batches: int, eval_examples: int, eval_batch_size: int,
+                   group_by_length: bool, repeats: int, max_length: int = 128, sync=lambda: None) -> Rates:
+    """Our training and evaluation throughputs (examples/s, medians of ``repeats``) on
+    NLI-like synthetic lengths (see bench_trainer): the rates the projection computes with."""
+    from .bench_trainer import PAD_ID, synthetic_split
+    from .evaluate import predict
+    from .train import TrainSettings, train
+
+    model = make_model().to(device)
+    vocab = model.config.vocab_size
+    data = synthetic_split(batch_size * batches, vocab, seed=1, max_length=max_length)
+    dev = synthetic_split(8, vocab, seed=2, max_length=max_length)
+    evaluated = synthetic_split(eval_examples, vocab, seed=3, max_length=max_length)
+    settings = TrainSettings(learning_rate=2e-5, batch_size=batch_size, max_steps=batches, eval_every=10**9,
+                             group_by_length=group_by_length)
+    train_rates, eval_rates = [], []
+    for repeat in range(repeats + 1):  # the first round warms up
+        sync()
+        start = time.perf_counter()
+        train(model, data, dev, settings, pad_id=PAD_ID, device=device, progress=False)
+        sync()
+        middle = time.perf_counter()
+        predict(model, evaluated, batch_size=eval_batch_size, pad_id=PAD_ID, device=device)
+        sync()
+        end = time.perf_counter()
+        if repeat:
+            train_rates.append(len(data) / (middle - start))
+            eval_rates.append(len(evaluated) / (end - middle))
+    return Rates(statistics.median(train_rates), statistics.median(eval_rates))

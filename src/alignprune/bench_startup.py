@@ -1,0 +1,307 @@
+"""Per-job fixed cost: seconds from process start to a job's first batch.
+
+Each measurement starts a fresh Python process that does what a rule script does (the
+Snakemake script preamble's imports, ``rule_job``, then the job function of
+``alignprune.jobs``) on a small testbed built with ``alignprune.testbed`` (the demo's model
+and data, or a tiny one for tests). A global forward pre-hook stamps the time of the first
+batch and ends the process there, so what is timed is Python start-up, imports, device,
+model and tokenizer load, data read and tokenisation, and any other set-up before compute:
+
+- evaluate: until the first forward pass;
+- finetune, prune: until the first training forward pass, less the time spent in
+  evaluation passes before it (prune's English dev accuracy before retraining is compute
+  that grows with the dev set, counted as compute by the study projection).
+
+``python -m alignprune.bench_startup child SPEC OUT`` is the child; only the standard
+library is imported at the top of this module, so the child's own imports are what is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KINDS = ("finetune", "prune", "evaluate")
+TASK = "xnli"
+PRUNABLE = {"include": [r"^roberta\.encoder\.layer\.\d+\.(attention\.(self\.(query|key|value)|output\.dense)"
+                        r"|intermediate\.dense|output\.dense)\.weight$"]}
+# A regularized method: its job also loads the reference model and builds the penalty.
+METHOD = {"criterion": "magnitude", "scope": "global", "regularizer": "l2", "weight": 0.1}
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "profiles/demo/testbed.yaml"
+
+
+@dataclass
+class Testbed:
+    """Files the measured jobs read: pretrained model + tokenizer, a dense classifier, data."""
+
+    pretrained: Path
+    dense: Path
+    train: Path
+    dev: Path
+    test: Path
+    max_length: int
+    finetune: dict
+    retrain: dict
+    eval_batch_size: int
+
+
+@dataclass
+class StartupCost:
+    kind: str
+    seconds: list[float]  # process start to first batch, one per repeat
+    cpu_seconds: list[float]  # CPU time of the process over the same span
+    parts: dict[str, float] = field(default_factory=dict)  # medians of the stages, seconds
+    parameters: int = 0  # parameter count of the model the child loaded
+    training: bool = False  # the first batch timed was a training batch
+    evaluation_s: float = 0.0  # median time in evaluation passes before it (left out of the fixed cost)
+    rows: int = 0  # data rows the job read (and tokenised) before its first batch
+
+    @property
+    def per_row_s(self) -> float:
+        """Seconds per data row read and tokenised (the data part over the rows read)."""
+        return self.parts.get("data", 0.0) / self.rows if self.rows else 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_seconds)
+
+
+def build_testbed(folder: Path, size: str) -> Testbed:
+    """The demo testbed (``size`` other than tiny: the demo's model shape and data sizes, few
+    pretraining steps: the weights' values do not change the timing) or a tiny one, in ``folder``."""
+    import yaml
+
+    from . import testbed
+
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
+    if size == "tiny":
+        settings = testbed.TestbedSettings(seed=0, languages=languages, hidden_size=32, layers=2, heads=2,
+                                           pretrain_steps=2, pretrain_batch_size=8, vocab_size=300,
+                                           sizes={"train": 64, "validation": 32, "test": 32})
+    else:
+        settings = testbed.TestbedSettings(seed=0, languages=languages, pretrain_steps=5,
+                                           sizes=demo["testbed"]["sizes"])
+    files = {(TASK, "en", "train"): folder / "train.parquet", (TASK, "en", "validation"): folder / "dev.parquet",
+             (TASK, "fr", "test"): folder / "test.parquet"}
+    testbed.build_testbed(settings, folder / "pretrained", files, progress=False)
+    return _with_dense(folder, folder / "pretrained", files, demo)
+
+
+def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
+    """The demo's own testbed under ``root`` if it has been built (not for size tiny), else a new one in ``folder``."""
+    return (None if size == "tiny" else reuse_demo(root, folder)) or build_testbed(folder, size)
+
+
+def reuse_demo(root: Path, folder: Path) -> Testbed | None:
+    """The demo's own testbed under ``root`` (resources/demo), if it has been built; the
+    dense classifier made from it goes to ``folder``."""
+    import yaml
+
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    resources = root / demo["paths"]["resources"]
+    pretrained = resources / "models" / demo["model"].replace("/", "--")
+    data = resources / "data" / TASK
+    files = {(TASK, "en", "train"): data / "en/train.parquet", (TASK, "en", "validation"): data / "en/validation.parquet",
+             (TASK, "fr", "test"): data / "fr/test.parquet"}
+    if not (pretrained / "model.safetensors").exists() or not all(path.exists() for path in files.values()):
+        return None
+    return _with_dense(folder, pretrained, files, demo)
+
+
+def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Testbed:
+    """A dense classifier saved as fine-tuning saves it (no training: timing only)."""
+    import torch
+    import transformers
+
+    from . import modeling
+
+    transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
+    torch.manual_seed(0)
+    model = modeling.load_classifier(pretrained, num_labels=3)
+    modeling.save_model(model, folder / "dense")
+    return Testbed(
+        pretrained=pretrained, dense=folder / "dense", train=files[(TASK, "en", "train")],
+        dev=files[(TASK, "en", "validation")], test=files[(TASK, "fr", "test")], max_length=demo["max_length"],
+        finetune=demo["finetune"], retrain=demo["retrain"], eval_batch_size=demo["evaluation"]["batch_size"],
+    )
+
+
+def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
+    """Keyword arguments of the job function of ``kind`` (as its rule script passes them)."""
+    common = {"task": TASK, "seed": 1, "max_length": bed.max_length, "prunable": PRUNABLE}
+    if kind == "finetune":
+        return {**common, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
+                "out_dir": out / "model", "settings": bed.finetune, "progress": False}
+    if kind == "prune":
+        return {**common, "method_name": "magnitude_global_l2", "method": METHOD, "sparsity": 0.5,
+                "start_dir": bed.dense, "reference_dir": bed.dense, "tokenizer_dir": bed.pretrained,
+                "train_file": bed.train, "dev_file": bed.dev, "out_dir": out / "model", "settings": bed.retrain,
+                "schedule": "ladder", "progress": False}
+    if kind == "evaluate":
+        return {**common, "variant": "dense", "lang": "fr", "split": "test", "model_dir": bed.dense,
+                "tokenizer_dir": bed.pretrained, "data_file": bed.test, "out_file": out / "eval.json",
+                "batch_size": bed.eval_batch_size}
+    raise ValueError(f"unknown job kind {kind!r}; expected one of {KINDS}")
+
+
+JOB_FUNCTIONS = {"finetune": "finetune", "prune": "prune_and_retrain", "evaluate": "evaluate_model"}
+
+
+def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device: str = "cpu") -> list[StartupCost]:
+    """Median seconds to the first batch of each job kind, in fresh processes, interleaved
+    kind by kind each round so that load on the machine hits all alike."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    results = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory(prefix="alignprune-startup-") as scratch:
+        for round_ in range(repeats):
+            for kind in kinds:
+                folder = Path(scratch) / f"{kind}-{round_}"
+                folder.mkdir()
+                results[kind].append(_run_child(kind, bed, folder, threads, device))
+    costs = []
+    for kind, runs in results.items():
+        parts = {name: statistics.median(run["parts"][name] for run in runs) for name in runs[0]["parts"]}
+        costs.append(StartupCost(kind, [run["fixed"] for run in runs], [run["cpu"] for run in runs], parts,
+                                 runs[0]["parameters"], runs[0]["training"],
+                                 statistics.median(run["evaluation"] for run in runs), runs[0]["rows"]))
+    return costs
+
+
+def _run_child(kind: str, bed: Testbed, folder: Path, threads: int, device: str) -> dict:
+    spec = {"kind": kind, "threads": threads, "device": device, "log": str(folder / "job.log"),
+            "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in job_arguments(kind, bed, folder).items()}}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    out = folder / "stamps.json"
+    environment = {**os.environ, "ALIGNPRUNE_DEVICE": device}
+    start = time.time()
+    done = subprocess.run([sys.executable, "-m", "alignprune.bench_startup", "child", str(folder / "spec.json"),
+                           str(out), repr(start)], capture_output=True, text=True, env=environment)
+    if done.returncode != 0 or not out.exists():
+        log = Path(spec["log"]).read_text()[-3000:] if Path(spec["log"]).exists() else ""
+        raise RuntimeError(f"the {kind} job's start-up measurement failed (exit {done.returncode}):\n"
+                           f"{done.stderr[-3000:]}{log}")
+    return json.loads(out.read_text())
+
+
+def format_table(costs: list[StartupCost], targets: dict[str, float] | None = None) -> str:
+    targets = targets or {}
+    order = ("python", "imports", "device", "tokenizer", "data", "model", "other")
+    lines = ["| job | parameters | rows read | median s to first batch | CPU s | " + " | ".join(order) + " | target |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(order) + "---|"]
+    for cost in costs:
+        target = targets.get(cost.kind)
+        verdict = "" if target is None else f"<= {target:g} s: **{'met' if cost.median <= target else 'missed'}**"
+        lines.append(f"| {cost.kind} | {cost.parameters:,} | {cost.rows:,} | {cost.median:.2f} | {cost.cpu_median:.2f} | "
+                     + " | ".join(f"{cost.parts.get(name, 0.0):.2f}" for name in order) + f" | {verdict} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# The child process. Everything below runs in the measured process.
+
+
+def _child(spec_file: str, out_file: str, spawned: float) -> None:
+    stamps = {"started": time.time()}
+    spec = json.loads(Path(spec_file).read_text())
+    # What Snakemake's script preamble imports before the rule script's first line.
+    from snakemake.iocontainers import Snakemake  # noqa: F401
+    from snakemake.logging import logger  # noqa: F401
+
+    from alignprune import data, jobs, modeling
+    from alignprune.rule_runtime import rule_job
+
+    import torch
+
+    stamps["imported"] = time.time()
+    spent = {"tokenizer": 0.0, "data": 0.0, "model": 0.0, "evaluation": 0.0, "evaluation_cpu": 0.0}
+
+    def timed(module, name: str, part: str) -> None:
+        original = getattr(module, name, None)
+        if original is None:  # a stage this version of the package does not have
+            return
+
+        def wrapper(*args, **kwargs):
+            begin, begin_cpu = time.time(), time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[part] += time.time() - begin
+                if part == "evaluation":
+                    spent["evaluation_cpu"] += time.process_time() - begin_cpu
+
+        setattr(module, name, wrapper)
+
+    rows = [0]
+    read_split = getattr(data, "read_split", None)
+    if read_split is not None:  # rows the job reads: the data part scales with them
+
+        def counted(*args, **kwargs):
+            frame = read_split(*args, **kwargs)
+            rows[0] += len(frame)
+            return frame
+
+        data.read_split = counted
+    timed(modeling, "load_tokenizer", "tokenizer")
+    timed(modeling, "load_classifier", "model")
+    for name in ("read_split", "encode", "read_encoded", "load_encoded"):
+        timed(data, name, "data")
+    if spec["kind"] != "evaluate":
+        timed(jobs, "accuracy", "evaluation")  # evaluation passes before training: compute
+
+    def first_batch(module, args):
+        now = time.time()
+        if spec["kind"] != "evaluate" and not module.training:
+            return None
+        fixed = now - spawned - spent["evaluation"]
+        parts = {
+            "python": stamps["started"] - spawned,
+            "imports": stamps["imported"] - stamps["started"],
+            "device": stamps["device"] - stamps["imported"],
+            "tokenizer": spent["tokenizer"],
+            "data": spent["data"],
+            "model": spent["model"],
+        }
+        parts["other"] = fixed - sum(parts.values())
+        # CPU seconds of this process (all threads) to here, less the evaluation passes':
+        # less sensitive than wall time to other processes sharing the machine
+        cpu = time.process_time() - spent["evaluation_cpu"]
+        result = {"fixed": fixed, "cpu": cpu, "parts": parts, "rows": rows[0], "evaluation": spent["evaluation"],
+                  "parameters": sum(p.numel() for p in module.parameters()), "training": module.training}
+        Path(out_file).write_text(json.dumps(result))
+        os._exit(0)  # the first batch is where the fixed cost ends: skip the job's compute
+
+    torch.nn.modules.module.register_module_forward_pre_hook(first_batch)
+    snakemake = _RuleContext(spec)
+    with rule_job(snakemake) as device:
+        stamps["device"] = time.time()
+        getattr(jobs, JOB_FUNCTIONS[spec["kind"]])(device=device, **spec["arguments"])
+    raise RuntimeError(f"the {spec['kind']} job ended without a forward pass")
+
+
+class _RuleContext:
+    """The parts of Snakemake's ``snakemake`` object that ``rule_job`` reads."""
+
+    def __init__(self, spec: dict):
+        self.threads = spec["threads"]
+        self.log = [spec["log"]]
+        self.rule = spec["kind"]
+        self.resources = type("Resources", (), {"gpu": 0})()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] != "child":
+        sys.exit("usage: python -m alignprune.bench_startup child SPEC_JSON OUT_JSON SPAWN_TIME")
+    _child(sys.argv[2], sys.argv[3], float(sys.argv[4]))

@@ -12,6 +12,35 @@ import torch
 from .evaluate import allow_tf32
 from .gpu_slots import gpu_job
 from .modeling import pick_device
+from .operational import with_operational
+
+
+def training_settings(snakemake, section: str) -> dict:
+    """The training settings of a finetune or prune job: the rule's params (what changes the
+    model) with the operational keys of the config ``section`` (checkpoint and log intervals)
+    and the job's TensorBoard folder when the config's tensorboard is on. The operational
+    ones are read here, not passed as params, so that editing them reruns no job."""
+    settings = with_operational(snakemake.params.settings, snakemake.config[section])
+    if snakemake.config.get("tensorboard", False):
+        settings["tensorboard_dir"] = snakemake.params.tensorboard
+    return settings
+
+
+def quiet_libraries() -> None:
+    """No progress bars of the Hugging Face libraries in a job's log file (their carriage
+    returns make one endless line) and transformers' messages from errors up only (its model
+    load report, with ANSI colour codes, would fill the log at every load)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # for libraries imported later
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    huggingface_hub.utils.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
 
 @contextmanager
@@ -31,6 +60,7 @@ def rule_job(snakemake):
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             force=True,
         )
+        quiet_libraries()
         requested = os.environ.get("ALIGNPRUNE_DEVICE")
         # a job holding units of the gpu resource takes that many free GPUs of the machine
         # (before CUDA starts; an explicit ALIGNPRUNE_DEVICE is used as it is)

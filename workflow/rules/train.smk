@@ -1,4 +1,8 @@
 # Stage 2: dense fine-tuning on the training language, then prune-and-retrain.
+# params hold only what changes a model: Snakemake reruns a job whose params changed. The
+# scripts read the operational settings (checkpoint and log intervals, TensorBoard) from the
+# config, so editing those reruns nothing (alignprune.operational).
+from alignprune.operational import result_settings
 
 
 rule finetune:
@@ -19,10 +23,11 @@ rule finetune:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        settings=config["finetune"],
+        settings=result_settings(config["finetune"]),
         max_length=config["max_length"],
-        prunable=PRUNABLE,
+        # functions of the output: not compared for reruns
         checkpoints=checkpoint_dir,
+        tensorboard=tensorboard_dir,
     script:
         "../scripts/finetune.py"
 
@@ -48,12 +53,14 @@ rule prune:
         gpu=GPUS_PER_JOB,
     params:
         method=method_spec,
-        settings=config["retrain"],
+        settings=result_settings(config["retrain"]),
         max_length=config["max_length"],
         prunable=PRUNABLE,
         schedule=config["schedule"],
-        gradual=config["gradual"],
+        # the ladder does not read the gradual schedule's settings
+        gradual=config["gradual"] if config["schedule"] == "independent" else None,
         checkpoints=checkpoint_dir,
+        tensorboard=tensorboard_dir,
     script:
         "../scripts/prune.py"
 

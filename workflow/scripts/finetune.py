@@ -1,7 +1,7 @@
 """Rule finetune: dense fine-tuning on English with English-dev model selection."""
 
 from alignprune.jobs import finetune
-from alignprune.rule_runtime import rule_job
+from alignprune.rule_runtime import rule_job, training_settings
 
 with rule_job(snakemake) as device:
     finetune(
@@ -11,9 +11,10 @@ with rule_job(snakemake) as device:
         train_file=snakemake.input.train,
         dev_file=snakemake.input.dev,
         out_dir=snakemake.output[0],
-        settings=snakemake.params.settings,
+        settings=training_settings(snakemake, "finetune"),
         max_length=snakemake.params.max_length,
-        prunable=snakemake.params.prunable,
+        # checked, not used: the dense model does not depend on it (so it is no param)
+        prunable=snakemake.config["prunable"],
         checkpoint_dir=snakemake.params.checkpoints,
         device=device,
     )

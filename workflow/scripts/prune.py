@@ -1,7 +1,7 @@
 """Rule prune: prune one method to one sparsity target and retrain."""
 
 from alignprune.jobs import prune_and_retrain
-from alignprune.rule_runtime import rule_job
+from alignprune.rule_runtime import rule_job, training_settings
 
 with rule_job(snakemake) as device:
     prune_and_retrain(
@@ -16,7 +16,7 @@ with rule_job(snakemake) as device:
         train_file=snakemake.input.train,
         dev_file=snakemake.input.dev,
         out_dir=snakemake.output[0],
-        settings=snakemake.params.settings,
+        settings=training_settings(snakemake, "retrain"),
         max_length=snakemake.params.max_length,
         prunable=snakemake.params.prunable,
         schedule=snakemake.params.schedule,

@@ -1,0 +1,87 @@
+"""Which jobs an edited config reruns: none for an operational setting, exactly the dependent
+ones for a result-changing setting.
+
+Snakemake reruns a job whose params changed. A completed run is stood in for by creating every
+output of the CI-size demo and recording it with ``snakemake --touch --forceall`` (which stores
+each job's params as a real run does), so no model is trained here.
+"""
+
+import pytest
+import yaml
+
+from workflow_helpers import ROOT, job_counts, load_config, snakemake
+
+OPERATIONAL_EDITS = {
+    "finetune.checkpoint_every": {"finetune": {"checkpoint_every": 7}},
+    "retrain.checkpoint_every": {"retrain": {"checkpoint_every": 3}},
+    "finetune.log_every": {"finetune": {"log_every": 1}},
+    "retrain.log_every": {"retrain": {"log_every": 1}},
+    "evaluation.batch_size": {"evaluation": {"batch_size": 3}},
+    "threads": {"threads": {"train": 2, "evaluate": 2}},
+    "tensorboard": {"tensorboard": True, "paths": {"tensorboard": "elsewhere/tensorboard"}},
+    "paths.checkpoints": {"paths": {"checkpoints": "elsewhere/checkpoints"}},
+}
+TARGETS = ("all", "sweep")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A recorded 'completed' CI-size demo in a temporary folder: (folder, config files)."""
+    root = tmp_path_factory.mktemp("reruns")
+    overlay = {
+        "paths": {k: str(root / k) for k in ("resources", "results", "logs", "benchmarks")},
+        "seeds": [1, 2],
+        "sparsities": [0.5, 0.9],
+        "tasks": {"xnli": {"enabled": True, "languages": ["en", "de", "zh"]},
+                  "pawsx": {"enabled": True, "languages": ["en", "fr", "ja"]}},
+        "sweep": {"seeds": [1], "sparsities": [], "weights": {"l2": [0.01], "cosine": [1.0, 100.0], "frobenius": [100.0]}},
+    }
+    (root / "ci.yaml").write_text(yaml.safe_dump(overlay))
+    configfiles = ["config.yaml", "profiles/demo/testbed.yaml", str(root / "ci.yaml")]
+    summary = snakemake("--profile", "profiles/demo", "--configfile", *configfiles, "--summary", *TARGETS).stdout
+    outputs = [line.split("\t")[0] for line in summary.splitlines()[1:] if line.startswith(str(root))]
+    assert len(outputs) > 100
+    for name in outputs:
+        path = ROOT / name
+        if path.name == "model" or path.parent.name == "models":  # directory outputs
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    snakemake("--profile", "profiles/demo", "--configfile", *configfiles, "--touch", "--forceall", *TARGETS)
+    return root, configfiles
+
+
+def plan(run, name, edit, *extra):
+    root, configfiles = run
+    overlay = root / f"edit_{name}.yaml"
+    overlay.write_text(yaml.safe_dump(edit))
+    result = snakemake("-n", *extra, *TARGETS, "--profile", "profiles/demo", "--configfile", *configfiles, str(overlay))
+    return result.stdout + result.stderr
+
+
+def test_the_recorded_run_is_complete(run):
+    assert "Nothing to be done" in plan(run, "none", {})
+
+
+@pytest.mark.parametrize("name", OPERATIONAL_EDITS)
+def test_editing_an_operational_setting_reruns_nothing(run, name):
+    output = plan(run, name.replace(".", "_"), OPERATIONAL_EDITS[name])
+    assert "Nothing to be done" in output, output[-3000:]
+
+
+def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depends_on_them(run):
+    output = plan(run, "retrain_learning_rate", {"retrain": {"learning_rate": 5.0e-5}})
+    counts = job_counts(output)
+    assert "Params have changed" in output
+    assert "testbed" not in counts and "finetune" not in counts
+    # every prune job of both tasks (methods x 2 seeds x 2 targets) and of the sweep (1 seed)
+    config = load_config(*run[1])
+    methods = [spec for spec in config["methods"].values() if spec["enabled"]]
+    weights = sum(len(config["sweep"]["weights"][m["regularizer"]]) for m in methods
+                  if m["regularizer"] != "none" and m["criterion"] != "none")
+    assert counts["prune"] == 2 * len(methods) * 2 * 2 and counts["prune_sweep"] == 2 * weights * 2
+    # exactly the jobs downstream of the prune jobs: those that forcing the prune rules reruns
+    assert counts == job_counts(plan(run, "forced", {}, "--forcerun", "prune", "prune_sweep"))
+    everything = job_counts(plan(run, "everything", {}, "--forceall"))
+    assert counts["total"] < everything["total"]  # the testbed, dense models and their evaluations stay

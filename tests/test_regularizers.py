@@ -281,3 +281,14 @@ def test_training_step_and_evaluation_under_cpu_bf16_autocast(monkeypatch, kind)
     # both ran under bf16 autocast: the classifier head computed in bf16, finite, in training and evaluation
     assert entered.count("cpu") >= 2
     assert len(head_dtypes) == 1 + 3 and all(dtype == torch.bfloat16 and finite for dtype, finite in head_dtypes)
+
+
+@pytest.mark.parametrize("kind", ["l2", "cosine", "frobenius"])
+def test_an_absurd_weight_overflows_the_gradient_instead_of_raising(kind):
+    """Training stops on a non-finite gradient norm with a clear message; the penalty must not
+    raise first (a float32 coefficient of 1e39 cannot be passed as an alpha)."""
+    refs, _ = make(dtype=torch.float32)
+    weights = [(r + 0.3 * torch.randn_like(r)).requires_grad_() for r in refs]
+    value = AlignmentPenalty(kind, weights, refs).accumulate_grad(1e39)
+    assert torch.isfinite(value)
+    assert not all(torch.isfinite(w.grad).all() for w in weights)

@@ -151,7 +151,11 @@ class AlignmentPenalty:
             if grad is not None:
                 if mask is not None:
                     a.mul_(mask)  # chain rule through M*W
-                grad.add_(a, alpha=2.0 * weight * scale)
+                coefficient = 2.0 * weight * scale
+                if abs(coefficient) <= torch.finfo(a.dtype).max:
+                    grad.add_(a, alpha=coefficient)
+                else:  # an absurd weight: overflow to inf (training then stops), as autograd's would
+                    grad.add_(a.mul_(coefficient))
         return torch.stack(terms).sum()
 
     def _cosine(self, v, r, r_norm, mask, grad, weight, a, b) -> torch.Tensor:

@@ -1,59 +1,95 @@
-"""The demo's dense model at full demo size: it must learn English and transfer unevenly.
+"""The demo's dense models at full demo size transfer like XLM-R: calibration on every demo seed.
 
-Builds the testbed exactly as profiles/demo configures it (XNLI-like task), fine-tunes on
-English with the demo's settings for each of the demo's seeds and evaluates every language's
-test set. About 4 minutes on 2 CPU cores.
+Builds the testbed exactly as profiles/demo configures it, fine-tunes every demo seed on
+English for every enabled task with the demo's settings and evaluates every language's test
+set (alignprune.calibrate, the same code as ``python -m alignprune.calibrate``). Pruned models
+play no part. Several minutes on 2 CPU cores.
 """
 
-import json
-
+import pandas as pd
 import pytest
 import torch
 
-from alignprune import jobs
-from alignprune.testbed import build_testbed, settings_from_config
-from workflow_helpers import load_config
+from alignprune import calibrate
+
+DEMO = calibrate.load()
+TASKS = calibrate.enabled_tasks(DEMO)
+TARGETS = calibrate.Targets()
 
 
-DEMO = load_config("config.yaml", "profiles/demo/testbed.yaml")
-LANGUAGES = DEMO["tasks"]["xnli"]["languages"]
+PAWS_OFF = "the PAWS-like task reaches 72% English accuracy (seed 1; 85% with 10 epochs): profiles/demo disables it"
+
+
+@pytest.mark.xfail(strict=True, reason=PAWS_OFF)
+def test_the_demo_runs_both_tasks_on_enough_languages_and_seeds():
+    assert len(DEMO["seeds"]) >= 3
+    for task in DEMO["tasks"]:
+        assert len(set(DEMO["tasks"][task]["languages"]) - {"en"}) >= TARGETS.languages
+    assert TASKS == ["xnli", "pawsx"]
 
 
 @pytest.fixture(scope="module")
-def testbed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quality")
-    files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
-    files |= {("xnli", lang, "test"): root / f"test-{lang}.parquet" for lang in LANGUAGES}
-    torch.set_num_threads(2)  # as the testbed rule gets every core of the 2-core demo
-    build_testbed(settings_from_config(DEMO["testbed"]), root / "pretrained", files, progress=False)
-    return root, files
-
-
-@pytest.mark.parametrize("seed", DEMO["seeds"])
-def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(testbed, seed):
-    tmp_path, files = testbed
-    demo, languages = DEMO, LANGUAGES
-    # the demo's finetune and evaluate jobs run on this many threads: same numbers as the demo
-    torch.set_num_threads(demo["threads"]["train"])
-    history = jobs.finetune(
-        task="xnli", seed=seed, pretrained_dir=tmp_path / "pretrained",
-        train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
-        out_dir=tmp_path / f"dense-{seed}", settings=demo["finetune"],
-        max_length=demo["max_length"], prunable=demo["prunable"], device=torch.device("cpu"), progress=False,
+def calibration(tmp_path_factory):
+    # the testbed rule gets every core of the 2-core demo; fine-tuning gets threads.train
+    table, timings = calibrate.measure(
+        DEMO, DEMO["seeds"], TASKS, tmp_path_factory.mktemp("calibration"), build_threads=2
     )
-    accuracy = {}
-    for lang in languages:
-        result = jobs.evaluate_model(
-            task="xnli", seed=seed, variant="dense", lang=lang, split="test", model_dir=tmp_path / f"dense-{seed}",
-            tokenizer_dir=tmp_path / "pretrained", data_file=files[("xnli", lang, "test")],
-            out_file=tmp_path / f"eval-{seed}-{lang}.json", batch_size=256, max_length=demo["max_length"],
-            prunable=demo["prunable"], device=torch.device("cpu"),
-        )
-        accuracy[lang] = 100 * result["accuracy"]
-    print(json.dumps({"dev": history["best_dev_accuracy"], "test": accuracy}, indent=1))
+    print(calibrate.render(table))
+    print(timings)
+    return table
 
-    zero_shot = {lang: acc for lang, acc in accuracy.items() if lang != "en"}
-    chance = 100 / 3
-    assert history["best_dev_accuracy"] >= 0.90
-    assert sum(zero_shot.values()) / len(zero_shot) >= chance + 15
-    assert max(zero_shot.values()) - min(zero_shot.values()) >= 10
+
+def cell(table, task, seed):
+    found = table[(table["task"] == task) & (table["seed"] == seed)]
+    assert set(found["language"]) == set(DEMO["tasks"][task]["languages"])
+    return found.set_index("language")
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("seed", DEMO["seeds"])
+def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(calibration, task, seed):
+    found = cell(calibration, task, seed)
+    zero_shot = found.drop(index="en")["accuracy"]
+    assert found["dev_accuracy"].iloc[0] >= 0.90
+    assert zero_shot.mean() >= calibrate.chance(task) + 0.15
+    assert zero_shot.max() - zero_shot.min() >= 0.10
+
+
+# The calibration target (XLM-R's transfer profile, calibrate.Targets), not met yet: on seeds 1-2
+# fr keeps r ~0.3, the verb-final de, ja, tr 0.1-0.2 and the best language (zh, es) 0.5-0.6.
+@pytest.mark.xfail(strict=True, reason="fr, de, ja and tr retain < 0.40 and the best language < 0.80")
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("seed", DEMO["seeds"])
+def test_dense_demo_model_transfers_like_xlmr(calibration, task, seed):
+    found = cell(calibration, task, seed).reset_index()
+    assert calibrate.problems(found, TARGETS) == []
+
+
+def fabricated(retention: dict, english=0.95, task="xnli"):
+    chance = calibrate.chance(task)
+    rows = [{"task": task, "seed": 1, "language": "en", "accuracy": english}]
+    rows += [{"task": task, "seed": 1, "language": lang, "accuracy": chance + r * (english - chance)}
+             for lang, r in retention.items()]
+    return calibrate.with_retention(pd.DataFrame(rows))
+
+
+GOOD = {"fr": 0.9, "es": 0.85, "de": 0.7, "zh": 0.6, "ja": 0.5}
+
+
+def test_retention_is_measured_against_chance_and_english():
+    table = fabricated(GOOD, task="pawsx")
+    assert table.set_index("language")["retention"].round(6).to_dict() == {"en": 1.0, **GOOD}
+    assert calibrate.problems(table) == []
+
+
+@pytest.mark.parametrize("retention, english, message", [
+    ({**GOOD, "ja": 0.3}, 0.95, "ja retention 0.30 outside"),
+    ({**GOOD, "fr": 0.99}, 0.95, "fr retention 0.99 outside"),
+    ({**GOOD, "fr": 0.75, "es": 0.7}, 0.95, "best retention 0.75 < 0.8"),
+    ({"fr": 0.9, "es": 0.85, "de": 0.8, "zh": 0.75, "ja": 0.75}, 0.95, "retention spread 0.15 < 0.2"),
+    ({k: v for k, v in GOOD.items() if k != "ja"}, 0.95, "4 languages besides English < 5"),
+    (GOOD, 0.88, "English accuracy 0.880 < 0.9"),
+])
+def test_each_missed_target_is_named(retention, english, message):
+    found = calibrate.problems(fabricated(retention, english))
+    assert len(found) == 1 and message in found[0], found

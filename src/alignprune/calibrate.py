@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config key (dotted path, YAML value); repeatable")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the config's seeds")
     parser.add_argument("--tasks", nargs="+", help="default: the config's enabled tasks")
-    parser.add_argument("--work-dir", type=Path, default=Path("calibration"),
+    parser.add_argument("--work-dir", type=Path, default=Path("results/calibration"),
                         help="testbeds (reused while their settings are unchanged) and dense models")
     parser.add_argument("--build-threads", type=int, default=None, help="threads of the testbed build")
     parser.add_argument("--out", type=Path, help="also write the table here (TSV)")

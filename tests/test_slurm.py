@@ -30,7 +30,7 @@ TEST_SIZE = {
     "threads": {"train": 1, "evaluate": 1},
 }
 # one thread everywhere in both runs: the same arithmetic, so the same numbers
-ONE_THREAD = ["--set-threads", "testbed=1", "finetune=1", "prune=1", "evaluate=1"]
+ONE_THREAD = ["--set-threads", "testbed=1", "finetune=1", "prune=1", "evaluate_xnli=1"]
 LOCAL_RULES = {"aggregate", "tables", "plots", "all"}
 
 
@@ -58,11 +58,12 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
 
     counts = job_counts(output)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", output)
-    # every job but the local rules went through sbatch; the 9 evaluations as one group
+    # every job but the local rules went through sbatch; the 3 models' evaluation jobs (one per
+    # model, each writing 3 languages) as one group
     assert sorted(kind for _, kind in submitted) == sorted(
-        ["rule_testbed", "rule_finetune", "rule_prune", "rule_prune", "group_evaluations_evaluate"])
-    assert counts["evaluate"] == 9
-    assert set(counts) - {"testbed", "finetune", "prune", "evaluate", "total"} == LOCAL_RULES
+        ["rule_testbed", "rule_finetune", "rule_prune", "rule_prune", "group_evaluations_evaluate_xnli"])
+    assert counts["evaluate_xnli"] == 3
+    assert set(counts) - {"testbed", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
     finished = {job_id: status for job_id, _, status in queue}
     assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
 

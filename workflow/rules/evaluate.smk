@@ -1,26 +1,38 @@
-# Stage 3: zero-shot evaluation, one job per (model, split, language).
+# Stage 3: zero-shot evaluation, one job per model: it loads the model once and writes one JSON
+# per (split, language) of its task. Snakemake derives a rule's outputs from patterns, never
+# from wildcard values, and each task has its own languages: so one rule per task,
+# evaluate_{task}. Naming one eval file runs the job of its model, which writes them all.
 
+for task in TASKS:
 
-rule evaluate:
-    """Accuracy, example count and measured sparsity of one model on one language."""
-    input:
-        model=model_dir("{task}", "{seed}", "{variant}"),
-        tokenizer=MODEL_DIR,
-        data=data_file("{task}", "{lang}", "{split}"),
-    output:
-        eval_file("{task}", "{seed}", "{variant}", "{split}", "{lang}"),
-    log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.log",
-    benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/{{variant}}/eval/{{split}}/{{lang}}.tsv"
-    conda:
-        "../../envs/pipeline.yaml"
-    threads: config["threads"]["evaluate"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    params:
-        batch_size=config["evaluation"]["batch_size"],
-        max_length=config["max_length"],
-        prunable=PRUNABLE,
-    script:
-        "../scripts/evaluate.py"
+    rule:
+        """Accuracy, example count and measured sparsity of one model on every split and language."""
+        name:
+            f"evaluate_{task}"
+        input:
+            model=model_dir(task, "{seed}", "{variant}"),
+            tokenizer=MODEL_DIR,
+            data=[data_file(task, lang, split) for split, lang in eval_pairs(task)],
+        output:
+            [
+                eval_file(task, "{seed}", "{variant}", split, lang)
+                for split, lang in eval_pairs(task)
+            ],
+        log:
+            f"{LOGS}/{task}/seed~{{seed}}/{{variant}}/eval.log",
+        benchmark:
+            f"{BENCHMARKS}/{task}/seed~{{seed}}/{{variant}}/eval.tsv"
+        conda:
+            "../../envs/pipeline.yaml"
+        threads: config["threads"]["evaluate"]
+        resources:
+            gpu=GPUS_PER_JOB,
+        # Only what changes the numbers; the batch size is read from the config by the script,
+        # so changing it does not rerun finished evaluations.
+        params:
+            task=task,
+            evaluations=eval_pairs(task),
+            max_length=config["max_length"],
+            prunable=PRUNABLE,
+        script:
+            "../scripts/evaluate.py"

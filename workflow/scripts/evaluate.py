@@ -1,20 +1,24 @@
-"""Rule evaluate: accuracy and measured sparsity of one model on one language and split."""
+"""Rule evaluate_{task}: accuracy and measured sparsity of one model on every split and language
+of its task, one JSON each, with one load of the model."""
 
-from alignprune.jobs import evaluate_model
+from alignprune.jobs import EvalFile, evaluate_model_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:
-    evaluate_model(
-        task=snakemake.wildcards.task,
+    evaluate_model_files(
+        task=snakemake.params.task,
         seed=int(snakemake.wildcards.seed),
         variant=snakemake.wildcards.variant,
-        lang=snakemake.wildcards.lang,
-        split=snakemake.wildcards.split,
         model_dir=snakemake.input.model,
         tokenizer_dir=snakemake.input.tokenizer,
-        data_file=snakemake.input.data,
-        out_file=snakemake.output[0],
-        batch_size=snakemake.params.batch_size,
+        files=[
+            EvalFile(split, lang, data_file, out_file)
+            for (split, lang), data_file, out_file in zip(
+                snakemake.params.evaluations, snakemake.input.data, snakemake.output, strict=True
+            )
+        ],
+        # operational, not a param: a new batch size does not rerun finished evaluations
+        batch_size=snakemake.config["evaluation"]["batch_size"],
         max_length=snakemake.params.max_length,
         prunable=snakemake.params.prunable,
         device=device,

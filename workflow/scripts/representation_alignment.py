@@ -1,23 +1,28 @@
-"""Rule representation_alignment: per layer, one language's sentence representations vs English's."""
+"""Rule representation_alignment_{task}: per layer, each language's sentence representations vs
+English's, one JSON per language, with one load of the model."""
 
-from alignprune.jobs import measure_representation_alignment
+from alignprune.jobs import LanguageFile, measure_representation_alignment_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:
-    measure_representation_alignment(
-        task=snakemake.wildcards.task,
+    measure_representation_alignment_files(
+        task=snakemake.params.task,
         seed=int(snakemake.wildcards.seed),
         variant=snakemake.wildcards.variant,
         split=snakemake.wildcards.split,
-        lang=snakemake.wildcards.lang,
         reference_lang=snakemake.params.reference_lang,
         model_dir=snakemake.input.model,
         tokenizer_dir=snakemake.input.tokenizer,
         reference_file=snakemake.input.reference,
-        data_file=snakemake.input.data,
-        out_file=snakemake.output[0],
+        files=[
+            LanguageFile(lang, data_file, out_file)
+            for lang, data_file, out_file in zip(
+                snakemake.params.languages, snakemake.input.data, snakemake.output, strict=True
+            )
+        ],
         max_examples=snakemake.params.max_examples,
-        batch_size=snakemake.params.batch_size,
+        # operational, not a param: a new batch size does not rerun finished jobs
+        batch_size=snakemake.config["evaluation"]["batch_size"],
         max_length=snakemake.params.max_length,
         device=device,
     )

@@ -28,10 +28,12 @@ localrules:
     all,
     aggregate,
     tables,
+    findings,
     plots,
     sweep_table,
     sweep,
     alignment_tables,
+    training_curves,
 
 
 include: "workflow/rules/common.smk"
@@ -48,3 +50,4 @@ rule all:
         all_table_files(),
         all_plot_files(),
         all_analysis_files(),
+        all_curve_files(),

@@ -67,25 +67,6 @@ def test_pawsx_negative_labels_and_placeholders_are_dropped_and_counted(pawsx_hu
     ]
 
 
-def test_hub_source_asks_datasets_for_the_language_config_and_split(monkeypatch):
-    calls = []
-
-    class FakeDataset:
-        def to_pandas(self):
-            return pd.DataFrame({"premise": ["a"], "hypothesis": ["b"], "label": [0]})
-
-    def fake_load_dataset(*args, **kwargs):
-        calls.append((args, kwargs))
-        return FakeDataset()
-
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    raw = data.load_raw_split(TASKS["xnli"], "sw", "validation", {"hub": "facebook/xnli"})
-    assert calls == [(("facebook/xnli", "sw"), {"split": "validation"})]
-    assert len(raw) == 1
-
-
 def test_local_source_without_files_names_the_expected_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"\{lang\}/\{split\}-\*\.parquet"):
         data.load_raw_split(TASKS["xnli"], "de", "test", {"local": str(tmp_path)})

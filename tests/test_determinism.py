@@ -1,6 +1,7 @@
 """Same config and seed: identical models, masks and eval files; another seed: another data order
-and other masks. Every schedule's prune job, stopped in any of its training phases, resumes to
-the same files as an uninterrupted job."""
+and other masks. Common random numbers: two methods that prune the same weights give identical
+models. Every schedule's prune job, stopped in any of its training phases, resumes to the same
+files as an uninterrupted job."""
 
 import json
 
@@ -37,10 +38,10 @@ def finetune(world, seed, out):
     )
 
 
-def prune(world, start, out, method, sparsity=0.5, checkpoint_dir=None, **schedule):
+def prune(world, start, out, method, sparsity=0.5, checkpoint_dir=None, name="m", **schedule):
     root, files = world
     return jobs.prune_and_retrain(
-        task="xnli", seed=1, method_name="m", method=method, sparsity=sparsity, start_dir=start,
+        task="xnli", seed=1, method_name=name, method=method, sparsity=sparsity, start_dir=start,
         reference_dir=start, tokenizer_dir=root / "pretrained", train_file=files[("en", "train")],
         dev_file=files[("en", "validation")], out_dir=out, settings=RETRAIN, max_length=32, prunable=PRUNABLE,
         device=CPU, progress=False, checkpoint_dir=checkpoint_dir, **schedule,
@@ -97,6 +98,32 @@ def test_another_seed_gives_another_data_order_and_other_masks(world, dense, tmp
     differ = sum(int((masks[1][n] != masks[2][n]).sum()) for n in masks[1])
     total = sum(m.numel() for m in masks[1].values())
     assert differ > 0.05 * total  # not a few ties: the two fine-tuned models keep other weights
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        # two names for one method
+        (("magnitude_a", {"criterion": "magnitude", "scope": "layer"}),
+         ("magnitude_b", {"criterion": "magnitude", "scope": "layer"})),
+        # two criteria that keep the same weights: within a layer LAMP orders weights by magnitude
+        (("magnitude_layer", {"criterion": "magnitude", "scope": "layer"}),
+         ("lamp_layer", {"criterion": "lamp", "scope": "layer"})),
+    ],
+    ids=["same-method-other-name", "magnitude-vs-lamp-per-layer"],
+)
+def test_methods_that_prune_the_same_weights_give_identical_models(world, dense, tmp_path, first, second):
+    """Common random numbers: a rung's data order and dropout come from task, seed and target, so
+    the only difference two methods' models can have is the methods' own."""
+    for rung, target in enumerate((0.5, 0.8)):
+        for name, method in (first, second):
+            start = dense[1] if rung == 0 else tmp_path / f"{name}-0.5"
+            prune(world, start, tmp_path / f"{name}-{target}", method, sparsity=target, name=name)
+        a, b = (tmp_path / f"{name}-{target}" for name, _ in (first, second))
+        assert (a / "masks.safetensors").read_bytes() == (b / "masks.safetensors").read_bytes()
+        assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+        seeds = [json.loads((d / "training.json").read_text())["settings"]["seed"] for d in (a, b)]
+        assert seeds[0] == seeds[1] == jobs.stable_seed("xnli", 1, f"{target:.2f}")
 
 
 class Stop(Exception):

@@ -111,3 +111,62 @@ def test_same_job_twice_gives_identical_masks_and_weights(dense):
     prune(dense, "again", method, 0.5, out=root / "again-2")
     for filename in ("masks.safetensors", "model.safetensors"):
         assert (root / "again-1" / filename).read_bytes() == (root / "again-2" / filename).read_bytes()
+
+
+def test_retraining_control_prunes_nothing_and_equals_an_unpruned_retrain(dense):
+    """Criterion none: no criterion sees the weights, every rung retrains like a method's rung, and
+    the result is exactly the unpruned model trained with the rung's seed."""
+    from alignprune.data import encode, read_split
+    from alignprune.modeling import load_classifier, load_tokenizer
+    from alignprune.train import train
+
+    root, files = dense
+    control = {"criterion": "none"}
+    report, first = prune(dense, "retrain_only", control, 0.5)
+    masks, before = load_file(first / "masks.safetensors"), load_file(root / "dense/model.safetensors")
+    saved = load_file(first / "model.safetensors")
+    dense_zeros = sum(int((before[n] == 0).sum()) for n in masks)
+    assert report["target"] == 0.5 and report["mask_sparsity"] == 0.0
+    assert report["zeros_prunable"] == dense_zeros == sum(int((saved[n] == 0).sum()) for n in masks)
+    assert all(bool(m.all()) for m in masks.values())
+    assert all(not torch.equal(saved[n], before[n]) for n in masks)  # retrained: every matrix moved
+
+    # an unpruned retrain: the dense model, the training loop without masks, the rung's seed
+    tokenizer = load_tokenizer(root / "pretrained")
+    train_data, dev_data = (encode(tokenizer, read_split(files[("xnli", "en", split)], 3), 32)
+                            for split in ("train", "validation"))
+    model = load_classifier(root / "dense")
+    settings = jobs._train_settings(RETRAIN, max_steps=RETRAIN["steps"], seed=jobs.stable_seed("xnli", 1, "0.50"))
+    train(model, train_data, dev_data, settings, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
+          progress=False)
+    expected = model.state_dict()
+    assert saved.keys() <= expected.keys()
+    assert all(torch.equal(saved[name], expected[name]) for name in saved)
+
+    # the next rung starts from the control's model and still prunes nothing
+    report, second = prune(dense, "retrain_only", control, 0.8, start=first)
+    assert report["zeros_prunable"] == dense_zeros and report["mask_sparsity"] == 0.0
+    # the independent schedule: retrained from dense, nothing pruned along the cubic schedule
+    report, _ = prune(dense, "retrain_only", control, 0.8, out=root / "control-independent", schedule="independent",
+                      gradual={"pruning_steps": 4, "pruning_fraction": 0.5})
+    assert report["zeros_prunable"] == dense_zeros
+
+
+def test_retraining_control_refuses_a_pruned_start_and_a_regularizer(dense):
+    _, pruned = prune(dense, "magnitude-start", {"criterion": "magnitude", "scope": "global"}, 0.3)
+    with pytest.raises(ValueError, match="control starts from unpruned models only"):
+        prune(dense, "retrain_only", {"criterion": "none"}, 0.6, start=pruned)
+    with pytest.raises(ValueError, match="takes no regularizer"):
+        prune(dense, "retrain_only", {"criterion": "none", "regularizer": "l2", "weight": 1.0}, 0.6)
+
+
+def test_sparsity_check_accepts_zero_for_the_control_only(dense, monkeypatch):
+    """A pruning method whose masks came out empty is caught; the control's 0 is what it should be."""
+    import alignprune.jobs as jobs_module
+
+    def prune_nothing(weights, **kwargs):
+        return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+
+    monkeypatch.setattr(jobs_module, "compute_masks", prune_nothing)
+    with pytest.raises(RuntimeError, match=r"differs from 0\.5 \(target\)"):
+        prune(dense, "broken", {"criterion": "magnitude", "scope": "layer"}, 0.5)

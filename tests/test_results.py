@@ -61,6 +61,10 @@ def test_table_cells_equal_the_eval_records(evals, tmp_path):
         assert row["zero_shot_mean"] == pytest.approx(sum(zero_shot) / 2)
         assert row["zero_shot_std"] == pytest.approx(abs(zero_shot[0] - zero_shot[1]) / math.sqrt(2))
         assert row["seeds"] == 2
+        # measured sparsity over prunable weights beside that over all weights (percent)
+        assert row["sparsity_prunable_pct"] == pytest.approx(100 * row["sparsity_target"])
+        assert row["sparsity_all_pct"] == pytest.approx(100 * row["sparsity_target"] / 3)
+    assert list(summary.columns[:4]) == ["method", "sparsity_target", "sparsity_prunable_pct", "sparsity_all_pct"]
 
     per_language = pd.read_csv(tmp_path / "per_language.csv")
     assert list(per_language.columns) == ["method", "sparsity_target", *LANGS]
@@ -120,7 +124,7 @@ def test_best_method_per_sparsity_is_marked_in_every_format(evals, tmp_path):
     assert f"**{cell}**" in markdown
     assert "best_" not in markdown and "_std" not in markdown
     latex = (tmp_path / "summary.tex").read_text()
-    assert latex.startswith(r"\begin{tabular}{lrrrr}")
+    assert latex.startswith(r"\begin{tabular}{lrrrrrr}")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert latex.count(rule) == 1
     assert r"\textbf{" + cell.replace(" ± ", r" $\pm$ ") + "}" in latex
@@ -128,4 +132,96 @@ def test_best_method_per_sparsity_is_marked_in_every_format(evals, tmp_path):
     # one LaTeX row per table row, every row with the same number of cells
     body = latex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
     assert len(body) == len(summary)
-    assert all(line.count("&") == 4 and line.endswith(r"\\") for line in body)
+    assert all(line.count("&") == 6 and line.endswith(r"\\") for line in body)
+
+
+def with_control(rows, tmp_path):
+    """The fixture's records plus a retraining control's: unpruned and retrained, it beats every
+    pruned method and moves each language its own way."""
+    shift = {"en": 0.01, "de": -0.03, "sw": 0.02}
+    control = [
+        record("retrain_only", r["sparsity_target"], r["seed"], r["language"],
+               next(d["accuracy"] for d in rows if d["method"] == "dense" and d["seed"] == r["seed"]
+                    and d["language"] == r["language"]) + shift[r["language"]] * (1 + r["seed"] * r["sparsity_target"]))
+        for r in rows if r["method"] == "random"
+    ]
+    files = []
+    for n, row in enumerate(rows + control):
+        path = tmp_path / "evals" / f"{n}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(row))
+        files.append(path)
+    csv = tmp_path / "evals-control.csv"
+    collect_evals(files, csv)
+    return control, csv
+
+
+def test_retraining_control_follows_dense_is_never_best_and_splits_degradation(evals, tmp_path):
+    rows, _ = evals
+    control, csv = with_control(rows, tmp_path)
+    outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
+    # the config may list the control anywhere: the tables put it right after dense
+    write_tables(csv, outputs, train_language="en", split="test", methods=["random", "magnitude", "retrain_only"],
+                 languages=LANGS, controls=["retrain_only"])
+    acc = {(r["method"], r["sparsity_target"], r["seed"], r["language"]): 100 * r["accuracy"] for r in rows + control}
+
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary["method"].tolist()[:3] == ["dense", "retrain_only", "retrain_only"]
+    controls = summary[summary["method"] == "retrain_only"]
+    assert not controls[["best_english", "best_zero_shot"]].any().any()
+    assert summary.loc[summary["best_english"], "method"].tolist() == ["random", "random"]
+    degradation = pd.read_csv(tmp_path / "degradation.csv")
+    assert degradation["method"].tolist()[:2] == ["retrain_only", "retrain_only"]
+    assert not degradation.loc[degradation["method"] == "retrain_only", "best_zero_shot_avg"].any()
+
+    split = pd.read_csv(tmp_path / "degradation_split.csv")
+    assert split["method"].tolist() == ["random", "random", "magnitude", "magnitude"]
+    for _, row in split.iterrows():
+        target = row["sparsity_target"]
+        for setting, langs in (("english", ["en"]), ("zero_shot", ["de", "sw"])):
+            def mean_of(method, seed, target=target):
+                return sum(acc[(method, target, seed, l)] for l in langs) / len(langs)
+            retraining = [mean_of("dense", s, 0.0) - mean_of("retrain_only", s) for s in (1, 2)]
+            pruning = [mean_of("retrain_only", s) - mean_of(row["method"], s) for s in (1, 2)]
+            assert row[f"{setting}_retraining_mean"] == pytest.approx(sum(retraining) / 2)
+            assert row[f"{setting}_retraining_std"] == pytest.approx(abs(retraining[0] - retraining[1]) / math.sqrt(2))
+            assert row[f"{setting}_pruning_mean"] == pytest.approx(sum(pruning) / 2)
+            assert row[f"{setting}_pruning_std"] == pytest.approx(abs(pruning[0] - pruning[1]) / math.sqrt(2))
+        # the two parts add up to the degradation
+        total = degradation[(degradation["method"] == row["method"]) & (degradation["sparsity_target"] == target)]
+        assert row["zero_shot_retraining_mean"] + row["zero_shot_pruning_mean"] == pytest.approx(
+            total["zero_shot_avg"].iloc[0])
+    assert "retraining" in (tmp_path / "degradation_split.md").read_text()
+
+
+def test_figures_draw_the_control_as_a_labelled_grey_line_beside_dense(evals, tmp_path, monkeypatch):
+    from alignprune import plots
+    from alignprune.results import load_evals
+
+    rows, _ = evals
+    control, csv = with_control(rows, tmp_path)
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    frame = load_evals(csv, "test")
+    methods, controls = ["random", "magnitude", "retrain_only"], ["retrain_only"]
+    plots.plot_accuracy_vs_sparsity(frame, "en", tmp_path / "a.png", methods, controls)
+    english = figures[0].axes[0]
+    lines = [line for line in english.get_lines() if line.get_label() == plots.control_label("retrain_only")]
+    assert len(lines) == 1 and lines[0].get_linestyle() == "--" and lines[0].get_color() == plots.CONTROL_COLOUR
+    expected = [sum(100 * r["accuracy"] for r in control if r["language"] == "en" and r["sparsity_target"] == t) / 2
+                for t in (0.5, 0.9)]
+    assert list(lines[0].get_ydata()) == pytest.approx(expected)
+    legends = [t.get_text() for ax in figures[0].axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert plots.control_label("retrain_only") in legends and "dense" in legends
+    # the pruned methods keep their colours whether or not a control is configured
+    assert plots.method_palette(methods, controls)["magnitude"] == plots.method_palette(["random", "magnitude"])["magnitude"]
+
+    plots.plot_language_bars(frame, {"0.50": tmp_path / "b.png"}, methods, LANGS, controls)
+    rows = [t.get_text() for t in figures[1].axes[0].get_yticklabels()]
+    assert rows[:2] == ["dense", plots.control_label("retrain_only")]
+    plots.plot_supervised_vs_zero_shot(frame, "en", tmp_path / "c.png", methods, controls)
+    # the control's path is drawn and named as the control
+    panels = [ax for ax in figures[2].axes if ax.get_title() == plots.control_label("retrain_only")]
+    assert len(panels) == 1 and panels[0].containers
+    plots.plot_degradation_heatmaps(frame, {"retrain_only": tmp_path / "d.png"}, methods, LANGS, controls)
+    assert figures[3].axes[0].get_title().startswith(plots.control_label("retrain_only"))

@@ -57,17 +57,24 @@ def test_unmasked_weights_do_change_and_the_toy_task_is_learned():
 
 
 def test_model_selection_keeps_the_best_english_dev_checkpoint():
-    model = tiny_classifier(num_labels=2)
-    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=90, eval_every=30, seed=0)
-    dev = toy_split(100, 1)
-    result = train(model, toy_split(400, 0), dev, settings, pad_id=1,
-                   device=torch.device("cpu"), progress=False)
-    best = max(result["history"], key=lambda h: h["dev_accuracy"])
-    assert result["best_step"] == best["step"]
+    """The dev set's labels are the opposite of the training rule: the better the model learns,
+    the lower its dev accuracy, so the best evaluation is an early one and the final weights must
+    be replaced by that checkpoint (the reload path)."""
     from alignprune.evaluate import accuracy
 
-    final = accuracy(model, dev, batch_size=32, pad_id=1, device=torch.device("cpu"))
-    assert final["accuracy"] == best["dev_accuracy"]
+    model = tiny_classifier(num_labels=2)
+    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=120, eval_every=40, seed=0)
+    flipped = toy_split(100, 1)
+    flipped = EncodedSplit(flipped.input_ids, [1 - label for label in flipped.labels])
+    result = train(model, toy_split(400, 0), flipped, settings, pad_id=1,
+                   device=torch.device("cpu"), progress=False)
+    dev = [entry["dev_accuracy"] for entry in result["history"]]
+    assert max(dev) - min(dev) > 0.3  # the evaluations really differ (0.44, then 0.0 once learned)
+    best = max(result["history"], key=lambda h: h["dev_accuracy"])
+    assert result["best_step"] == best["step"] < settings.max_steps
+    assert result["best_dev_accuracy"] == best["dev_accuracy"] > dev[-1] + 0.3
+    final = accuracy(model, flipped, batch_size=32, pad_id=1, device=torch.device("cpu"))
+    assert final["accuracy"] == best["dev_accuracy"]  # the weights of the best step, not the last
 
 
 def test_same_seed_same_weights():
@@ -121,3 +128,27 @@ def test_weights_pruned_during_training_stay_exactly_zero_after_their_adam_momen
     for name in names:
         assert torch.all(params[name][~masks[name]] == 0.0), name
     assert abs(sum(int((~m).sum()) for m in masks.values()) / sum(m.numel() for m in masks.values()) - 0.5) < 1e-3
+
+
+def test_movement_scores_handed_on_are_those_of_the_checkpoint_kept(prunable):
+    """Model selection goes back to an early evaluation (flipped dev labels, as above): the
+    movement scores left after training are the ones accumulated up to that step, not all steps."""
+    model = tiny_classifier(num_labels=2)
+    names = prunable_names(model, prunable["include"], prunable["exclude"])
+    params = dict(model.named_parameters())
+    movement = {n: torch.zeros_like(params[n]) for n in names}
+    snapshots = {}
+
+    def snapshot(step, masks):
+        snapshots[step] = {n: s.clone() for n, s in movement.items()}
+
+    flipped = toy_split(100, 1)
+    flipped = EncodedSplit(flipped.input_ids, [1 - label for label in flipped.labels])
+    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=120, eval_every=40, seed=0)
+    result = train(model, toy_split(400, 0), flipped, settings, pad_id=1, device=torch.device("cpu"),
+                   movement=movement, on_step=snapshot, progress=False)
+    assert result["best_step"] < settings.max_steps
+    kept = snapshots[result["best_step"]]
+    for name in names:
+        assert torch.equal(movement[name], kept[name]), name
+        assert not torch.equal(kept[name], snapshots[settings.max_steps][name])  # they did move on

@@ -1,6 +1,7 @@
 """The demo workflow end to end at CI size, then its outputs checked against their sources."""
 
 import json
+import re
 import struct
 
 import pandas as pd
@@ -17,6 +18,7 @@ LANGUAGES = {"xnli": ["en", "de", "zh"], "pawsx": ["en", "fr", "ja"]}
 # The demo's own methods: random, global magnitude, and global magnitude with each regularizer.
 DEMO = load_config("config.yaml", "profiles/demo/testbed.yaml")
 METHODS = [name for name, spec in DEMO["methods"].items() if spec["enabled"]]
+CONTROLS = [name for name in METHODS if DEMO["methods"][name]["criterion"] == "none"]
 SWEEP_WEIGHTS = {"l2": [0.01], "cosine": [1.0, 100.0], "frobenius": [100.0]}
 
 
@@ -59,6 +61,17 @@ def eval_path(root, task, seed, variant, lang):
     return root / f"results/{task}/seed~{seed}/{variant}/eval/test/{lang}.json"
 
 
+def test_one_evaluation_and_one_representation_job_per_model(demo):
+    root, configfiles, _ = demo
+    plan = snakemake("-n", "--forceall", "--quiet", "rules", "--profile", "profiles/demo", "--configfile", *configfiles)
+    counts = job_counts(plan.stdout + plan.stderr)
+    models = len(SEEDS) * len(variants())
+    assert {rule: n for rule, n in counts.items() if rule.startswith(("evaluate", "representation"))} == {
+        "evaluate_xnli": models, "evaluate_pawsx": models,  # one per model, not per language
+        "representation_alignment_xnli": len(variants()), "representation_alignment_pawsx": len(variants()),
+    }
+
+
 def test_every_eval_file_exists_with_its_measured_sparsity(demo):
     root, _, _ = demo
     for task, langs in LANGUAGES.items():
@@ -73,6 +86,11 @@ def test_every_eval_file_exists_with_its_measured_sparsity(demo):
                     target = 0.0 if variant == "dense" else float(variant[-4:])
                     assert record["sparsity_target"] == target
                     assert record["sparsity_prunable"] == pytest.approx(target, abs=1e-3)
+                    # the inputs it was made from, as recorded by the testbed job: the testbed and its seed
+                    source = f"testbed (seed {DEMO['testbed']['seed']})"
+                    assert (record["model_source"], record["data_source"]) == (source, source)
+        inputs = pd.read_csv(root / f"results/tables/{task}/inputs.csv")
+        assert inputs[["model_source", "data_source"]].values.tolist() == [[source, source]]
 
 
 def test_pruned_models_have_exact_sparsity_and_zeros_where_masked(demo):
@@ -90,14 +108,15 @@ def test_pruned_models_have_exact_sparsity_and_zeros_where_masked(demo):
                     zeros = sum(int((weights[n] == 0).sum()) for n in names)
                     total = sum(weights[n].numel() for n in names)
                     assert report["zeros_prunable"] == zeros
-                    # exact up to half a weight per layer
-                    assert abs(zeros / total - float(sparsity)) <= len(names) / total
+                    # exact up to half a weight per layer; the retraining control prunes nothing
+                    expected = 0.0 if method in CONTROLS else float(sparsity)
+                    assert abs(zeros / total - expected) <= len(names) / total
                     for n in names:
                         assert torch.all(weights[n][~masks[n]] == 0.0)
                         if previous is not None:
                             assert not (masks[n] & ~previous[n]).any(), "ladder masks must be nested"
                     previous = masks
-                    if report["scope"] == "global":
+                    if report["scope"] == "global" and method not in CONTROLS:
                         assert (total - int(sum(m.sum() for m in masks.values()))) == round(float(sparsity) * total)
 
 
@@ -159,7 +178,7 @@ def test_gap_table_and_latex_tables_come_from_the_same_numbers(demo):
             assert row.gap_mean == pytest.approx(sum(gaps) / len(gaps))
             assert row.supervised_mean == pytest.approx(sum(loss(s, "en") for s in SEEDS) / len(SEEDS))
         # the best zero-shot method of each target is the one with the highest mean
-        pruned = summary.drop(index="dense", level="method").reset_index()
+        pruned = summary.drop(index=["dense", *CONTROLS], level="method").reset_index()
         for target, rows in pruned.groupby("sparsity_target"):
             assert rows.loc[rows["best_zero_shot"], "zero_shot_mean"].round(9).tolist() == [
                 round(rows["zero_shot_mean"].max(), 9)
@@ -234,7 +253,7 @@ def test_report_builds_with_every_table_and_figure(demo):
     html = report.read_text()
     assert len(html) > 100_000 and html.lstrip().lower().startswith("<!doctype html")
     for task in LANGUAGES:
-        for name in ("summary", "gap", "degradation", "alignment_vs_accuracy"):
+        for name in ("summary", "gap", "degradation", "degradation_split", "findings", "alignment_vs_accuracy"):
             assert f"{name}.csv" in html, name
         for name in figure_files(task):
             assert f"{name.split('/')[-1]}.png" in html, name
@@ -242,29 +261,38 @@ def test_report_builds_with_every_table_and_figure(demo):
 
 def test_deleted_representation_file_is_rebuilt_by_exactly_one_job(demo):
     root, configfiles, _ = demo
-    target = root / "results/xnli/seed~1/method~magnitude_global_cosine/sparsity~0.90/analysis/test/zh.json"
-    before = json.loads(target.read_text())
-    target.unlink()
-    result = snakemake(str(target), "--profile", "profiles/demo", "--configfile", *configfiles)
-    assert job_counts(result.stdout + result.stderr) == {"representation_alignment": 1, "total": 1}
-    assert json.loads(target.read_text()) == before  # deterministic on CPU
+    folder = root / "results/xnli/seed~1/method~magnitude_global_cosine/sparsity~0.90/analysis/test"
+    before = {lang: (folder / f"{lang}.json").read_bytes() for lang in LANGUAGES["xnli"][1:]}
+    (folder / "zh.json").unlink()
+    result = snakemake(str(folder / "zh.json"), "--profile", "profiles/demo", "--configfile", *configfiles)
+    # the model's one job, which writes every non-English language again: the same bytes (CPU)
+    assert job_counts(result.stdout + result.stderr) == {"representation_alignment_xnli": 1, "total": 1}
+    assert {lang: (folder / f"{lang}.json").read_bytes() for lang in before} == before
 
 
 def test_every_training_and_evaluation_job_has_a_log_and_a_benchmark(demo):
     root, _, _ = demo
     assert (root / "logs/xnli/seed~1/dense/finetune.log").stat().st_size > 0
     assert (root / "benchmarks/xnli/seed~2/method~random/sparsity~0.90/prune.tsv").exists()
-    assert (root / "benchmarks/pawsx/seed~1/dense/eval/test/ja.tsv").exists()
+    # one evaluation job per model: one benchmark, one log naming each language and its accuracy
+    assert (root / "benchmarks/pawsx/seed~1/dense/eval.tsv").exists()
+    log = (root / "logs/pawsx/seed~1/dense/eval.log").read_text()
+    for lang in LANGUAGES["pawsx"]:
+        accuracy = json.loads(eval_path(root, "pawsx", 1, "dense", lang).read_text())["accuracy"]
+        assert f"test {lang}: accuracy {accuracy:.4f}" in log
 
 
 def test_deleted_eval_file_is_rebuilt_by_exactly_one_job(demo):
     root, configfiles, _ = demo
-    target = eval_path(root, "xnli", 2, "method~magnitude_global/sparsity~0.90", "de")
-    before = target.read_text()
+    variant = "method~magnitude_global/sparsity~0.90"
+    before = {lang: eval_path(root, "xnli", 2, variant, lang).read_bytes() for lang in LANGUAGES["xnli"]}
+    target = eval_path(root, "xnli", 2, variant, "de")
     target.unlink()
     result = snakemake(str(target), "--profile", "profiles/demo", "--configfile", *configfiles)
-    assert job_counts(result.stdout + result.stderr) == {"evaluate": 1, "total": 1}
-    assert target.read_text() == before  # same model, same data: the same numbers
+    # the model's one evaluation job, which writes every language again
+    assert job_counts(result.stdout + result.stderr) == {"evaluate_xnli": 1, "total": 1}
+    # same model, same data: the same numbers, byte for byte
+    assert {lang: eval_path(root, "xnli", 2, variant, lang).read_bytes() for lang in before} == before
     # the rebuilt file has the same content, so nothing downstream is out of date
     plan = snakemake("-n", "--profile", "profiles/demo", "--configfile", *configfiles)
     assert "Nothing to be done" in plan.stdout + plan.stderr
@@ -274,14 +302,18 @@ def test_notebook_runs_on_the_demo_outputs(demo, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    root, _, _ = demo
+    root, configfiles, _ = demo
     monkeypatch.setenv("ALIGNPRUNE_RESULTS", str(root / "results"))
+    monkeypatch.setenv("ALIGNPRUNE_CONFIG", " ".join(configfiles))
     notebook = nbformat.read(ROOT / "notebooks/explore_results.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    # accuracy vs sparsity, zero-shot vs supervised, and CKA per layer for each task
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2 + len(LANGUAGES)
+    # per task, the library's figures: accuracy vs sparsity, zero-shot vs supervised, accuracy per
+    # language, CKA with English and alignment vs accuracy
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 5 * len(LANGUAGES)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "plots.plot_" in source and "sns." not in source and "plt.subplots" not in source  # no redrawing
 
 
 def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(demo):
@@ -314,3 +346,47 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
         for w in SWEEP_WEIGHTS["cosine"]
     ]
     assert any(not torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_training_logs_hold_plain_progress_lines(demo):
+    root, _, _ = demo
+    for log, total in (("dense/finetune.log", 25), ("method~random/sparsity~0.90/prune.log", 10)):
+        text = (root / f"logs/xnli/seed~1/{log}").read_text()
+        assert "\r" not in text and "\x1b" not in text and "LOAD REPORT" not in text, log
+        steps = re.findall(rf"step (\d+)/{total}  loss \d\.\d{{4}}  lr \S+  [\d.]+ examples/s  "
+                           r"elapsed \d+:\d\d:\d\d  ETA \d+:\d\d:\d\d", text)
+        # evaluations every 20 (fine-tuning) and 5 (retraining) steps, the last step; log_every is larger
+        assert [int(s) for s in steps] == ([20, 25] if total == 25 else [5, 10]), log
+
+
+def test_training_curves_draw_every_training_job(demo):
+    root, _, _ = demo
+    for task in LANGUAGES:
+        data = (root / f"results/plots/{task}/training_curves.png").read_bytes()
+        assert data[:8] == PNG
+        assert (root / f"results/plots/{task}/training_curves.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_control_and_findings_come_from_the_eval_table(demo):
+    """The demo runs the retraining control at every rung, and its findings table is the one
+    the findings module computes from the eval table."""
+    from alignprune.findings import findings_table
+    from alignprune.results import load_evals
+
+    root, _, _ = demo
+    assert CONTROLS == ["retrain_only"]
+    for task, langs in LANGUAGES.items():
+        evals = load_evals(root / f"results/tables/{task}/evals.csv", "test")
+        control = evals[evals["method"] == "retrain_only"]
+        assert sorted(control["sparsity_target"].unique()) == [float(s) for s in SPARSITIES]
+        assert (control["sparsity_prunable"] < 1e-3).all()
+        written = pd.read_csv(root / f"results/tables/{task}/findings.csv")
+        methods = {m: DEMO["methods"][m] for m in METHODS}
+        expected = findings_table(evals, methods, "en", langs)
+        assert written["verdict"].tolist() == expected["verdict"].tolist()
+        assert written["mean"].to_numpy() == pytest.approx(expected["mean"].to_numpy(), nan_ok=True)
+        assert set(written["claim"]) == {1, 2, 3}
+        # two seeds: every tested row has an interval
+        tested = written[written["seeds"] == len(SEEDS)]
+        assert len(tested) > 0 and tested["ci_low"].notna().all()
+        assert "Claims:" in (root / f"results/tables/{task}/findings.md").read_text()

@@ -10,39 +10,70 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     overlay = tmp_path / "paths.yaml"  # plan into an empty folder, whatever results/ holds
     overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
     marker = tmp_path / "network-calls.txt"
-    result = snakemake("-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay), network_marker=marker)
+    result = snakemake("-n", "--configfile", "config.yaml", str(overlay), network_marker=marker)
     assert not marker.exists(), marker.read_text()
+    outputs = planned_outputs(result.stdout + result.stderr)
 
     counts = job_counts(result.stdout + result.stderr)
     tasks = config["tasks"]
     seeds, methods, targets = len(config["seeds"]), len(config["methods"]), len(config["sparsities"])
     assert list(config["methods"]) == [
-        "random", "magnitude_layer", "magnitude_global", "gradient", "movement", "lamp", "lookahead",
+        "retrain_only", "random", "magnitude_layer", "magnitude_global", "gradient", "movement", "lamp", "lookahead",
         "magnitude_global_l2", "magnitude_global_cosine", "magnitude_global_frobenius",
     ]
     models = seeds * (1 + methods * targets)
     languages = {task: len(spec["languages"]) for task, spec in tasks.items()}
     splits = len(config["eval_splits"])
-    assert (seeds, methods, targets, languages) == (3, 10, 9, {"xnli": 15, "pawsx": 7})
-    assert counts["evaluate"] == sum(models * splits * n for n in languages.values()) == 12012
-    assert counts["prune"] == len(tasks) * seeds * methods * targets == 540
+    assert (seeds, methods, targets, languages) == (3, 11, 9, {"xnli": 15, "pawsx": 7})
+    # one evaluation job per model and task: it writes every split x language file of the model
+    assert {rule: n for rule, n in counts.items() if rule.startswith("evaluate")} == {
+        "evaluate_xnli": models, "evaluate_pawsx": models,
+    }
+    assert models == 300 and counts["evaluate_xnli"] + counts["evaluate_pawsx"] == 600
+    eval_files = [path for rule, files in outputs if rule.startswith("evaluate") for path in files]
+    assert len(eval_files) == len(set(eval_files)) == sum(models * splits * n for n in languages.values()) == 13200
+    # the xnli dense model of seed 1: one job, 2 splits x 15 languages
+    job = next(files for rule, files in outputs if files[0] == f"{tmp_path}/results/xnli/seed~1/dense/eval/validation/en.json")
+    assert job == [f"{tmp_path}/results/xnli/seed~1/dense/eval/{split}/{lang}.json"
+                   for split in config["eval_splits"] for lang in tasks["xnli"]["languages"]]
+    assert counts["prune"] == len(tasks) * seeds * methods * targets == 594
     assert counts["finetune"] == len(tasks) * seeds == 6
     # English train + every language's validation and test split
     assert counts["download_data"] == sum(1 + splits * n for n in languages.values()) == 46
     assert counts["download_model"] == 1
-    assert counts["aggregate"] == counts["tables"] == counts["plots"] == len(tasks)
+    assert counts["aggregate"] == counts["tables"] == counts["plots"] == counts["findings"] == len(tasks)
     assert "testbed" not in counts
     # alignment analysis: the first seed's models; representations of every non-English language
     analysed = len(config["analysis"]["seeds"])
     assert config["analysis"] == {"enabled": True, "seeds": [1], "max_examples": 1000}
     non_english = sum(n - 1 for n in languages.values())
-    assert counts["representation_alignment"] == analysed * (1 + methods * targets) * non_english == 1820
-    assert counts["weight_alignment"] == len(tasks) * analysed * methods * targets == 180
+    assert {rule: n for rule, n in counts.items() if rule.startswith("representation")} == {
+        "representation_alignment_xnli": analysed * (1 + methods * targets),
+        "representation_alignment_pawsx": analysed * (1 + methods * targets),
+    }
+    assert counts["representation_alignment_xnli"] + counts["representation_alignment_pawsx"] == 200
+    # the files they write: 100 models x 20 non-English task-languages
+    representation_files = [path for rule, files in outputs if rule.startswith("representation") for path in files]
+    assert len(representation_files) == len(set(representation_files)) == analysed * (1 + methods * targets) * non_english == 2000
+    assert counts["weight_alignment"] == len(tasks) * analysed * methods * targets == 198
     assert counts["alignment_tables"] == len(tasks)
 
 
+def planned_outputs(output: str) -> list[tuple[str, list[str]]]:
+    """(rule, output files) of every job a dry run prints."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("    output: ") and rule is not None:
+            jobs.append((rule, line.removeprefix("    output: ").split(", ")))
+            rule = None
+    return jobs
+
+
 def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
-    """Naming one pruned model plans the dense model and the lower targets of that method only."""
+    """Naming one eval file plans the dense model, the lower targets of that method only, and the
+    one job that evaluates the model on every split and language."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     overlay = tmp_path / "paths.yaml"
     overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
@@ -50,12 +81,12 @@ def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
     result = snakemake(str(target), "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay))
     counts = job_counts(result.stdout + result.stderr)
     assert counts == {
-        "download_data": 3,  # en train, en validation, de test
+        "download_data": 31,  # en train; validation and test of the 15 languages
         "download_model": 1,
         "finetune": 1,
         "prune": 3,  # 0.10 -> 0.20 -> 0.30
-        "evaluate": 1,
-        "total": 9,
+        "evaluate_xnli": 1,
+        "total": 37,
     }
 
 
@@ -67,13 +98,22 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     output = result.stdout + result.stderr
     assert "Using profiles profiles/slurm" in output
     counts = job_counts(output)
-    assert counts["evaluate"] == 12012 and counts["prune"] == 540 and counts["finetune"] == 6
+    assert counts["evaluate_xnli"] == counts["evaluate_pawsx"] == 300
+    assert counts["prune"] == 594 and counts["finetune"] == 6
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    # every rule the profile sizes exists, and every GPU rule asks for a GPU
+    # every rule the profile sizes exists, and every GPU rule asks for a GPU and is sized
+    per_model = [f"{kind}_{task}" for kind in ("evaluate", "representation_alignment") for task in config["tasks"]]
     assert set(profile["set-resources"]) <= set(counts)
-    for rule in ("finetune", "prune", "evaluate", "representation_alignment"):
+    for rule in ("finetune", "prune", *per_model):
         assert profile["set-resources"][rule]["gpu"] == 1
+    # the per-model jobs go in groups of a few models per submission, each with its own threads
+    assert profile["groups"] == [
+        "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
+        "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
+    ]
+    assert profile["group-components"] == ["evaluations=5", "representations=5"]
+    assert all(profile["set-threads"][rule] == 4 for rule in per_model)
 
 
 def test_independent_schedule_starts_every_target_from_the_dense_model(tmp_path):
@@ -100,4 +140,5 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     assert counts["prune_sweep"] == 2 * weights * len(sweep["sparsities"]) == 72
     assert counts["finetune"] == 2  # seed 1 of each task: the sweep needs no other seed
     assert counts["download_data"] == 4  # English train and dev of each task; no zero-shot language
-    assert counts["sweep_table"] == 2 and "evaluate" not in counts and "prune" not in counts
+    assert counts["sweep_table"] == 2 and "prune" not in counts
+    assert not [rule for rule in counts if rule.startswith(("evaluate", "representation"))]

@@ -127,7 +127,7 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
                 f"train_language = {config['train_language']!r}: missing from tasks.{task}.languages "
                 f"{spec['languages']}; add it there (its train and validation splits are used)"
             )
-        given = {kind: where for kind, where in spec["source"].items() if where is not None}
+        given = {kind: where for kind, where in spec["source"].items() if where is not None and kind != "revision"}
         if len(given) != 1:
             problems.append(
                 f"tasks.{task}.source = {_show(spec['source'])}: give exactly one of hub (a Hub dataset id) or "

@@ -6,12 +6,16 @@ Normalised files have three columns: ``text_a``, ``text_b`` (str) and
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from . import hub
 from .io import atomic_path
 from .tasks import SPLITS, TaskSpec
 
@@ -32,36 +36,55 @@ class CleaningReport:
         return self.rows_in - self.dropped_bad_label - self.dropped_placeholder
 
 
-def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.DataFrame:
-    """Rows of one language and split as the Hub serves them.
+def raw_split_files(task: TaskSpec, lang: str, split: str, source: dict) -> tuple[list[Path], dict]:
+    """The parquet files of one language and split as the Hub serves them, and where they came
+    from (the provenance record written with the normalised file).
 
-    ``source`` is ``{"hub": repo_id}`` or ``{"local": folder}``; a local folder
-    holds the Hub repository's own files: ``{folder}/{lang}/{split}-*.parquet``.
+    ``source`` is ``{"hub": repo_id, "revision": branch/tag/commit}`` (revision default ``main``;
+    fetched through the Hugging Face cache, which alone serves offline) or ``{"local": folder}``;
+    either holds the Hub repository's own files: ``{lang}/{split}-*.parquet``.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    pattern = f"{lang}/{split}-*.parquet"
     if source.get("local") is not None:
-        pattern = Path(source["local"]) / lang / f"{split}-*.parquet"
-        files = sorted(pattern.parent.glob(pattern.name))
+        folder = Path(source["local"])
+        files = sorted(folder.glob(pattern))
         if not files:
             raise FileNotFoundError(
-                f"no files match {pattern}: a local source must hold the Hub layout "
+                f"no files match {folder / pattern}: a local source must hold the Hub layout "
                 f"{{folder}}/{{lang}}/{{split}}-*.parquet (e.g. a clone of {task.hub_id})"
             )
-        # Read file by file: an error names the file, and an empty file is an empty split, not a crash.
-        frames = []
-        for path in files:
-            try:
-                frames.append(pd.read_parquet(path))
-            except Exception as err:  # pyarrow raises several types for corrupt files
-                raise ValueError(
-                    f"{path}: cannot read as parquet ({type(err).__name__}: {str(err)[:200]}); "
-                    "replace the file with an intact copy from the Hub"
-                ) from None
-        return pd.concat(frames, ignore_index=True)
-    from datasets import load_dataset  # heavy import, only for this stage
+        return files, {**hub.local_record(folder, files), "files": [f.relative_to(folder).as_posix() for f in files]}
+    revision = source.get("revision") or "main"
+    folder, record = hub.snapshot(source["hub"], revision, repo_type="dataset", allow_patterns=pattern)
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise FileNotFoundError(
+            f"{source['hub']} at {revision} (commit {record['commit']}) has no files {pattern}"
+            + (f" in the cache: fill it with {hub.download_command(source['hub'], revision, 'dataset', f'{lang}/*')}"
+               if hub.offline() else ": is the language or split right?")
+        )
+    return files, {**record, "files": [f.relative_to(folder).as_posix() for f in files]}
 
-    return load_dataset(source["hub"], lang, split=split).to_pandas()
+
+def read_raw_files(files: list[Path]) -> pd.DataFrame:
+    """Read file by file: an error names the file, and an empty file is an empty split, not a crash."""
+    frames = []
+    for path in files:
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise ValueError(
+                f"{path}: cannot read as parquet ({type(err).__name__}: {str(err)[:200]}); "
+                "replace the file with an intact copy from the Hub"
+            ) from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_raw_split(task: TaskSpec, lang: str, split: str, source: dict) -> pd.DataFrame:
+    """Rows of one language and split as the Hub serves them (see ``raw_split_files``)."""
+    return read_raw_files(raw_split_files(task, lang, split, source)[0])
 
 
 def normalise(task: TaskSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport]:
@@ -97,9 +120,13 @@ def normalise(task: TaskSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, Cleaning
     return kept, report
 
 
-def write_split(frame: pd.DataFrame, path: str | Path) -> None:
+def write_split(frame: pd.DataFrame, path: str | Path, provenance: dict | None = None) -> None:
+    """Parquet; ``provenance`` (where the rows came from) goes into the file's own metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if provenance is not None:
+        table = table.replace_schema_metadata({**table.schema.metadata, hub.PARQUET_KEY: json.dumps(provenance).encode()})
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
 def read_split(path: str | Path, num_labels: int) -> pd.DataFrame:

@@ -4,7 +4,10 @@ Accuracies are reported in points (percent). For each (method, sparsity) a
 per-seed English accuracy and a per-seed zero-shot average (mean over every
 language but the training language) are computed first, then mean and
 standard deviation over seeds (sample std; undefined with one seed).
-Degradation is dense minus pruned, paired by seed.
+Degradation is dense minus pruned, paired by seed. A retraining control (a method with
+criterion none: retrained along the same ladder, nothing pruned) is listed right after the dense
+model, never marked best, and splits degradation into what English-only retraining did (dense
+minus control) and what pruning did (control minus pruned) in the degradation_split table.
 """
 
 from __future__ import annotations
@@ -52,6 +55,24 @@ def per_seed_scores(evals: pd.DataFrame, train_language: str) -> pd.DataFrame:
     return scores.reset_index()
 
 
+def measured_sparsity(evals: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, target): measured sparsity in percent over the prunable weights and over all
+    weights (embeddings, biases, LayerNorm and the head included), mean over the evaluated models."""
+    columns = {"sparsity_prunable": "sparsity_prunable_pct", "sparsity_all": "sparsity_all_pct"}
+    missing = sorted(set(columns) - set(evals.columns))
+    if missing:
+        raise ValueError(f"the eval files lack {missing}: rerun their evaluation to measure sparsity")
+    return 100.0 * evals.groupby(KEYS)[list(columns)].mean().rename(columns=columns)
+
+
+def with_measured_sparsity(table: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (with KEYS columns) with the two measured sparsities right after the target."""
+    sparsity = measured_sparsity(evals)
+    table = table.merge(sparsity.reset_index(), on=KEYS, how="left")
+    first = [*KEYS, *sparsity.columns]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
 def summary_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.DataFrame:
     scores = per_seed_scores(evals, train_language)
     table = scores.groupby(KEYS).agg(
@@ -61,7 +82,7 @@ def summary_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.
         zero_shot_std=("zero_shot", "std"),
         seeds=("seed", "nunique"),
     )
-    return order_methods(table.reset_index(), methods)
+    return order_methods(with_measured_sparsity(table.reset_index(), evals), methods)
 
 
 def preferred_order(found, preferred: list[str] | None = None) -> list[str]:
@@ -112,10 +133,37 @@ def gap_table(evals: pd.DataFrame, train_language: str, methods=None) -> pd.Data
     return order_methods(table.reset_index(), methods)
 
 
-def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True) -> pd.DataFrame:
-    """Add ``best_{name}``: True on the best pruned method of each sparsity (ties: all of them)."""
+def degradation_split_table(evals: pd.DataFrame, train_language: str, methods=None, controls=()) -> pd.DataFrame:
+    """Per pruned method and target, degradation split in two, paired by seed (mean and std over
+    seeds): retraining = dense minus control at the same target (what English-only retraining
+    did), pruning = control minus pruned (what pruning did); they add up to the degradation.
+    English and zero-shot average; without a control, no rows."""
+    parts = ("retraining", "pruning")
+    columns = [*KEYS, *(f"{s}_{p}_{f}" for s in ("english", "zero_shot") for p in parts for f in ("mean", "std")),
+               "seeds"]
+    if not controls:
+        return pd.DataFrame(columns=columns)
+    scores = per_seed_scores(evals, train_language).set_index(["method", "sparsity_target", "seed"])
+    dense = scores.loc["dense"].droplevel("sparsity_target")
+    control = scores.loc[controls[0]]
+    pruned = scores.drop(index=["dense", *controls], level="method").reset_index()
+    rows = pruned.merge(control.reset_index(), on=["sparsity_target", "seed"], suffixes=("", "_control"))
+    rows = rows.merge(dense.reset_index(), on="seed", suffixes=("", "_dense")).dropna()
+    for setting in ("english", "zero_shot"):
+        rows[f"{setting}_retraining"] = rows[f"{setting}_dense"] - rows[f"{setting}_control"]
+        rows[f"{setting}_pruning"] = rows[f"{setting}_control"] - rows[setting]
+    table = rows.groupby(KEYS).agg(
+        **{f"{s}_{p}_{f}": (f"{s}_{p}", f) for s in ("english", "zero_shot") for p in parts for f in ("mean", "std")},
+        seeds=("seed", "nunique"),
+    )
+    return order_methods(table.reset_index(), methods)[columns]
+
+
+def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True, controls=()) -> pd.DataFrame:
+    """Add ``best_{name}``: True on the best pruned method of each sparsity (ties: all of them);
+    the dense model and the retraining controls are not pruned methods."""
     name = column.removesuffix("_mean")
-    pruned = table["method"] != "dense"
+    pruned = ~table["method"].isin(["dense", *controls])
     values = table[column].round(9)  # equal up to float noise counts as a tie
     best = values[pruned].groupby(table.loc[pruned, "sparsity_target"]).transform(
         "max" if higher_is_better else "min"
@@ -125,8 +173,21 @@ def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True) -
     return table
 
 
-TABLES = ("summary", "per_language", "degradation", "gap")
+TABLES = ("summary", "per_language", "degradation", "gap", "degradation_split", "inputs")
 FORMATS = ("csv", "md", "tex")
+
+
+#: Where an evaluation's inputs came from (``alignprune.hub.provenance``), as eval-file fields.
+PROVENANCE = [f"{what}_{field}" for what in ("model", "data") for field in ("source", "revision", "commit")]
+
+
+def inputs_table(evals: pd.DataFrame) -> pd.DataFrame:
+    """Each distinct pair of inputs (pretrained model, task data: source, revision asked for,
+    commit or digest got) and how many evaluations used it; more than one row means the inputs
+    changed between jobs (e.g. a branch moved between downloads). "-": not applicable or not
+    recorded (eval files written before inputs were recorded)."""
+    frame = evals.reindex(columns=PROVENANCE).astype(object).fillna("-")
+    return frame.groupby(PROVENANCE, sort=False).size().rename("evaluations").reset_index()
 
 
 def write_table(
@@ -151,26 +212,36 @@ def write_tables(
     split: str,
     methods: list[str] | None = None,
     languages: list[str] | None = None,
+    controls: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """summary / per_language / degradation / gap, each as .csv, .md and .tex among ``outputs``.
+    """summary / per_language / degradation / gap / degradation_split / inputs, each as .csv, .md
+    and .tex among ``outputs``.
 
     Best pruned method per sparsity: highest English and zero-shot accuracy
-    (summary) and lowest zero-shot degradation (degradation).
+    (summary) and lowest zero-shot degradation (degradation). ``controls``: the retraining
+    controls among ``methods`` (listed after dense, never best).
     """
     evals = load_evals(evals_csv, split)
     if train_language not in set(evals["language"]):
         raise ValueError(f"{evals_csv}: no evaluation in the training language {train_language!r}")
+    controls = [c for c in controls or [] if c in set(evals["method"])]
+    methods = [*controls, *(m for m in methods or [] if m not in controls)]
     summary = summary_table(evals, train_language, methods)
-    summary = mark_best(mark_best(summary, "english_mean"), "zero_shot_mean")
+    summary = mark_best(mark_best(summary, "english_mean", controls=controls), "zero_shot_mean", controls=controls)
     degradation = degradation_table(evals, train_language, methods, languages)
-    degradation = mark_best(degradation, "zero_shot_avg", higher_is_better=False)
+    degradation = mark_best(degradation, "zero_shot_avg", higher_is_better=False, controls=controls)
     # no "best" gap: a negative gap can come from a collapse in English, not from a good method
     gap = gap_table(evals, train_language, methods)
     tables = {
+        "inputs": (inputs_table(evals), None),
         "summary": (summary, ["english", "zero_shot"]),
         "per_language": (per_language_table(evals, methods, languages), None),
         "degradation": (degradation, None),
         "gap": (gap, ["supervised", "zero_shot", "gap"]),
+        "degradation_split": (
+            degradation_split_table(evals, train_language, methods, controls),
+            [f"{s}_{p}" for s in ("english", "zero_shot") for p in ("retraining", "pruning")],
+        ),
     }
     by_name = {Path(p).name: Path(p) for p in outputs}
     for name, (table, paired) in tables.items():

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import hub
 from .data import write_split
 from .io import atomic_path
 
@@ -318,7 +319,8 @@ def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progr
     rng = random.Random(settings.seed + 1)
     generator = torch.Generator().manual_seed(settings.seed + 2)
     special_ids = torch.tensor(tokenizer.all_special_ids)
-    for step in tqdm(range(settings.pretrain_steps), disable=not progress, mininterval=5, desc="pretrain"):
+    # disable=None: a bar only on a terminal (the testbed job's log gets the lines below)
+    for step in tqdm(range(settings.pretrain_steps), disable=None if progress else True, mininterval=5, desc="pretrain"):
         parallel = rng.random() < settings.parallel_fraction
         pairs = pretraining_batch(settings.languages, lexicon, settings.pretrain_batch_size, rng, parallel)
         if parallel:
@@ -370,7 +372,7 @@ def build_testbed(
             seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
             paws_synonyms=settings.paws_synonyms,
         )
-        write_split(frame, path)
+        write_split(frame, path, provenance=hub.testbed_record(settings.seed))
         log.info("wrote %s (%d rows)", path, len(frame))
 
     corpus_rng = random.Random(settings.seed + 3)
@@ -384,6 +386,7 @@ def build_testbed(
         model = pretrain_model(settings, lexicon, tokenizer, progress)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        hub.write_model_record(tmp, hub.testbed_record(settings.seed))
 
 
 def settings_from_config(testbed: dict) -> TestbedSettings:

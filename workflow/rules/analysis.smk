@@ -1,6 +1,6 @@
 # Stage 5 (beyond the paper): how aligned the pruned models stay, with the dense weights and
-# across languages. One job per model (weights) and per model and language (representations),
-# so one model or one language can be rerun like an evaluation.
+# across languages. One job per model for each; naming one file reruns the job of its model,
+# as for an evaluation.
 
 
 rule weight_alignment:
@@ -23,31 +23,45 @@ rule weight_alignment:
         "../scripts/weight_alignment.py"
 
 
-rule representation_alignment:
-    """Per layer: CKA and cosine of one language's sentence representations with English's."""
-    input:
-        model=model_dir("{task}", "{seed}", "{variant}"),
-        tokenizer=MODEL_DIR,
-        reference=data_file("{task}", TRAIN_LANGUAGE, "{split}"),
-        data=data_file("{task}", "{lang}", "{split}"),
-    output:
-        representation_file("{task}", "{seed}", "{variant}", "{split}", "{lang}"),
-    log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/{{variant}}/analysis/{{split}}/{{lang}}.log",
-    benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/{{variant}}/analysis/{{split}}/{{lang}}.tsv"
-    conda:
-        "../../envs/pipeline.yaml"
-    threads: config["threads"]["evaluate"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    params:
-        reference_lang=TRAIN_LANGUAGE,
-        max_examples=ANALYSIS["max_examples"],
-        batch_size=config["evaluation"]["batch_size"],
-        max_length=config["max_length"],
-    script:
-        "../scripts/representation_alignment.py"
+# One job per analysed model: it loads the model and encodes English once and writes one file
+# per language. One rule per task, as for evaluate_{task}: its languages are its outputs
+# (a task evaluated on its training language alone has none).
+for task in [t for t in TASKS if representation_languages(t)]:
+
+    rule:
+        """Per layer: CKA and cosine of each language's sentence representations with English's."""
+        name:
+            f"representation_alignment_{task}"
+        input:
+            model=model_dir(task, "{seed}", "{variant}"),
+            tokenizer=MODEL_DIR,
+            reference=data_file(task, TRAIN_LANGUAGE, "{split}"),
+            data=[
+                data_file(task, lang, "{split}") for lang in representation_languages(task)
+            ],
+        output:
+            [
+                representation_file(task, "{seed}", "{variant}", "{split}", lang)
+                for lang in representation_languages(task)
+            ],
+        log:
+            f"{LOGS}/{task}/seed~{{seed}}/{{variant}}/analysis/representation_alignment_{{split}}.log",
+        benchmark:
+            f"{BENCHMARKS}/{task}/seed~{{seed}}/{{variant}}/analysis/representation_alignment_{{split}}.tsv"
+        conda:
+            "../../envs/pipeline.yaml"
+        threads: config["threads"]["evaluate"]
+        resources:
+            gpu=GPUS_PER_JOB,
+        # Only what changes the numbers; the batch size is read from the config by the script.
+        params:
+            task=task,
+            languages=representation_languages(task),
+            reference_lang=TRAIN_LANGUAGE,
+            max_examples=ANALYSIS["max_examples"],
+            max_length=config["max_length"],
+        script:
+            "../scripts/representation_alignment.py"
 
 
 rule alignment_tables:
@@ -70,6 +84,7 @@ rule alignment_tables:
     params:
         split=config["table_split"],
         methods=METHODS,
+        controls=CONTROLS,
         languages=lambda wildcards: languages(wildcards.task),
         plots=lambda wildcards: {
             name: plot_file(wildcards.task, name) for name in ANALYSIS_PLOTS

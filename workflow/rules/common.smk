@@ -21,6 +21,8 @@ SEEDS = [str(seed) for seed in config["seeds"]]
 # Canonical two-decimal strings: one way to print each target.
 SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
 METHODS = [name for name, spec in config["methods"].items() if spec["enabled"]]
+# Retraining controls (criterion none): retrained along the ladder like a method, nothing pruned.
+CONTROLS = [m for m in METHODS if config["methods"][m]["criterion"] == "none"]
 # A Hub id like "org/name" becomes one folder name, "org--name" (as in the Hub cache).
 MODEL_DIR = f"{RESOURCES}/models/{model_folder(config['model'])}"
 PRUNABLE = config["prunable"]
@@ -89,8 +91,18 @@ def checkpoint_dir(wildcards, output):
     return f"{CHECKPOINTS}/{Path(output[0]).relative_to(RESULTS)}"
 
 
+def tensorboard_dir(wildcards, output):
+    """TensorBoard event files of a training job: its output's path under paths.tensorboard."""
+    return f"{config['paths']['tensorboard']}/{Path(output[0]).relative_to(RESULTS)}"
+
+
 def eval_file(task, seed, variant, split, lang):
     return f"{RESULTS}/{task}/seed~{seed}/{variant}/eval/{split}/{lang}.json"
+
+
+def eval_pairs(task):
+    """(split, language) of every evaluation of one model of a task: one job makes them all."""
+    return [(split, lang) for split in config["eval_splits"] for lang in languages(task)]
 
 
 def all_eval_files(task=None):
@@ -99,12 +111,11 @@ def all_eval_files(task=None):
         for t in ([task] if task else TASKS)
         for seed in SEEDS
         for variant in variants()
-        for split in config["eval_splits"]
-        for lang in languages(t)
+        for split, lang in eval_pairs(t)
     ]
 
 
-TABLES = ["summary", "per_language", "degradation", "gap"]
+TABLES = ["summary", "per_language", "degradation", "gap", "degradation_split", "inputs"]
 ANALYSIS_TABLES = [
     "weight_alignment",
     "representation_alignment",
@@ -182,7 +193,7 @@ def plot_files(task):
     return with_pdf(pngs)
 
 
-# The alignment analysis measures the models of a few seeds (one per model and language).
+# The alignment analysis measures the models of a few seeds (one job per model).
 ANALYSIS = config["analysis"]
 ANALYSIS_SEEDS = [str(s) for s in ANALYSIS["seeds"] or config["seeds"][:1]]
 ANALYSIS_PLOTS = [
@@ -205,14 +216,18 @@ def representation_file(task, seed, variant, split, lang):
     return f"{RESULTS}/{task}/seed~{seed}/{variant}/analysis/{split}/{lang}.json"
 
 
+def representation_languages(task):
+    """Languages compared with the training language: every other one (one job per model)."""
+    return [lang for lang in languages(task) if lang != TRAIN_LANGUAGE]
+
+
 def representation_files(task):
     """Every analysed model (dense included) on every language but the training one."""
     return [
         representation_file(task, seed, variant, config["table_split"], lang)
         for seed in ANALYSIS_SEEDS
         for variant in variants()
-        for lang in languages(task)
-        if lang != TRAIN_LANGUAGE
+        for lang in representation_languages(task)
     ]
 
 
@@ -222,8 +237,17 @@ def analysis_files(task):
     )
 
 
+def findings_files(task):
+    """The paper's claims answered (CSV, Markdown); needs a retraining control."""
+    return [f"{RESULTS}/tables/{task}/findings.{ext}" for ext in ("csv", "md")]
+
+
 def all_table_files():
-    return [f for task in TASKS for f in table_files(task)]
+    return [
+        f
+        for task in TASKS
+        for f in table_files(task) + (findings_files(task) if CONTROLS else [])
+    ]
 
 
 def all_plot_files():
@@ -257,8 +281,13 @@ def weight_label(weight):
 
 
 def sweep_methods():
-    """Enabled methods with a regularizer: the ones whose weight the sweep chooses."""
-    return [m for m in METHODS if config["methods"][m]["regularizer"] != "none"]
+    """Enabled methods with a regularizer: the ones whose weight the sweep chooses (never a
+    retraining control, which the schema keeps free of regularizers)."""
+    return [
+        m
+        for m in METHODS
+        if config["methods"][m]["regularizer"] != "none" and m not in CONTROLS
+    ]
 
 
 def sweep_model_dir(task, seed, method, weight, sparsity):
@@ -307,3 +336,26 @@ def method_spec(wildcards):
     spec = config["methods"][wildcards.method]
     weight = getattr(wildcards, "weight", None)
     return spec if weight is None else spec | {"weight": float(weight)}
+
+
+# The training-curves figure (rule training_curves in report.smk).
+def training_jobs(task):
+    """Every training job of the study's task: the dense fine-tunes and the prune jobs."""
+    return [
+        {"method": "dense", "sparsity": None, "seed": int(seed), "model": model_dir(task, seed, "dense")}
+        for seed in SEEDS
+    ] + [
+        {
+            "method": method,
+            "sparsity": float(sparsity),
+            "seed": int(seed),
+            "model": model_dir(task, seed, f"method~{method}/sparsity~{sparsity}"),
+        }
+        for method in METHODS
+        for sparsity in SPARSITIES
+        for seed in SEEDS
+    ]
+
+
+def all_curve_files():
+    return [plot_file(task, "training_curves") for task in TASKS]

@@ -25,7 +25,8 @@ if config["testbed"]["enabled"]:
 else:
 
     rule download_model:
-        """Model and tokenizer from the Hub, saved with save_pretrained (safetensors)."""
+        """Model and tokenizer from the Hub at model_revision, saved with save_pretrained (safetensors)
+        and provenance.json (the commit it resolved to)."""
         output:
             directory(MODEL_DIR),
         log:
@@ -34,6 +35,7 @@ else:
             "../../envs/pipeline.yaml"
         params:
             model=config["model"],
+            revision=config.get("model_revision", "main"),
         script:
             "../scripts/download_model.py"
 

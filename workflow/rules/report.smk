@@ -30,8 +30,36 @@ rule tables:
         split=config["table_split"],
         methods=METHODS,
         languages=lambda wildcards: languages(wildcards.task),
+        controls=CONTROLS,
     script:
         "../scripts/tables.py"
+
+
+rule findings:
+    """The paper's three claims answered from the eval table, paired by seed, with 95% intervals
+    and verdicts; drops against the retraining control."""
+    input:
+        f"{RESULTS}/tables/{{task}}/evals.csv",
+    output:
+        csv=report(
+            f"{RESULTS}/tables/{{task}}/findings.csv",
+            category="{task}",
+            subcategory="Findings",
+            caption="../report/findings.rst",
+            labels={"table": "findings"},
+        ),
+        markdown=f"{RESULTS}/tables/{{task}}/findings.md",
+    log:
+        f"{LOGS}/{{task}}/findings.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        train_language=TRAIN_LANGUAGE,
+        split=config["table_split"],
+        methods={m: config["methods"][m] for m in METHODS},
+        languages=lambda wildcards: languages(wildcards.task),
+    script:
+        "../scripts/findings.py"
 
 
 rule plots:
@@ -75,12 +103,14 @@ rule plots:
         gap=lambda wildcards: plot_file(wildcards.task, "supervised_vs_zero_shot"),
         heatmaps=lambda wildcards: heatmap_files(wildcards.task),
         bars=lambda wildcards: bars_files(wildcards.task),
+        controls=CONTROLS,
     script:
         "../scripts/plots.py"
 
 
 rule sweep_table:
-    """English dev accuracy of every (regularized method, weight) and the weight chosen."""
+    """English dev accuracy of every (regularized method, weight) and the weight chosen: the
+    strongest within sweep.tolerance points of the best (flagged at an edge of its grid)."""
     input:
         lambda wildcards: [run[-1] for run in sweep_models(wildcards.task)],
     output:
@@ -99,6 +129,7 @@ rule sweep_table:
         "../../envs/pipeline.yaml"
     params:
         runs=lambda wildcards: sweep_models(wildcards.task),
+        tolerance=SWEEP["tolerance"],
     script:
         "../scripts/sweep_table.py"
 
@@ -107,3 +138,24 @@ rule sweep:
     """Target: the regularizer-weight sweep of every task (snakemake sweep)."""
     input:
         [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS],
+
+
+rule training_curves:
+    """English dev accuracy during every training job (dense fine-tunes and prune jobs): one
+    panel per method, one line per job coloured by target; PNG and PDF."""
+    input:
+        lambda wildcards: [job["model"] for job in training_jobs(wildcards.task)],
+    output:
+        reported_figures(["training_curves"], "Training"),
+        plot_file("{task}", "training_curves", "pdf"),
+    log:
+        f"{LOGS}/{{task}}/training_curves.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        jobs=lambda wildcards: training_jobs(wildcards.task),
+        methods=METHODS,
+        sparsities=[float(s) for s in SPARSITIES],
+        ladder=config["schedule"] == "ladder",
+    script:
+        "../scripts/training_curves.py"

@@ -15,8 +15,8 @@ with rule_job(snakemake):
         methods=params.methods,
         languages=params.languages,
     )
-    plots.plot_weight_alignment(frames["weights"], params.plots["weight_alignment"], params.methods)
-    plots.plot_representation_alignment(
-        frames["layers"], params.plots["representation_alignment"], params.methods
-    )
-    plots.plot_alignment_vs_accuracy(frames["points"], params.plots["alignment_vs_accuracy"], params.methods)
+    # the same colour per method as in every figure (retraining controls grey)
+    colours = {"methods": params.methods, "controls": params.controls}
+    plots.plot_weight_alignment(frames["weights"], params.plots["weight_alignment"], **colours)
+    plots.plot_representation_alignment(frames["layers"], params.plots["representation_alignment"], **colours)
+    plots.plot_alignment_vs_accuracy(frames["points"], params.plots["alignment_vs_accuracy"], **colours)

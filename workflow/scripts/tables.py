@@ -1,4 +1,4 @@
-"""Rule tables: summary, per-language and degradation tables (CSV and Markdown)."""
+"""Rule tables: summary, per-language, degradation, gap and degradation-split tables."""
 
 from alignprune.results import write_tables
 from alignprune.rule_runtime import rule_job
@@ -11,4 +11,5 @@ with rule_job(snakemake):
         split=snakemake.params.split,
         methods=snakemake.params.methods,
         languages=snakemake.params.languages,
+        controls=snakemake.params.controls,
     )

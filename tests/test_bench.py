@@ -26,7 +26,7 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
     from alignprune.modeling import prunable_names
     from alignprune.pruning import apply_masks, compute_masks
     from alignprune.regularizers import alignment_penalty
-    from alignprune.train import TrainSettings, _linear_schedule, _optimizer, training_step
+    from alignprune.train import TrainSettings, build_optimizer, linear_schedule, training_step
 
     model = bench.xlmr_classifier("tiny")
     params = dict(model.named_parameters())
@@ -36,8 +36,8 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
     reference = [params[n].detach().clone() for n in names]
     apply_masks(params, masks)  # as train() does before its first step
     settings = TrainSettings(learning_rate=1e-3, batch_size=2, max_steps=10, eval_every=10, weight_decay=0.1)
-    optimizer, batch = _optimizer(model, settings), (torch.randint(5, 1000, (2, 8)), torch.ones(2, 8, dtype=torch.long), torch.tensor([0, 2]))
-    scheduler = _linear_schedule(optimizer, settings)
+    optimizer, batch = build_optimizer(model, settings), (torch.randint(5, 1000, (2, 8)), torch.ones(2, 8, dtype=torch.long), torch.tensor([0, 2]))
+    scheduler = linear_schedule(optimizer, settings)
     for _ in range(3):
         loss, penalty, _ = training_step(
             model, params, batch, optimizer, scheduler, settings, device=torch.device("cpu"), masks=masks,

@@ -25,7 +25,7 @@ from .evaluate import allow_tf32
 from .modeling import prunable_names
 from .pruning import apply_masks, compute_masks
 from .regularizers import AlignmentPenalty
-from .train import TrainSettings, _linear_schedule, _optimizer, training_step
+from .train import TrainSettings, build_optimizer, linear_schedule, training_step
 
 # Encoder shapes: (hidden, layers, heads, intermediate). Vocabulary kept small on CPU:
 # the embedding is not prunable and only adds a constant to every variant.
@@ -92,8 +92,8 @@ def retraining_steps(size: str, device: torch.device, *, batch_size: int, length
         torch.randint(0, 3, (batch_size,), generator=generator),
     )
     settings = TrainSettings(learning_rate=1e-5, batch_size=batch_size, max_steps=10**9, eval_every=10**9)
-    optimizer = _optimizer(model, settings)
-    scheduler = _linear_schedule(optimizer, settings)
+    optimizer = build_optimizer(model, settings)
+    scheduler = linear_schedule(optimizer, settings)
     weights = [params[name] for name in names]
 
     def step(with_masks: bool, regularizer: str = "none"):
@@ -151,8 +151,8 @@ def _prune_hook_step(size, device, masks, batch, settings) -> Callable[[], None]
     for name, mask in masks.items():
         torch_prune.custom_from_mask(modules[name.removesuffix(".weight")], "weight", mask)
     params = dict(model.named_parameters())
-    optimizer = _optimizer(model, settings)
-    scheduler = _linear_schedule(optimizer, settings)
+    optimizer = build_optimizer(model, settings)
+    scheduler = linear_schedule(optimizer, settings)
     return lambda: training_step(model, params, batch, optimizer, scheduler, settings, device=device)
 
 

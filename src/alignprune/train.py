@@ -47,7 +47,8 @@ class TrainSettings:
     select_from: int = 0
 
 
-def _optimizer(model, settings: TrainSettings) -> torch.optim.Optimizer:
+def build_optimizer(model, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW over the model's trainable parameters, without weight decay on biases and LayerNorm."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -61,7 +62,8 @@ def _optimizer(model, settings: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=True)
 
 
-def _linear_schedule(optimizer, settings: TrainSettings):
+def linear_schedule(optimizer, settings: TrainSettings):
+    """Linear warm-up over ``warmup_ratio`` of ``max_steps``, then linear decay to 0 at ``max_steps``."""
     warmup = int(settings.warmup_ratio * settings.max_steps)
 
     def factor(step: int) -> float:
@@ -114,8 +116,8 @@ def train(
     if masks:
         masks = {name: mask.to(device) for name, mask in masks.items()}
         apply_masks(params, masks)
-    optimizer = _optimizer(model, settings)
-    scheduler = _linear_schedule(optimizer, settings)
+    optimizer = build_optimizer(model, settings)
+    scheduler = linear_schedule(optimizer, settings)
     torch.manual_seed(settings.seed)  # dropout draws from the global RNG: same seed, same run
     generators = generators or {}
     # movement scores as they stood at the best dev evaluation: when the model goes back to that

@@ -1,14 +1,32 @@
 """The benchmark harness runs at a tiny size (it is not a timed test: no figure is checked)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from alignprune import bench, bench_study, bench_trainer
+from alignprune.bench import common, masks, startup, study, trainer
+from alignprune.bench.cli import main as bench_main
+from alignprune.train import TrainSettings
 from workflow_helpers import ROOT, load_config
 
 
+def test_python_m_alignprune_bench_runs_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "alignprune.bench", "--help"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("usage: python -m alignprune.bench") and "--only" in out.stdout
+
+
+def test_the_startup_child_imports_only_the_standard_library_before_it_times_its_own_imports():
+    """``python -m alignprune.bench.startup child`` times the imports a rule script makes: the
+    package, the bench subpackage and the module itself must not bring torch in first."""
+    probe = "import sys, alignprune.bench.startup; print(sorted({'torch', 'yaml', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_retraining_step_comparison_runs_every_variant_against_the_masked_baseline(capsys):
-    timings = bench.main(["--size", "tiny", "--device", "cpu", "--batch-size", "2", "--length", "8",
+    timings = bench_main(["--size", "tiny", "--device", "cpu", "--batch-size", "2", "--length", "8",
                           "--warmup", "1", "--repeats", "2", "--only", "step"])
     variants = [t.variant for t in timings]
     assert variants == ["masked (baseline)", "no masks", "torch.nn.utils.prune hooks",
@@ -23,14 +41,15 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
     """The timed step is the training loop's own step: masks hold through it."""
     import torch
 
+    from alignprune.bench.project import study_prunable
     from alignprune.modeling import prunable_names
     from alignprune.pruning import apply_masks, compute_masks
     from alignprune.regularizers import alignment_penalty
-    from alignprune.train import TrainSettings, build_optimizer, linear_schedule, training_step
+    from alignprune.train import build_optimizer, linear_schedule, training_step
 
-    model = bench.xlmr_classifier("tiny")
+    model = common.xlmr_classifier("tiny")
     params = dict(model.named_parameters())
-    names = prunable_names(model, [bench.PRUNABLE])
+    names = prunable_names(model, **study_prunable())
     assert len(names) == 12  # 6 Linear weights x 2 layers
     masks = compute_masks({n: params[n].detach() for n in names}, criterion="magnitude", scope="global", sparsity=0.5)
     reference = [params[n].detach().clone() for n in names]
@@ -49,7 +68,7 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
 
 
 def test_mask_comparison_agrees_with_torch_prune_and_measures_memory():
-    timings = bench.main(["--only", "masks", "--mask-size", "tiny", "--repeats", "3"])
+    timings = bench_main(["--only", "masks", "--mask-size", "tiny", "--repeats", "3"])
     assert [(t.comparison.split(" mask")[0], t.variant) for t in timings] == [
         ("global magnitude", "ours"), ("global magnitude", "torch.nn.utils.prune.global_unstructured"),
         ("global lamp", "ours"), ("global lamp", "torch.nn.utils.prune.global_unstructured"),
@@ -61,15 +80,15 @@ def test_mask_comparison_agrees_with_torch_prune_and_measures_memory():
 
 
 def test_encoder_linear_shapes_of_xlmr_base_hold_84_9_million_weights():
-    shapes = bench.SIZES["base"]
+    shapes = common.SIZES["base"]
     hidden, inter, layers = shapes["hidden_size"], shapes["intermediate_size"], shapes["num_hidden_layers"]
     assert layers * (4 * hidden * hidden + 2 * hidden * inter) == 84_934_656
-    tiny = bench.encoder_linear_weights("tiny")
+    tiny = masks.encoder_linear_weights("tiny")
     assert len(tiny) == 12 and sum(w.numel() for w in tiny.values()) == 98_304
 
 
 def test_trainer_comparisons_run_every_variant_against_ours(capsys):
-    timings = bench.main(["--size", "tiny", "--device", "cpu", "--batch-size", "4", "--length", "32", "--warmup", "1",
+    timings = bench_main(["--size", "tiny", "--device", "cpu", "--batch-size", "4", "--length", "32", "--warmup", "1",
                           "--only", "train", "--only", "eval", "--epoch-batches", "4", "--train-repeats", "1",
                           "--eval-examples", "32", "--eval-batch-size", "8", "--repeats", "3"])
     assert [(t.comparison, t.variant) for t in timings] == [
@@ -88,15 +107,15 @@ def test_trainer_comparisons_run_every_variant_against_ours(capsys):
 
 def test_trainer_runs_as_configured_dynamic_and_grouped_or_padded_to_max_length():
     """What the Trainer variants compute on: the inputs their model sees in one epoch."""
-    data = bench_trainer.synthetic_split(4 * 8, vocab=1000, seed=1, max_length=64)
-    settings = bench_trainer.TrainSettings(learning_rate=1e-5, batch_size=4, max_steps=8, eval_every=10**9)
+    data = trainer.synthetic_split(4 * 8, vocab=1000, seed=1, max_length=64)
+    settings = TrainSettings(learning_rate=1e-5, batch_size=4, max_steps=8, eval_every=10**9)
     widths = {}
     for style in ("best", "run_xnli"):
-        model = bench.xlmr_classifier("tiny")
+        model = common.xlmr_classifier("tiny")
         seen = widths[style] = []
         model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"].shape[1]),
                                         with_kwargs=True)
-        bench_trainer._trainer(model, torch.device("cpu"), data, style=style, settings=settings, max_length=64).train()
+        trainer._trainer(model, torch.device("cpu"), data, style=style, settings=settings, max_length=64).train()
     assert widths["run_xnli"] == [64] * 8
     # grouped and dynamically padded: 8 batches no wider than needed, far less than padding to 64
     assert len(widths["best"]) == 8 and sum(widths["best"]) < 0.8 * 64 * 8
@@ -106,7 +125,7 @@ def test_trainer_runs_as_configured_dynamic_and_grouped_or_padded_to_max_length(
 
 def test_study_steps_of_the_full_config_ladder_is_a_fifth_of_independent_runs_with_the_same_budget():
     config = load_config("config.yaml")
-    steps = bench_study.study_steps(config)
+    steps = study.study_steps(config)
     methods = sum(spec["enabled"] for spec in config["methods"].values())
     assert methods >= 10
     # methods x 3 seeds x 2 tasks x 9 targets x 3000 steps
@@ -119,17 +138,17 @@ def test_study_steps_of_the_full_config_ladder_is_a_fifth_of_independent_runs_wi
 
 def test_plan_time_counts_the_jobs_snakemake_plans():
     target = "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
-    seconds, jobs = bench_study.plan_seconds(ROOT, repeats=1, targets=(target,))
+    seconds, jobs = study.plan_seconds(ROOT, repeats=1, targets=(target,))
     # download the model and xnli's 31 data files (en train; validation and test of 15 languages:
     # the evaluation job of a model reads them all), finetune, prune 0.10 0.20 0.30, evaluate
     assert seconds > 0 and jobs == 1 + 31 + 1 + 3 + 1
 
 
 def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_process(tmp_path):
-    from alignprune import bench_startup, modeling
+    from alignprune import modeling
 
-    bed = bench_startup.build_testbed(tmp_path, "tiny")
-    costs = bench_startup.measure(bed, repeats=1)
+    bed = startup.build_testbed(tmp_path, "tiny")
+    costs = startup.measure(bed, repeats=1)
     assert [cost.kind for cost in costs] == ["finetune", "prune", "evaluate"]
     # the child really loaded the testbed's classifier: the parameter count of its first forward
     parameters = sum(p.numel() for p in modeling.load_classifier(bed.dense).parameters())
@@ -147,12 +166,12 @@ def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_pr
     # rows read before the first batch: English train + dev (64 + 32), or the test file (32)
     assert [cost.rows for cost in costs] == [96, 96, 32]
     assert all(cost.per_row_s > 0 for cost in costs)
-    table = bench_startup.format_table(costs, {"evaluate": 1e9})
+    table = startup.format_table(costs, {"evaluate": 1e9})
     assert f"| evaluate | {parameters:,} |" in table and "<= 1e+09 s: **met**" in table
 
 
 def _plan_job(rule, outputs=(), **wildcards):
-    return bench_study.PlannedJob(rule, list(outputs), {k: str(v) for k, v in wildcards.items()})
+    return study.PlannedJob(rule, list(outputs), {k: str(v) for k, v in wildcards.items()})
 
 
 def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates():
@@ -169,9 +188,9 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
         _plan_job("representation_alignment_xnli", ["a/de.csv", "a/fr.csv"], seed=1, variant="dense", split="test"),
     ]
     # fixed: seconds outside data, plus seconds per row read (only evaluate's here)
-    fixed = {"finetune": bench_study.FixedCost(10.0), "prune": bench_study.FixedCost(5.0),
-             "evaluate": bench_study.FixedCost(2.0, per_row_s=1e-4)}
-    costs = {c.stage: c for c in bench_study.project(jobs, config, fixed, bench_study.Rates(train=100.0, evaluate=1000.0))}
+    fixed = {"finetune": study.FixedCost(10.0), "prune": study.FixedCost(5.0),
+             "evaluate": study.FixedCost(2.0, per_row_s=1e-4)}
+    costs = {c.stage: c for c in study.project(jobs, config, fixed, study.Rates(train=100.0, evaluate=1000.0))}
     assert list(costs) == ["download_data", "finetune", "prune", "evaluate", "representation_alignment"]
     assert costs["download_data"].jobs == 1 and costs["download_data"].fixed_s is None
     # finetune: ceil(392,702 / 32) = 12,272 steps of 32 examples; 13 dev passes of 2,490 rows
@@ -187,7 +206,7 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
     # representations: two languages and the English reference, 100 examples each of the
     # 5,010 test rows each file holds
     assert costs["representation_alignment"].total_s == pytest.approx(2.0 + 3 * 5_010 * 1e-4 + 300 / 1000)
-    table = bench_study.format_projection(list(costs.values()))
+    table = study.format_projection(list(costs.values()))
     fixed_total = 10.0 + 2 * 5.0 + 2.75 + 2.0 + 3 * 5_010 * 1e-4
     total = sum(c.total_s for c in costs.values())
     assert f"**{100 * fixed_total / total:.1f}%** (<= 10%: met)" in table
@@ -196,18 +215,18 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
 
 def test_projection_counts_the_jobs_snakemake_plans():
     target = "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
-    jobs, stats = bench_study.planned_jobs(ROOT, targets=(target,))
-    _, total = bench_study.plan_seconds(ROOT, repeats=1, targets=(target,))
+    jobs, stats = study.planned_jobs(ROOT, targets=(target,))
+    _, total = study.plan_seconds(ROOT, repeats=1, targets=(target,))
     assert len(jobs) == total == sum(stats.values())
     assert {rule: sum(job.rule == rule for job in jobs) for rule in stats} == stats
     config = load_config("config.yaml")
-    costs = bench_study.project(jobs, config, dict.fromkeys(["finetune", "prune", "evaluate"], bench_study.FixedCost(1.0)),
-                                bench_study.Rates(train=1.0, evaluate=1.0))
+    costs = study.project(jobs, config, dict.fromkeys(["finetune", "prune", "evaluate"], study.FixedCost(1.0)),
+                                study.Rates(train=1.0, evaluate=1.0))
     stage_jobs = {cost.stage: cost.jobs for cost in costs}
     assert stage_jobs["prune"] == stats["prune"] == 3  # targets 0.10, 0.20, 0.30
     assert stage_jobs["evaluate"] == sum(n for rule, n in stats.items() if rule.startswith("evaluate"))
     # every evaluation job's examples come from the files it writes: the target's among them
     evaluate = next(job for job in jobs if job.rule.startswith("evaluate"))
     assert target in evaluate.outputs
-    assert bench_study.job_examples("evaluate", evaluate, config)[1] == sum(
-        bench_study.EVAL_ROWS[("xnli", path.split("/")[-2])] for path in evaluate.outputs)
+    assert study.job_examples("evaluate", evaluate, config)[1] == sum(
+        study.EVAL_ROWS[("xnli", path.split("/")[-2])] for path in evaluate.outputs)

@@ -12,8 +12,9 @@ model and tokenizer load, data read and tokenisation, and any other set-up befor
   evaluation passes before it (prune's English dev accuracy before retraining is compute
   that grows with the dev set, counted as compute by the study projection).
 
-``python -m alignprune.bench_startup child SPEC OUT`` is the child; only the standard
-library is imported at the top of this module, so the child's own imports are what is timed.
+``python -m alignprune.bench.startup child SPEC OUT`` is the child; only the standard
+library is imported at the top of this module (and of ``alignprune.bench`` and its ``project``),
+so the child's own imports are what is timed.
 """
 
 from __future__ import annotations
@@ -28,13 +29,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .project import DEMO_CONFIG, ROOT, study_prunable
+
 KINDS = ("finetune", "prune", "evaluate")
 TASK = "xnli"
-PRUNABLE = {"include": [r"^roberta\.encoder\.layer\.\d+\.(attention\.(self\.(query|key|value)|output\.dense)"
-                        r"|intermediate\.dense|output\.dense)\.weight$"]}
 # A regularized method: its job also loads the reference model and builds the penalty.
 METHOD = {"criterion": "magnitude", "scope": "global", "regularizer": "l2", "weight": 0.1}
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "profiles/demo/testbed.yaml"
 
 
 @dataclass
@@ -82,7 +82,7 @@ def build_testbed(folder: Path, size: str) -> Testbed:
     pretraining steps: the weights' values do not change the timing) or a tiny one, in ``folder``."""
     import yaml
 
-    from . import testbed
+    from .. import testbed
 
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
     languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
@@ -125,7 +125,7 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     import torch
     import transformers
 
-    from . import modeling
+    from .. import modeling
 
     transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
     torch.manual_seed(0)
@@ -140,7 +140,7 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
 
 def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
     """Keyword arguments of the job function of ``kind`` (as its rule script passes them)."""
-    common = {"task": TASK, "seed": 1, "max_length": bed.max_length, "prunable": PRUNABLE}
+    common = {"task": TASK, "seed": 1, "max_length": bed.max_length, "prunable": study_prunable()}
     if kind == "finetune":
         return {**common, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
                 "out_dir": out / "model", "settings": bed.finetune, "progress": False}
@@ -187,13 +187,21 @@ def _run_child(kind: str, bed: Testbed, folder: Path, threads: int, device: str)
     out = folder / "stamps.json"
     environment = {**os.environ, "ALIGNPRUNE_DEVICE": device}
     start = time.time()
-    done = subprocess.run([sys.executable, "-m", "alignprune.bench_startup", "child", str(folder / "spec.json"),
+    done = subprocess.run([sys.executable, "-m", "alignprune.bench.startup", "child", str(folder / "spec.json"),
                            str(out), repr(start)], capture_output=True, text=True, env=environment)
     if done.returncode != 0 or not out.exists():
         log = Path(spec["log"]).read_text()[-3000:] if Path(spec["log"]).exists() else ""
         raise RuntimeError(f"the {kind} job's start-up measurement failed (exit {done.returncode}):\n"
                            f"{done.stderr[-3000:]}{log}")
     return json.loads(out.read_text())
+
+
+def startup_costs(size: str, repeats: int, device: str) -> list[StartupCost]:
+    """Seconds from process start to the first batch of each job kind on ``device`` (cpu,
+    cuda): the demo's own testbed if built (see ``testbed_for``), else a new one, removed after."""
+    with tempfile.TemporaryDirectory(prefix="alignprune-testbed-") as folder:
+        bed = testbed_for(size, Path(folder), ROOT)
+        return measure(bed, repeats=repeats, device=device)
 
 
 def format_table(costs: list[StartupCost], targets: dict[str, float] | None = None) -> str:
@@ -303,5 +311,5 @@ class _RuleContext:
 
 if __name__ == "__main__":
     if len(sys.argv) != 5 or sys.argv[1] != "child":
-        sys.exit("usage: python -m alignprune.bench_startup child SPEC_JSON OUT_JSON SPAWN_TIME")
+        sys.exit("usage: python -m alignprune.bench.startup child SPEC_JSON OUT_JSON SPAWN_TIME")
     _child(sys.argv[2], sys.argv[3], float(sys.argv[4]))

@@ -1,5 +1,5 @@
-"""What the full study costs: its optimizer steps under each schedule, and how long Snakemake
-takes to plan it."""
+"""What the full study costs: its optimizer steps under each schedule, how long Snakemake takes
+to plan it, and its projected time: each stage's planned jobs x (fixed cost + compute)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jobs import finetune_steps
+from ..config_check import load_config
+from ..jobs import finetune_steps
+from .common import xlmr_classifier
+from .project import ROOT, SCHEMA
+from .startup import StartupCost
 
 # English training rows of the Hub data sets (facebook/xnli en, google-research-datasets/paws-x en)
 TRAIN_ROWS = {"xnli": 392_702, "pawsx": 49_401}
@@ -236,10 +240,10 @@ def format_projection(costs: list[StageCost], target_share: float = 0.10) -> str
 def measured_rates(make_model, device, *, batch_size: int, batches: int, eval_examples: int, eval_batch_size: int,
                    group_by_length: bool, repeats: int, max_length: int = 128, sync=lambda: None) -> Rates:
     """Our training and evaluation throughputs (examples/s, medians of ``repeats``) on
-    NLI-like synthetic lengths (see bench_trainer): the rates the projection computes with."""
-    from .bench_trainer import PAD_ID, synthetic_split
-    from .evaluate import predict
-    from .train import TrainSettings, train
+    NLI-like synthetic lengths (see ``trainer``): the rates the projection computes with."""
+    from ..evaluate import predict
+    from ..train import TrainSettings, train
+    from .trainer import PAD_ID, synthetic_split
 
     model = make_model().to(device)
     vocab = model.config.vocab_size
@@ -262,3 +266,52 @@ def measured_rates(make_model, device, *, batch_size: int, batches: int, eval_ex
             train_rates.append(len(data) / (middle - start))
             eval_rates.append(len(evaluated) / (end - middle))
     return Rates(statistics.median(train_rates), statistics.median(eval_rates))
+
+
+def study_config(config_files: list[str]) -> dict:
+    """The study's config as the Snakefile sees it: ``config_files`` (relative to the project
+    root) merged in order, checked, defaults filled in."""
+    return load_config(*(ROOT / name for name in config_files), schema_file=SCHEMA, workdir=ROOT)
+
+
+def study_projection(config_files: list[str], startup: list[StartupCost], size: str,
+                     device, sync, *, batches: int, repeats: int) -> str:
+    """The study's planned jobs per stage x (measured fixed cost + compute at measured rates)."""
+    config = study_config(config_files)
+    jobs, stats = planned_jobs(ROOT, tuple(config_files))
+    counted = {rule: sum(job.rule == rule for job in jobs) for rule in stats}
+    if counted != stats:
+        raise RuntimeError(f"parsed jobs per rule {counted} differ from the plan's job stats {stats}")
+    rates = measured_rates(
+        lambda: xlmr_classifier(size), device, batch_size=config["finetune"]["batch_size"], batches=batches,
+        eval_examples=512, eval_batch_size=config["evaluation"]["batch_size"],
+        group_by_length=config["finetune"].get("group_by_length", False), repeats=repeats,
+        max_length=config["max_length"], sync=sync,
+    )
+    # the data part scales with the rows each job of the study reads; the rest as measured
+    fixed = {cost.kind: FixedCost(cost.median - cost.parts.get("data", 0.0), cost.per_row_s) for cost in startup}
+    costs = project(jobs, config, fixed, rates)
+    return "\n".join([
+        f"projected study of {' + '.join(config_files)} on {device} at the {size} shape: training "
+        f"{rates.train:,.1f} examples/s, evaluation {rates.evaluate:,.1f} examples/s (batch "
+        f"{config['finetune']['batch_size']} / {config['evaluation']['batch_size']}, NLI-like lengths); "
+        "fixed cost per job as measured above, its data part (read, tokenise) scaled to the rows each job reads",
+        format_projection(costs),
+    ])
+
+
+def study_table(config_files: list[str]) -> str:
+    """Optimizer steps of the full study per schedule, and the time Snakemake takes to plan it."""
+    steps = study_steps(study_config(config_files))
+    seconds, jobs = plan_seconds(ROOT, configfiles=tuple(config_files))
+    return "\n".join([
+        f"study of {' + '.join(config_files)}: optimizer steps",
+        "| schedule | retraining steps | ratio to ladder |", "|---|---:|---:|",
+        f"| ladder (each target from the previous) | {steps.ladder:,} | 1.000 |",
+        f"| independent, each target from dense with the ladder's steps up to it | {steps.independent_same_budget:,} "
+        f"| {steps.independent_same_budget / steps.ladder:.3f} |",
+        f"| independent as configured (retrain.steps per target) | {steps.independent:,} "
+        f"| {steps.independent / steps.ladder:.3f} |",
+        f"dense fine-tuning: {steps.fine_tuning:,} steps; ladder / same-budget independent = {steps.ratio:.3f}",
+        f"snakemake -n on the full config: {jobs:,} jobs planned in {seconds:.1f} s (median of 3)",
+    ])

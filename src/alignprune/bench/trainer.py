@@ -16,10 +16,11 @@ from typing import Callable
 
 import torch
 
-from .batching import GROUP_BATCHES
-from .data import EncodedSplit
-from .evaluate import predict
-from .train import TrainSettings, train
+from ..batching import GROUP_BATCHES
+from ..data import EncodedSplit
+from ..evaluate import predict
+from ..train import TrainSettings, train
+from .common import interleaved
 
 PAD_ID = 1  # XLM-R's
 
@@ -167,8 +168,6 @@ def evaluation_throughput(model, device: torch.device, *, examples: int, batch_s
     """Median evaluation examples per second: our predict (length-sorted batches, dynamic
     padding, inference mode) vs Trainer.evaluate (run_xnli: padded to max_length; and with
     its length-grouped sampler and dynamic padding)."""
-    from .bench import interleaved
-
     model = model.to(device)
     data = synthetic_split(examples, model.config.vocab_size, seed=3, max_length=max_length)
     settings = TrainSettings(learning_rate=2e-5, batch_size=batch_size, max_steps=1, eval_every=1,

@@ -3,17 +3,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-PRUNABLE = {
-    "include": [
-        r"^roberta\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)"
-        r"|attention\.output\.dense|intermediate\.dense|output\.dense)\.weight$"
-    ],
-    "exclude": [],
-}
+# the study's prunable weights (include and exclude regexes), written once: in config.yaml
+PRUNABLE = yaml.safe_load((ROOT / "config.yaml").read_text())["prunable"]
 
 
 def tiny_classifier(num_labels: int = 3, seed: int = 0, vocab_size: int = 60):

@@ -1,13 +1,20 @@
 # Prune-and-retrain study of XLM-RoBERTa with aligned weight regularizers.
 # Full study: snakemake --cores 8   Demo (offline, CPU): snakemake --profile profiles/demo
+import os
 import sys
 
 from snakemake.utils import min_version
 
 min_version("9.0")
-# the alignprune package, also without an install
-sys.path.insert(0, f"{workflow.basedir}/src")
-from alignprune.config_check import ConfigError, check_config
+# the alignprune package as installed (make install: editable, from src/)
+try:
+    from alignprune.config_check import ConfigError, check_config
+except ModuleNotFoundError as error:
+    sys.exit(f"Error: {error}: install the project (make install) and run .venv/bin/snakemake")
+
+# The checkout that envs/pipeline.yaml installs the package from (--sdm conda; pip expands
+# ${ALIGNPRUNE_ROOT}). Set here, for conda's pip, not read: no envvars directive.
+os.environ.update(ALIGNPRUNE_ROOT=workflow.basedir)
 
 
 configfile: "config.yaml"

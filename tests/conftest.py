@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pytest
@@ -6,7 +5,6 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 # the study's prunable weights (include and exclude regexes), written once: in config.yaml
 PRUNABLE = yaml.safe_load((ROOT / "config.yaml").read_text())["prunable"]

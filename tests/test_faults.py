@@ -97,7 +97,7 @@ except Exception as err:
 @pytest.mark.parametrize("what", ["model", "data"])
 @pytest.mark.parametrize("offline", [False, True], ids=["no-network", "HF_HUB_OFFLINE-empty-cache"])
 def test_without_network_a_download_fails_at_once_saying_how_to_run_offline(tmp_path, what, offline):
-    env = {"HF_HOME": str(tmp_path / "hf-home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")}
+    env = {"HF_HOME": str(tmp_path / "hf-home"), "PATH": "/usr/bin:/bin"}
     if offline:
         env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     out = tmp_path / ("model" if what == "model" else "test.parquet")
@@ -126,7 +126,7 @@ def test_weights_load_from_safetensors_only(tmp_path):
 
 
 def test_the_source_never_enables_remote_code_or_unpickles_foreign_files():
-    sources = {p: p.read_text() for p in [*(ROOT / "src/alignprune").glob("*.py"), *(ROOT / "workflow/scripts").glob("*.py")]}
+    sources = {p: p.read_text() for p in [*(ROOT / "src/alignprune").rglob("*.py"), *(ROOT / "workflow/scripts").glob("*.py")]}
     for path, text in sources.items():
         assert "trust_remote_code=True" not in text, path
         assert "import pickle" not in text and "pickle.load" not in text, path

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 from conftest import tiny_classifier
-from workflow_helpers import ROOT, load_config
+from workflow_helpers import ROOT, config_section, load_config
 
 from alignprune import modeling
 from alignprune.config_check import ConfigError, check_config
@@ -64,6 +64,8 @@ BAD_CONFIGS = [
      ["methods.m.weight = -1", "must be >= 0"]),
     ("regularizer_without_weight", {"methods": {"m": {**M, "regularizer": "frobenius"}}},
      ["methods.m.weight = 0", "weight > 0 or set regularizer: none"]),
+    ("control_with_regularizer", {"methods": {"m": {"criterion": "none", "regularizer": "l2", "weight": 1}}},
+     ["methods.m.regularizer = 'l2'", "control (criterion none) takes no regularizer"]),
     ("bad_scope", {"methods": {"m": {**M, "scope": "row"}}}, ["methods.m.scope = 'row'", "layer, global"]),
     ("unknown_schedule", {"schedule": "gradual"}, ["schedule = 'gradual'", "ladder, independent"]),
     ("seed_not_integer", {"seeds": [1, 2.5]}, ["seeds[1] = 2.5", "must be of type integer"]),
@@ -106,6 +108,33 @@ def test_bad_config_is_refused_before_any_job_with_one_clear_line(tmp_path, bad,
     for word in words:
         assert word in problems[0], problems[0]
     assert not any(tmp_path.glob("*/")), "nothing may be written before the config is accepted"
+
+
+def test_defaults_are_filled_in_as_snakemake_fills_them():
+    from snakemake.utils import update_config, validate
+
+    for files in (["config.yaml"], ["config.yaml", "profiles/demo/testbed.yaml"]):
+        raw = {}
+        for path in files:
+            update_config(raw, yaml.safe_load((ROOT / path).read_text()))
+        validate(raw, str(SCHEMA), set_default=True)
+        assert load_config(*files) == raw
+
+
+def test_a_section_gets_the_defaults_the_whole_config_gives_it():
+    full = load_config("config.yaml")
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for section in ("finetune", "retrain", "gradual"):
+        assert config_section(section, raw.get(section, {})) == full[section], section
+    assert config_section("methods.*", raw["methods"]["magnitude_global_l2"]) == full["methods"]["magnitude_global_l2"]
+    with pytest.raises(ConfigError, match="regularizer with weight 0 does nothing"):
+        config_section("methods.*", {"criterion": "magnitude", "regularizer": "l2"})
+
+
+def test_a_disabled_method_may_keep_a_regularizer_without_weight():
+    config = load_config("config.yaml")
+    config["methods"]["m"] = {"criterion": "magnitude", "regularizer": "l2", "enabled": False}
+    check_config(config, SCHEMA)
 
 
 def test_an_empty_method_list_is_refused():

@@ -56,3 +56,12 @@ def load_config(*files: str | Path) -> dict:
     from alignprune.config_check import load_config as load
 
     return load(*(ROOT / path for path in files), schema_file=ROOT / "workflow/schemas/config.schema.yaml", workdir=ROOT)
+
+
+def config_section(path: str, values: dict) -> dict:
+    """A section of the config as the rules pass it to a stage function: ``values`` checked
+    against the schema's part ``path`` ("finetune", "retrain", "gradual", "methods.*") with the
+    schema's defaults filled in."""
+    from alignprune.config_check import config_section as section
+
+    return section(ROOT / "workflow/schemas/config.schema.yaml", path, values)

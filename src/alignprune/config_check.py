@@ -1,20 +1,24 @@
 """Check the workflow's config before anything runs: one line per problem, naming the key,
 the bad value and what is allowed.
 
-The JSON schema (workflow/schemas/config.schema.yaml) states types, ranges and names;
-jsonschema finds the violations and ``_describe`` turns each into a sentence. Checks the
-schema cannot state (languages of a task, two-decimal targets, the model's maximum length,
-data folders that exist) follow in ``semantic_problems``.
+The JSON schema (workflow/schemas/config.schema.yaml) states types, ranges, names, the formats
+of values and the rules within one entry (a regularizer needs a weight, a source is hub or
+local), and every default; jsonschema finds the violations and ``_describe`` turns each into a
+sentence (a schema's ``errorMessage`` says what to do where jsonschema's own words would not).
+Checks the schema cannot state (across keys: a task's languages, targets distinct at two
+decimals, the model's maximum length; data folders that exist) follow in ``semantic_problems``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
 
 import jsonschema
 import yaml
+from jsonschema import validators
 
 from .tasks import TASKS
 
@@ -36,18 +40,64 @@ class ConfigError(ValueError):
 def check_config(config: dict, schema_file: str | Path, *, workdir: str | Path = ".") -> None:
     """Raise ConfigError listing every problem of ``config``; on success fill in the defaults."""
     schema = yaml.safe_load(Path(schema_file).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = [line for error in validator.iter_errors(config) for line in _describe(error)]
+    filled = with_defaults(config, schema)
+    problems = schema_problems(filled, schema)
     if not problems:
-        from snakemake.utils import validate  # fills in the schema's defaults
-
-        validate(config, str(schema_file), set_default=True)
-        problems = semantic_problems(config, Path(workdir))
+        problems = semantic_problems(filled, Path(workdir))
     if problems:
         raise ConfigError(
             "invalid configuration (config.yaml merged with any --configfile and --config):\n"
             + "\n".join(f"  - {p}" for p in sorted(dict.fromkeys(problems)))
         )
+    config.update(filled)
+
+
+def config_section(schema_file: str | Path, path: str, values: dict) -> dict:
+    """``values`` of one section of the config, checked against its part of the schema and
+    completed with its defaults, as the workflow's rules pass it on: ``path`` names the part,
+    e.g. ``"retrain"``, ``"gradual"`` or ``"methods.*"`` (an entry of methods)."""
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    part = schema
+    for key in path.split("."):
+        part = part["additionalProperties"] if key == "*" else part["properties"][key]
+    filled = with_defaults(values, schema, part)
+    problems = schema_problems(filled, schema, part)
+    if problems:
+        raise ConfigError(f"invalid {path} section:\n" + "\n".join(f"  - {p}" for p in problems))
+    return filled
+
+
+def with_defaults(instance, schema: dict, part: dict | None = None):
+    """A copy of ``instance`` with the default of every key the schema (or its ``part``) gives
+    one and the instance lacks, at every level (as snakemake.utils.validate(set_default=True))."""
+    filled = copy.deepcopy(instance)
+    for _ in _validator(_DefaultFilling, schema, part).iter_errors(filled):
+        pass  # the problems are described after filling, by schema_problems
+    return filled
+
+
+def _fill_properties(validator, properties, instance, schema):
+    if validator.is_type(instance, "object"):
+        for name, subschema in properties.items():
+            if "default" in subschema and name not in instance:
+                instance[name] = copy.deepcopy(subschema["default"])
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+
+_DefaultFilling = validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_properties})
+
+
+def schema_problems(instance, schema: dict, part: dict | None = None) -> list[str]:
+    """One sentence per violation of the schema (or its ``part``), formats included."""
+    validator = _validator(jsonschema.Draft202012Validator, schema, part,
+                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return [line for error in validator.iter_errors(instance) for line in _describe(error)]
+
+
+def _validator(cls, schema: dict, part: dict | None, **kwargs):
+    """A validator of ``schema`` or of its ``part`` ($refs in the part resolve in the whole schema)."""
+    validator = cls(schema, **kwargs)
+    return validator if part is None else validator.evolve(schema=part)
 
 
 def load_config(*files: str | Path, schema_file: str | Path, workdir: str | Path = ".") -> dict:
@@ -83,6 +133,8 @@ def _bounds(schema: dict) -> str:
 
 def _describe(error: jsonschema.ValidationError) -> list[str]:
     key, value, schema, kind = _key(error.absolute_path), error.instance, error.schema, error.validator
+    if "errorMessage" in schema and kind not in ("additionalProperties", "required"):
+        return [f"{key} = {_show(value)}: {schema['errorMessage']}"]
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed))
@@ -105,13 +157,16 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
         return [f"{_key([*error.absolute_path, name])}: missing; this key is required" for name in missing]
     if kind == "pattern":  # also a method name: jsonschema reports propertyNames by their pattern
         return [f"{key} = {_show(value)}: must match {schema['pattern']}"]
+    if kind == "format":
+        what = {"regex": "a regular expression"}.get(error.validator_value, f"of the format {error.validator_value}")
+        return [f"{key} = {_show(value)}: not {what}" + (f" ({error.cause})" if error.cause else "")]
     return [f"{key} = {_show(value)}: {error.message}"]
 
 
 def semantic_problems(config: dict, workdir: Path) -> list[str]:
     """Problems the schema cannot state; ``config`` has its defaults filled in."""
     problems: list[str] = []
-    testbed = config.get("testbed", {}).get("enabled", False)
+    testbed = config["testbed"]["enabled"]
     enabled_tasks = [task for task, spec in config["tasks"].items() if spec["enabled"]]
     if not enabled_tasks:
         problems.append("tasks: every task has enabled: false; enable at least one of " + ", ".join(config["tasks"]))
@@ -127,13 +182,7 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
                 f"train_language = {config['train_language']!r}: missing from tasks.{task}.languages "
                 f"{spec['languages']}; add it there (its train and validation splits are used)"
             )
-        given = {kind: where for kind, where in spec["source"].items() if where is not None and kind != "revision"}
-        if len(given) != 1:
-            problems.append(
-                f"tasks.{task}.source = {_show(spec['source'])}: give exactly one of hub (a Hub dataset id) or "
-                "local (a folder); an overlay that switches to local also writes hub: null"
-            )
-        local = given.get("local")
+        local = spec["source"].get("local")  # the schema's oneOf: hub or local, the other absent or null
         if local is not None and not testbed and not (workdir / local).is_dir():
             problems.append(
                 f"tasks.{task}.source.local = {local!r}: no such folder (relative paths start at {workdir.resolve()}); "
@@ -151,22 +200,10 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
         )
     if not any(spec["enabled"] for spec in config["methods"].values()):
         problems.append("methods: every method has enabled: false; enable at least one")
-    for name, spec in config["methods"].items():
-        if spec["regularizer"] != "none" and spec["weight"] == 0 and spec["enabled"]:
-            problems.append(
-                f"methods.{name}.weight = 0: a {spec['regularizer']} regularizer with weight 0 does nothing; "
-                "give a weight > 0 or set regularizer: none"
-            )
     if config["table_split"] not in config["eval_splits"]:
         problems.append(
             f"table_split = {config['table_split']!r}: must be one of eval_splits {config['eval_splits']}"
         )
-    for side in ("include", "exclude"):
-        for i, pattern in enumerate(config["prunable"].get(side, [])):
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                problems.append(f"prunable.{side}[{i}] = {pattern!r}: not a regular expression ({err})")
     limit = model_max_length(config, workdir)
     if limit is not None and config["max_length"] > limit:
         problems.append(
@@ -200,7 +237,7 @@ def model_folder(model_id: str) -> str:
 
 def model_max_length(config: dict, workdir: Path) -> int | None:
     """Longest input the model reads: from its downloaded config.json, else a known value, else None."""
-    if config.get("testbed", {}).get("enabled"):
+    if config["testbed"]["enabled"]:
         return TESTBED_MAX_LENGTH
     saved = workdir / config["paths"]["resources"] / "models" / model_folder(config["model"]) / "config.json"
     if saved.is_file():

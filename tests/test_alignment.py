@@ -175,7 +175,7 @@ def testbed(tmp_path_factory):
 
 
 def measure(root, lang, data_file, out, max_examples=30):
-    from alignprune.jobs import measure_representation_alignment
+    from alignprune.stages.alignment import measure_representation_alignment
 
     measure_representation_alignment(
         task="xnli", seed=1, variant="method~magnitude_global/sparsity~0.50", split="test", lang=lang,
@@ -249,7 +249,7 @@ def test_a_test_set_that_is_not_parallel_is_reported_without_numbers(testbed):
 
 def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path, prunable):
     from alignprune import modeling
-    from alignprune.jobs import measure_weight_alignment
+    from alignprune.stages.alignment import measure_weight_alignment
 
     model = modeling.load_classifier(testbed / "model", num_labels=3)
     model.save_pretrained(tmp_path / "dense")

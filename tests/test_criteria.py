@@ -131,7 +131,17 @@ def test_gradient_saliency_equals_a_hand_computed_sum_of_abs_w_times_g_in_float3
 
 # --- each criterion through the prune job, against masks computed by hand from the start model ---
 
-HAND_RETRAIN = {"learning_rate": 1e-3, "batch_size": 8, "steps": 0, "eval_every": 10}
+def _hand_retrain(**values):
+    """The retrain section of these jobs (steps 0: prune only), defaults filled in."""
+    from workflow_helpers import config_section
+
+    return config_section("retrain", {"learning_rate": 1e-3, "batch_size": 8, "steps": 0, "eval_every": 10, **values})
+
+
+def _method(**values):
+    from workflow_helpers import config_section
+
+    return config_section("methods.*", values)
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +149,18 @@ def start(tmp_path_factory):
     """A tiny testbed model fine-tuned for a few steps: the start of a first ladder rung."""
     from conftest import PRUNABLE, tiny_testbed
 
-    from alignprune import jobs
+    from workflow_helpers import config_section
+
+    from alignprune.stages.finetune import finetune
 
     root = tmp_path_factory.mktemp("criteria_job")
     files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
     tiny_testbed(root / "pretrained", files, sizes={"train": 48, "validation": 16, "test": 16}, pretrain_steps=5,
                  pretrain_batch_size=8)
-    jobs.finetune(
+    finetune(
         task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",
-        settings={"learning_rate": 1e-3, "batch_size": 8, "epochs": 1, "eval_every": 6},
+        settings=config_section("finetune", {"learning_rate": 1e-3, "batch_size": 8, "epochs": 1, "eval_every": 6}),
         max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
     )
     return root, files
@@ -159,15 +171,15 @@ def _job_masks(start, criterion, scope, sparsity, **extra):
     from conftest import PRUNABLE
     from safetensors.torch import load_file
 
-    from alignprune import jobs
+    from alignprune.stages.prune import prune_and_retrain
 
     root, files = start
     out = root / f"{criterion}-{scope}"
-    jobs.prune_and_retrain(
-        task="xnli", seed=1, method_name=criterion, method={"criterion": criterion, "scope": scope, **extra},
+    prune_and_retrain(
+        task="xnli", seed=1, method_name=criterion, method=_method(criterion=criterion, scope=scope, **extra),
         sparsity=sparsity, start_dir=root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
         train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")], out_dir=out,
-        settings=HAND_RETRAIN, max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
+        settings=_hand_retrain(), max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
     )
     return load_file(out / "masks.safetensors")
 
@@ -215,12 +227,13 @@ def test_magnitude_job_keeps_the_largest_weights_of_every_layer(start):
 
 def test_gradient_job_keeps_the_largest_hand_computed_abs_w_times_g(start, monkeypatch):
     """|w * dL_b/dw| summed over the job's batches, each gradient by autograd in float64 here."""
-    from alignprune import data, jobs, modeling
+    from alignprune import data, modeling
     from alignprune.batching import training_batches
+    from alignprune.stages import prune as prune_stage
 
     calls = []  # the job's batch seed and size (its seed derivation is the job's business)
-    real = jobs.gradient_saliency
-    monkeypatch.setattr(jobs, "gradient_saliency", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = prune_stage.gradient_saliency
+    monkeypatch.setattr(prune_stage, "gradient_saliency", lambda *a, **k: calls.append(k) or real(*a, **k))
     job = _job_masks(start, "gradient", "global", 0.5, gradient_batches=3)
     assert len(calls) == 1 and calls[0]["batches"] == 3
 
@@ -307,8 +320,9 @@ def test_every_criterion_gives_the_pruned_model_the_same_optimizer_steps(start, 
     from conftest import PRUNABLE
     from safetensors.torch import load_file
 
-    from alignprune import jobs, modeling
+    from alignprune import modeling
     from alignprune import train as train_module
+    from alignprune.stages.prune import prune_and_retrain
 
     steps, saved = {}, []
     real_step, real_save = train_module.training_step, modeling.save_model
@@ -324,15 +338,15 @@ def test_every_criterion_gives_the_pruned_model_the_same_optimizer_steps(start, 
     monkeypatch.setattr(train_module, "training_step", counting_step)
     monkeypatch.setattr(modeling, "save_model", recording_save)
     root, files = start
-    method = {"criterion": criterion, "scope": "layer", "score_steps": 3}
+    method = _method(criterion=criterion, scope="layer", score_steps=3)
     for retrain_steps in (0, 4):
         steps.clear(), saved.clear()
         out = root / f"budget-{criterion}-{retrain_steps}"
-        jobs.prune_and_retrain(
+        prune_and_retrain(
             task="xnli", seed=1, method_name=criterion, method=method, sparsity=0.5, start_dir=root / "dense",
             reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
             train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")], out_dir=out,
-            settings={**HAND_RETRAIN, "steps": retrain_steps, "eval_every": 2}, max_length=32, prunable=PRUNABLE,
+            settings=_hand_retrain(steps=retrain_steps, eval_every=2), max_length=32, prunable=PRUNABLE,
             device=torch.device("cpu"), progress=False,
         )
         assert len(saved) == 1 and steps.get(saved[0], 0) == retrain_steps

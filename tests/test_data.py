@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from alignprune import data, jobs
+from alignprune import data
+from alignprune.stages.download import download_split
 from alignprune.tasks import TASKS
 
 
@@ -46,7 +47,7 @@ def pawsx_hub(tmp_path):
 
 def test_xnli_local_hub_layout_is_normalised(xnli_hub, tmp_path):
     out = tmp_path / "out" / "xnli" / "fr" / "test.parquet"
-    counts = jobs.download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, out)
+    counts = download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, out)
     frame = pd.read_parquet(out)
     assert list(frame.columns) == ["text_a", "text_b", "label"]
     assert frame["label"].tolist() == [0, 2, 1]
@@ -58,7 +59,7 @@ def test_xnli_local_hub_layout_is_normalised(xnli_hub, tmp_path):
 
 def test_pawsx_negative_labels_and_placeholders_are_dropped_and_counted(pawsx_hub, tmp_path):
     out = tmp_path / "de.parquet"
-    counts = jobs.download_split("pawsx", "de", "validation", {"local": str(pawsx_hub)}, out)
+    counts = download_split("pawsx", "de", "validation", {"local": str(pawsx_hub)}, out)
     frame = pd.read_parquet(out)
     # Row 4 has label -1; rows 2, 3 and 5 have "NS" or empty text.
     assert counts == {"rows_in": 5, "dropped_bad_label": 1, "dropped_placeholder": 3, "rows_out": 1}

@@ -10,14 +10,20 @@ import torch
 from conftest import PRUNABLE, tiny_testbed
 from safetensors.torch import load_file
 
-from alignprune import jobs
 from alignprune import train as train_module
 from alignprune.batching import training_batches
 from alignprune.data import encode, read_split
 from alignprune.modeling import load_tokenizer
+from alignprune.stages.common import stable_seed
+from alignprune.stages.evaluate import evaluate_model
+from alignprune.stages.finetune import finetune as finetune_job
+from alignprune.stages.prune import prune_and_retrain
+from workflow_helpers import config_section
 
-FINETUNE = {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10, "checkpoint_every": 4}
-RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 12, "eval_every": 6, "checkpoint_every": 4}
+FINETUNE = config_section("finetune", {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10,
+                                       "checkpoint_every": 4})
+RETRAIN = config_section("retrain", {"learning_rate": 3e-3, "batch_size": 16, "steps": 12, "eval_every": 6,
+                                     "checkpoint_every": 4})
 CPU = torch.device("cpu")
 
 
@@ -31,7 +37,7 @@ def world(tmp_path_factory):
 
 def finetune(world, seed, out):
     root, files = world
-    return jobs.finetune(
+    return finetune_job(
         task="xnli", seed=seed, pretrained_dir=root / "pretrained", train_file=files[("en", "train")],
         dev_file=files[("en", "validation")], out_dir=out, settings=FINETUNE, max_length=32, prunable=PRUNABLE,
         device=CPU, progress=False,
@@ -40,8 +46,8 @@ def finetune(world, seed, out):
 
 def prune(world, start, out, method, sparsity=0.5, checkpoint_dir=None, name="m", **schedule):
     root, files = world
-    return jobs.prune_and_retrain(
-        task="xnli", seed=1, method_name=name, method=method, sparsity=sparsity, start_dir=start,
+    return prune_and_retrain(
+        task="xnli", seed=1, method_name=name, method=config_section("methods.*", method), sparsity=sparsity, start_dir=start,
         reference_dir=start, tokenizer_dir=root / "pretrained", train_file=files[("en", "train")],
         dev_file=files[("en", "validation")], out_dir=out, settings=RETRAIN, max_length=32, prunable=PRUNABLE,
         device=CPU, progress=False, checkpoint_dir=checkpoint_dir, **schedule,
@@ -50,7 +56,7 @@ def prune(world, start, out, method, sparsity=0.5, checkpoint_dir=None, name="m"
 
 def evaluate(world, model_dir, out):
     root, files = world
-    jobs.evaluate_model(
+    evaluate_model(
         task="xnli", seed=1, variant="dense", lang="de", split="test", model_dir=model_dir,
         tokenizer_dir=root / "pretrained", data_file=files[("de", "test")], out_file=out, batch_size=32,
         max_length=32, prunable=PRUNABLE, device=CPU,
@@ -85,7 +91,7 @@ def test_another_seed_gives_another_data_order_and_other_masks(world, dense, tmp
     tokenizer = load_tokenizer(root / "pretrained")
     data = encode(tokenizer, read_split(files[("en", "train")], 3), 32)
     first_labels = {
-        seed: next(training_batches(data, 16, 1, torch.Generator().manual_seed(jobs.stable_seed("xnli", seed, "dense"))))[2]
+        seed: next(training_batches(data, 16, 1, torch.Generator().manual_seed(stable_seed("xnli", seed, "dense"))))[2]
         for seed in (1, 2)
     }
     assert not torch.equal(first_labels[1], first_labels[2])
@@ -123,7 +129,7 @@ def test_methods_that_prune_the_same_weights_give_identical_models(world, dense,
         assert (a / "masks.safetensors").read_bytes() == (b / "masks.safetensors").read_bytes()
         assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
         seeds = [json.loads((d / "training.json").read_text())["settings"]["seed"] for d in (a, b)]
-        assert seeds[0] == seeds[1] == jobs.stable_seed("xnli", 1, f"{target:.2f}")
+        assert seeds[0] == seeds[1] == stable_seed("xnli", 1, f"{target:.2f}")
 
 
 class Stop(Exception):
@@ -150,7 +156,7 @@ def stop_after(monkeypatch, calls: int) -> None:
         ({"criterion": "movement", "scope": "layer", "score_steps": 8}, {}, 6, None),
         ({"criterion": "movement", "scope": "layer", "score_steps": 8}, {}, 17, 8),
         # the independent schedule prunes at random during retraining (its generator is checkpointed)
-        ({"criterion": "random", "scope": "layer"}, {"schedule": "independent", "gradual": {"pruning_steps": 3, "pruning_fraction": 0.7}}, 6, 4),
+        ({"criterion": "random", "scope": "layer"}, {"schedule": "independent", "gradual": config_section("gradual", {"pruning_steps": 3, "pruning_fraction": 0.7})}, 6, 4),
         (METHOD, {}, 9, 8),
     ],
     ids=["movement-scoring", "movement-retraining", "independent-random", "ladder-cosine"],

@@ -10,8 +10,10 @@ import sentencepiece as spm
 import torch
 from safetensors.torch import load_file
 
-from alignprune import data, hub, jobs
+from alignprune import data, hub
 from alignprune.modeling import load_classifier, load_tokenizer
+from alignprune.stages.download import download_model, download_split
+from alignprune.stages.evaluate import evaluate_model
 
 
 def hub_snapshot(folder, seed=0):
@@ -38,7 +40,7 @@ def hub_snapshot(folder, seed=0):
 def test_download_model_writes_safetensors_and_a_working_tokenizer(tmp_path):
     snapshot = hub_snapshot(tmp_path / "snapshot")
     out = tmp_path / "resources/models/org--model"
-    jobs.download_model(str(snapshot), out)
+    download_model(str(snapshot), out)
 
     files = sorted(p.name for p in out.iterdir())
     assert "model.safetensors" in files and "tokenizer.json" in files
@@ -62,7 +64,7 @@ def test_download_model_writes_safetensors_and_a_working_tokenizer(tmp_path):
     assert record["source"] == "local" and record["path"] == str(snapshot.resolve())
     assert len(record["sha256"]) == 64
     again = tmp_path / "again"
-    jobs.download_model(str(snapshot), again)
+    download_model(str(snapshot), again)
     assert json.loads((again / hub.PROVENANCE_FILE).read_text()) == record  # same bytes, same digest
 
 
@@ -106,7 +108,7 @@ def test_a_model_revision_resolves_offline_to_its_commit_whose_bytes_are_saved_a
     offline_cache, tmp_path, revision, commit
 ):
     out = tmp_path / "resources/models/org--tiny-xlmr"
-    record = jobs.download_model("org/tiny-xlmr", out, revision=revision)
+    record = download_model("org/tiny-xlmr", out, revision=revision)
     expected = {"source": "hub", "repo": "org/tiny-xlmr", "revision": revision, "commit": commit}
     assert record == expected
     assert json.loads((out / hub.PROVENANCE_FILE).read_text()) == expected
@@ -124,7 +126,7 @@ def test_a_dataset_revision_resolves_offline_and_its_commit_travels_in_the_data_
     offline_cache, tmp_path, revision, commit, label
 ):
     out = tmp_path / "resources/data/xnli/de/test.parquet"
-    jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": revision}, out)
+    download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": revision}, out)
     assert pd.read_parquet(out)["label"].tolist() == [label, 1]  # that commit's rows
     assert hub.read_record(out) == {
         "source": "hub", "repo": "org/xnli", "revision": revision, "commit": commit,
@@ -147,9 +149,9 @@ def test_a_pinned_revision_missing_from_the_cache_fails_naming_the_hf_command_th
     out = tmp_path / "out"
     with pytest.raises(hub.HubUnreachable) as caught:
         if what == "model":
-            jobs.download_model("org/tiny-xlmr", out, revision="v2")
+            download_model("org/tiny-xlmr", out, revision="v2")
         else:
-            jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "v2"}, out)
+            download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "v2"}, out)
     message = str(caught.value)
     repo = "org/tiny-xlmr" if what == "model" else "org/xnli --repo-type dataset"
     assert f"hf download {repo} --revision v2" in message, message
@@ -208,12 +210,12 @@ def test_the_tables_list_the_inputs_of_the_evaluations_with_their_commits(tmp_pa
 
 def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cache, tmp_path):
     pretrained = tmp_path / "resources/models/org--tiny-xlmr"
-    jobs.download_model("org/tiny-xlmr", pretrained, revision="v1")
+    download_model("org/tiny-xlmr", pretrained, revision="v1")
     data_file = tmp_path / "resources/data/xnli/de/test.parquet"
-    jobs.download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "main"}, data_file)
+    download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "main"}, data_file)
     classifier = tmp_path / "classifier"
     load_classifier(pretrained, num_labels=3).save_pretrained(classifier)
-    result = jobs.evaluate_model(
+    result = evaluate_model(
         task="xnli", seed=1, variant="dense", lang="de", split="test", model_dir=classifier,
         tokenizer_dir=pretrained, data_file=data_file, out_file=tmp_path / "eval.json", batch_size=2,
         max_length=16, prunable={"include": [r"attention\.self\.query\.weight$"], "exclude": []},

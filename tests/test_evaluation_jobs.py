@@ -8,9 +8,12 @@ import pytest
 import torch
 from conftest import PRUNABLE, tiny_testbed
 
-from alignprune import alignment, jobs, modeling
+from alignprune import alignment, modeling
 from alignprune.data import write_split
-from alignprune.jobs import EvalFile, LanguageFile
+from alignprune.stages import alignment as alignment_stage
+from alignprune.stages import evaluate as evaluate_stage
+from alignprune.stages.alignment import LanguageFile
+from alignprune.stages.evaluate import EvalFile
 
 CPU = torch.device("cpu")
 SIZES = {"train": 20, "validation": 24, "test": 40}
@@ -39,7 +42,7 @@ def eval_files(root, folder):
 
 
 def evaluate_all(root, files):
-    return jobs.evaluate_model_files(
+    return evaluate_stage.evaluate_model_files(
         task="xnli", seed=1, variant="method~random/sparsity~0.50", model_dir=root / "model",
         tokenizer_dir=root / "pretrained", files=files, batch_size=16, max_length=32, prunable=PRUNABLE, device=CPU,
     )
@@ -62,7 +65,7 @@ def test_one_job_writes_every_split_and_language_as_one_evaluation_per_language_
     records = evaluate_all(world, eval_files(world, tmp_path / "job"))
     assert len(loads) == 1  # one model load for the four evaluations
     for file, record in zip(eval_files(world, tmp_path / "job"), records):
-        single = jobs.evaluate_model(
+        single = evaluate_stage.evaluate_model(
             task="xnli", seed=1, variant="method~random/sparsity~0.50", lang=file.lang, split=file.split,
             model_dir=world / "model", tokenizer_dir=world / "pretrained", data_file=file.data_file,
             out_file=tmp_path / "single" / file.split / f"{file.lang}.json", batch_size=16, max_length=32,
@@ -88,7 +91,7 @@ def test_a_damaged_data_file_stops_the_job_before_any_file_is_written(world, tmp
 
 
 def test_a_failure_midway_leaves_whole_files_and_no_partial_one(world, tmp_path, monkeypatch):
-    original = jobs.accuracy
+    original = evaluate_stage.accuracy
     done = []
 
     def fail_on_the_second(*args, **kwargs):
@@ -97,7 +100,7 @@ def test_a_failure_midway_leaves_whole_files_and_no_partial_one(world, tmp_path,
         done.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "accuracy", fail_on_the_second)
+    monkeypatch.setattr(evaluate_stage, "accuracy", fail_on_the_second)
     files = eval_files(world, tmp_path / "out")
     with pytest.raises(RuntimeError, match="device lost"):
         evaluate_all(world, files)
@@ -107,7 +110,7 @@ def test_a_failure_midway_leaves_whole_files_and_no_partial_one(world, tmp_path,
 
 
 def measure_one(root, lang, data_file, out_file):
-    return jobs.measure_representation_alignment(
+    return alignment_stage.measure_representation_alignment(
         task="xnli", seed=1, variant="dense", split="test", lang=lang, reference_lang="en",
         model_dir=root / "model", tokenizer_dir=root / "pretrained", reference_file=root / "en-test.parquet",
         data_file=data_file, out_file=out_file, max_examples=30, batch_size=8, max_length=32, device=CPU,
@@ -124,7 +127,7 @@ def test_one_representation_job_per_model_writes_each_language_as_one_job_per_la
     ]
     loads = count_calls(monkeypatch, modeling, "load_classifier")
     passes = count_calls(monkeypatch, alignment, "pooled_states")
-    records = jobs.measure_representation_alignment_files(
+    records = alignment_stage.measure_representation_alignment_files(
         task="xnli", seed=1, variant="dense", split="test", reference_lang="en", model_dir=world / "model",
         tokenizer_dir=world / "pretrained", reference_file=world / "en-test.parquet", files=files,
         max_examples=30, batch_size=8, max_length=32, device=CPU,

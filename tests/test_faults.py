@@ -82,13 +82,13 @@ def test_a_bad_data_file_fails_its_download_job_naming_the_file_and_leaves_no_ou
 
 NO_NETWORK = "MARKER = None\n" + REFUSE_NETWORK + r"""
 import json, sys, time
-from alignprune import jobs
+from alignprune.stages.download import download_model, download_split
 started = time.monotonic()
 try:
     if sys.argv[1] == "model":
-        jobs.download_model("FacebookAI/xlm-roberta-base", sys.argv[2])
+        download_model("FacebookAI/xlm-roberta-base", sys.argv[2])
     else:
-        jobs.download_split("xnli", "de", "test", {"hub": "facebook/xnli"}, sys.argv[2])
+        download_split("xnli", "de", "test", {"hub": "facebook/xnli"}, sys.argv[2])
 except Exception as err:
     print(json.dumps({"type": type(err).__name__, "message": str(err), "seconds": time.monotonic() - started}))
 """
@@ -155,24 +155,32 @@ def test_no_rule_runs_a_shell_command_so_the_config_cannot_inject_one():
 def test_a_nan_in_a_real_prune_job_stops_it_with_a_clear_message_keeping_its_checkpoint(tmp_path):
     """The regularizer of a method with an absurd weight overflows to inf: the job stops, no output."""
     from conftest import PRUNABLE
+    from workflow_helpers import config_section
+
+    from alignprune.stages.finetune import finetune
+    from alignprune.stages.prune import prune_and_retrain
 
 
     files = {("xnli", "en", s): tmp_path / f"{s}.parquet" for s in ("train", "validation")}
     tiny_testbed(tmp_path / "pretrained", files, sizes={"train": 100, "validation": 40, "test": 40}, pretrain_steps=10)
-    jobs.finetune(
+    finetune(
         task="xnli", seed=1, pretrained_dir=tmp_path / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=tmp_path / "dense", max_length=32, prunable=PRUNABLE,
-        settings={"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10},
+        settings=config_section("finetune", {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10}),
         device=torch.device("cpu"), progress=False,
     )
     with pytest.raises(FloatingPointError, match="NaN or infinite by step 4.*no checkpoint was written before it"):
-        jobs.prune_and_retrain(
+        prune_and_retrain(
             task="xnli", seed=1, method_name="m", sparsity=0.5,
-            method={"criterion": "magnitude", "scope": "global", "regularizer": "frobenius", "weight": 1e39},
+            method=config_section(
+                "methods.*", {"criterion": "magnitude", "scope": "global", "regularizer": "frobenius", "weight": 1e39}
+            ),
             start_dir=tmp_path / "dense", reference_dir=tmp_path / "dense", tokenizer_dir=tmp_path / "pretrained",
             train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
             out_dir=tmp_path / "pruned", max_length=32, prunable=PRUNABLE, device=torch.device("cpu"),
-            settings={"learning_rate": 1e-3, "batch_size": 16, "steps": 8, "eval_every": 4, "checkpoint_every": 4},
+            settings=config_section(
+                "retrain", {"learning_rate": 1e-3, "batch_size": 16, "steps": 8, "eval_every": 4, "checkpoint_every": 4}
+            ),
             checkpoint_dir=tmp_path / "ckpt", progress=False,
         )
     assert not (tmp_path / "pruned").exists()

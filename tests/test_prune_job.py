@@ -7,11 +7,19 @@ import torch
 from conftest import PRUNABLE, tiny_testbed
 from safetensors.torch import load_file
 
-from alignprune import jobs
 from alignprune.regularizers import alignment_penalty
+from alignprune.stages import prune as prune_stage
+from alignprune.stages.common import stable_seed, train_settings
+from alignprune.stages.finetune import finetune
+from workflow_helpers import config_section
 
-RETRAIN = {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 15,
-           "warmup_ratio": 0.0, "weight_decay": 0.01}
+RETRAIN = config_section("retrain", {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 15,
+                                     "warmup_ratio": 0.0, "weight_decay": 0.01})
+
+
+def method(**values):
+    """A methods entry of the config, defaults filled in."""
+    return config_section("methods.*", values)
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +27,11 @@ def dense(tmp_path_factory):
     root = tmp_path_factory.mktemp("prune")
     files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
     tiny_testbed(root / "pretrained", files, sizes={"train": 300, "validation": 60, "test": 60})
-    jobs.finetune(
+    finetune(
         task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",
-        settings={"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10,
-                  "warmup_ratio": 0.0, "weight_decay": 0.0},
+        settings=config_section("finetune", {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1, "eval_every": 10,
+                                             "warmup_ratio": 0.0, "weight_decay": 0.0}),
         max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
     )
     return root, files
@@ -32,7 +40,7 @@ def dense(tmp_path_factory):
 def prune(dense, name, method, sparsity, start=None, out=None, **schedule):
     root, files = dense
     out = out or root / f"{name}-{sparsity}"
-    return jobs.prune_and_retrain(
+    return prune_stage.prune_and_retrain(
         task="xnli", seed=1, method_name=name, method=method, sparsity=sparsity,
         start_dir=start or root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
         train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
@@ -44,10 +52,10 @@ def prune(dense, name, method, sparsity, start=None, out=None, **schedule):
 @pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "movement", "lamp", "lookahead"])
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, scope):
-    method = {"criterion": criterion, "scope": scope, "gradient_batches": 2, "score_steps": 5}
-    report, first = prune(dense, f"{criterion}-{scope}", method, 0.5)
+    spec = method(criterion=criterion, scope=scope, gradient_batches=2, score_steps=5)
+    report, first = prune(dense, f"{criterion}-{scope}", spec, 0.5)
     assert report["zeros_prunable"] == pytest.approx(0.5 * report["n_prunable"], abs=len(report["layers"]))
-    report, second = prune(dense, f"{criterion}-{scope}", method, 0.8, start=first)
+    report, second = prune(dense, f"{criterion}-{scope}", spec, 0.8, start=first)
     assert report["zeros_prunable"] == pytest.approx(0.8 * report["n_prunable"], abs=len(report["layers"]))
     low, high = load_file(first / "masks.safetensors"), load_file(second / "masks.safetensors")
     weights = load_file(second / "model.safetensors")
@@ -69,8 +77,8 @@ def distance_to_dense(root, model_dir, kind):
 def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     root, _ = dense
     plain = {"criterion": "magnitude", "scope": "global"}
-    _, free = prune(dense, "plain", plain, 0.6, out=root / f"plain-for-{kind}")
-    _, held = prune(dense, kind, {**plain, "regularizer": kind, "weight": 100.0 if kind != "l2" else 1.0}, 0.6)
+    _, free = prune(dense, "plain", method(**plain), 0.6, out=root / f"plain-for-{kind}")
+    _, held = prune(dense, kind, method(**plain, regularizer=kind, weight=100.0 if kind != "l2" else 1.0), 0.6)
     assert distance_to_dense(root, held, kind) < 0.9 * distance_to_dense(root, free, kind)
     history = json.loads((held / "training.json").read_text())["history"]
     assert all(entry["penalty"] > 0 for entry in history)
@@ -79,10 +87,9 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
 @pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "movement", "lamp", "lookahead"])
 def test_independent_schedule_prunes_gradually_to_the_exact_target(dense, criterion):
     root, _ = dense
-    method = {"criterion": criterion, "scope": "global", "gradient_batches": 2}
     report, out = prune(
-        dense, f"gradual-{criterion}", method, 0.8, schedule="independent",
-        gradual={"pruning_steps": 4, "pruning_fraction": 0.5},
+        dense, f"gradual-{criterion}", method(criterion=criterion, scope="global", gradient_batches=2), 0.8,
+        schedule="independent", gradual=config_section("gradual", {"pruning_steps": 4, "pruning_fraction": 0.5}),
     )
     assert report["zeros_prunable"] == round(0.8 * report["n_prunable"])
     training = json.loads((out / "training.json").read_text())
@@ -98,17 +105,17 @@ def test_independent_schedule_prunes_gradually_to_the_exact_target(dense, criter
 
 
 def test_independent_schedule_refuses_a_pruned_start_model(dense):
-    _, first = prune(dense, "ladder-start", {"criterion": "magnitude", "scope": "global"}, 0.3)
+    _, first = prune(dense, "ladder-start", method(criterion="magnitude", scope="global"), 0.3)
     with pytest.raises(ValueError, match="starts from the dense model"):
-        prune(dense, "bad", {"criterion": "magnitude", "scope": "global"}, 0.6, start=first,
-              schedule="independent")
+        prune(dense, "bad", method(criterion="magnitude", scope="global"), 0.6, start=first,
+              schedule="independent", gradual=config_section("gradual", {}))
 
 
 def test_same_job_twice_gives_identical_masks_and_weights(dense):
     root, _ = dense
-    method = {"criterion": "random", "scope": "layer"}
-    prune(dense, "again", method, 0.5, out=root / "again-1")
-    prune(dense, "again", method, 0.5, out=root / "again-2")
+    spec = method(criterion="random", scope="layer")
+    prune(dense, "again", spec, 0.5, out=root / "again-1")
+    prune(dense, "again", spec, 0.5, out=root / "again-2")
     for filename in ("masks.safetensors", "model.safetensors"):
         assert (root / "again-1" / filename).read_bytes() == (root / "again-2" / filename).read_bytes()
 
@@ -121,7 +128,7 @@ def test_retraining_control_prunes_nothing_and_equals_an_unpruned_retrain(dense)
     from alignprune.train import train
 
     root, files = dense
-    control = {"criterion": "none"}
+    control = method(criterion="none")
     report, first = prune(dense, "retrain_only", control, 0.5)
     masks, before = load_file(first / "masks.safetensors"), load_file(root / "dense/model.safetensors")
     saved = load_file(first / "model.safetensors")
@@ -136,7 +143,7 @@ def test_retraining_control_prunes_nothing_and_equals_an_unpruned_retrain(dense)
     train_data, dev_data = (encode(tokenizer, read_split(files[("xnli", "en", split)], 3), 32)
                             for split in ("train", "validation"))
     model = load_classifier(root / "dense")
-    settings = jobs._train_settings(RETRAIN, max_steps=RETRAIN["steps"], seed=jobs.stable_seed("xnli", 1, "0.50"))
+    settings = train_settings(RETRAIN, max_steps=RETRAIN["steps"], seed=stable_seed("xnli", 1, "0.50"))
     train(model, train_data, dev_data, settings, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
           progress=False)
     expected = model.state_dict()
@@ -148,25 +155,24 @@ def test_retraining_control_prunes_nothing_and_equals_an_unpruned_retrain(dense)
     assert report["zeros_prunable"] == dense_zeros and report["mask_sparsity"] == 0.0
     # the independent schedule: retrained from dense, nothing pruned along the cubic schedule
     report, _ = prune(dense, "retrain_only", control, 0.8, out=root / "control-independent", schedule="independent",
-                      gradual={"pruning_steps": 4, "pruning_fraction": 0.5})
+                      gradual=config_section("gradual", {"pruning_steps": 4, "pruning_fraction": 0.5}))
     assert report["zeros_prunable"] == dense_zeros
 
 
 def test_retraining_control_refuses_a_pruned_start_and_a_regularizer(dense):
-    _, pruned = prune(dense, "magnitude-start", {"criterion": "magnitude", "scope": "global"}, 0.3)
+    _, pruned = prune(dense, "magnitude-start", method(criterion="magnitude", scope="global"), 0.3)
     with pytest.raises(ValueError, match="control starts from unpruned models only"):
-        prune(dense, "retrain_only", {"criterion": "none"}, 0.6, start=pruned)
+        prune(dense, "retrain_only", method(criterion="none"), 0.6, start=pruned)
+    # a method the schema refuses; the job refuses it too, for callers that pass no checked config
     with pytest.raises(ValueError, match="takes no regularizer"):
-        prune(dense, "retrain_only", {"criterion": "none", "regularizer": "l2", "weight": 1.0}, 0.6)
+        prune(dense, "retrain_only", {**method(criterion="none"), "regularizer": "l2", "weight": 1.0}, 0.6)
 
 
 def test_sparsity_check_accepts_zero_for_the_control_only(dense, monkeypatch):
     """A pruning method whose masks came out empty is caught; the control's 0 is what it should be."""
-    import alignprune.jobs as jobs_module
-
     def prune_nothing(weights, **kwargs):
         return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
 
-    monkeypatch.setattr(jobs_module, "compute_masks", prune_nothing)
+    monkeypatch.setattr(prune_stage, "compute_masks", prune_nothing)
     with pytest.raises(RuntimeError, match=r"differs from 0\.5 \(target\)"):
-        prune(dense, "broken", {"criterion": "magnitude", "scope": "layer"}, 0.5)
+        prune(dense, "broken", method(criterion="magnitude", scope="layer"), 0.5)

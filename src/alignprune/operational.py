@@ -18,5 +18,6 @@ def result_settings(section: dict) -> dict:
 
 
 def with_operational(settings: dict, section: dict) -> dict:
-    """``settings`` (a rule's params) completed with the operational keys of the config ``section``."""
-    return {**settings, **{key: section[key] for key in TRAINING_KEYS if key in section}}
+    """``settings`` (a rule's params) completed with the operational keys of the validated config
+    ``section`` (the schema gives each a default)."""
+    return {**settings, **{key: section[key] for key in TRAINING_KEYS}}

@@ -21,7 +21,7 @@ def training_settings(snakemake, section: str) -> dict:
     and the job's TensorBoard folder when the config's tensorboard is on. The operational
     ones are read here, not passed as params, so that editing them reruns no job."""
     settings = with_operational(snakemake.params.settings, snakemake.config[section])
-    if snakemake.config.get("tensorboard", False):
+    if snakemake.config["tensorboard"]:
         settings["tensorboard_dir"] = snakemake.params.tensorboard
     return settings
 

@@ -1,6 +1,6 @@
 """Rule download_data: one language and split of a task, normalised."""
 
-from alignprune.jobs import download_split
+from alignprune.stages.download import download_split
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake):

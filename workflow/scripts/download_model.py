@@ -1,6 +1,6 @@
 """Rule download_model: the pretrained model and tokenizer from the Hub, at the config's revision."""
 
-from alignprune.jobs import download_model
+from alignprune.stages.download import download_model
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake):

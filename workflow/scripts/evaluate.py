@@ -1,7 +1,7 @@
 """Rule evaluate_{task}: accuracy and measured sparsity of one model on every split and language
 of its task, one JSON each, with one load of the model."""
 
-from alignprune.jobs import EvalFile, evaluate_model_files
+from alignprune.stages.evaluate import EvalFile, evaluate_model_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:

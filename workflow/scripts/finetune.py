@@ -1,6 +1,6 @@
 """Rule finetune: dense fine-tuning on English with English-dev model selection."""
 
-from alignprune.jobs import finetune
+from alignprune.stages.finetune import finetune
 from alignprune.rule_runtime import rule_job, training_settings
 
 with rule_job(snakemake) as device:

@@ -1,6 +1,6 @@
 """Rule prune: prune one method to one sparsity target and retrain."""
 
-from alignprune.jobs import prune_and_retrain
+from alignprune.stages.prune import prune_and_retrain
 from alignprune.rule_runtime import rule_job, training_settings
 
 with rule_job(snakemake) as device:

@@ -1,7 +1,7 @@
 """Rule representation_alignment_{task}: per layer, each language's sentence representations vs
 English's, one JSON per language, with one load of the model."""
 
-from alignprune.jobs import LanguageFile, measure_representation_alignment_files
+from alignprune.stages.alignment import LanguageFile, measure_representation_alignment_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:

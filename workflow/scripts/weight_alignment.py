@@ -1,6 +1,6 @@
 """Rule weight_alignment: mean unit cosine of a pruned model's matrices with its dense model."""
 
-from alignprune.jobs import measure_weight_alignment
+from alignprune.stages.alignment import measure_weight_alignment
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake):

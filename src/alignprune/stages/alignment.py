@@ -1,0 +1,135 @@
+"""Stage 6 (beyond the paper): how aligned a pruned model stays, in its weights (with the dense
+model's) and in each language's sentence representations (with English's)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import pandas as pd
+import torch
+
+from .. import alignment, data, modeling
+from ..io import atomic_path, write_json
+from ..tasks import task_spec
+from .keys import model_keys
+
+log = logging.getLogger(__name__)
+
+
+def measure_weight_alignment(
+    *, task: str, seed: int, variant: str, model_dir, dense_dir, out_file, prunable: dict
+) -> pd.DataFrame:
+    """Per prunable matrix of a pruned model: mean unit cosine with its dense model (CSV)."""
+    pruned = modeling.load_classifier(model_dir)
+    dense = modeling.load_classifier(dense_dir)
+    names = modeling.prunable_names(pruned, **prunable)
+    table = alignment.weight_alignment(pruned, dense, names)
+    table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
+    for column, value in reversed(model_keys(task, seed, variant).items()):
+        table.insert(0, column, value)
+    with atomic_path(out_file) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+class LanguageFile(NamedTuple):
+    """One language of a representation-alignment job: its data file and its JSON file."""
+
+    lang: str
+    data_file: str | Path
+    out_file: str | Path
+
+
+def measure_representation_alignment(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    split: str,
+    lang: str,
+    reference_lang: str,
+    model_dir,
+    tokenizer_dir,
+    reference_file,
+    data_file,
+    out_file,
+    max_examples: int,
+    batch_size: int,
+    max_length: int,
+    device: torch.device,
+) -> dict:
+    """Per layer: how close a language's sentence representations are to English's on the same rows.
+
+    A test set whose rows cannot be paired with English's is written as
+    ``parallel: false`` with the reason, and no numbers.
+    """
+    return measure_representation_alignment_files(
+        task=task, seed=seed, variant=variant, split=split, reference_lang=reference_lang,
+        model_dir=model_dir, tokenizer_dir=tokenizer_dir, reference_file=reference_file,
+        files=[LanguageFile(lang, data_file, out_file)], max_examples=max_examples,
+        batch_size=batch_size, max_length=max_length, device=device,
+    )[0]
+
+
+def measure_representation_alignment_files(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    split: str,
+    reference_lang: str,
+    model_dir,
+    tokenizer_dir,
+    reference_file,
+    files: Sequence[LanguageFile],
+    max_examples: int,
+    batch_size: int,
+    max_length: int,
+    device: torch.device,
+) -> list[dict]:
+    """``measure_representation_alignment`` for every language of ``files``: the model loads and
+    English is encoded once (the same first rows serve every language).
+
+    Every data file is read and checked first; each JSON is written atomically as soon as its
+    language is measured. Returns the records written.
+    """
+    spec = task_spec(task)
+    english = data.read_split(reference_file, spec.num_labels)
+    others = [data.read_split(file.data_file, spec.num_labels) for file in files]
+    tokenizer = model = reference = None
+    records = []
+    for file, other in zip(files, others):
+        record = {**model_keys(task, seed, variant), "split": split, "language": file.lang,
+                  "reference_language": reference_lang}
+        reason = alignment.not_parallel_reason(english, other, file.lang)
+        if reason is not None:
+            log.warning("%s %s not parallel: %s", split, file.lang, reason)
+            record |= {"parallel": False, "reason": reason, "n_examples": 0, "layers": []}
+            write_json(file.out_file, record)
+            records.append(record)
+            continue
+        if model is None:  # only when some language is parallel
+            tokenizer = modeling.load_tokenizer(tokenizer_dir)
+            model = modeling.load_classifier(model_dir).to(device)
+        encode = {"tokenizer": tokenizer, "max_length": max_length, "batch_size": batch_size, "device": device}
+        # the first rows: the same examples in both languages
+        if reference is None:
+            reference = _pooled_states(model, english.head(max_examples), **encode)
+        other = other.head(max_examples)
+        layers = alignment.representation_alignment(reference, _pooled_states(model, other, **encode))
+        record |= {"parallel": True, "reason": None, "n_examples": len(other), "layers": layers}
+        write_json(file.out_file, record)
+        log.info("%s %s: %d rows paired with %s, %d layers measured", split, file.lang, len(other),
+                 reference_lang, len(layers))
+        records.append(record)
+    return records
+
+
+def _pooled_states(model, frame, *, tokenizer, max_length: int, batch_size: int, device):
+    """Per layer, the sentence representations of ``frame``'s rows."""
+    return alignment.pooled_states(
+        model, data.encode(tokenizer, frame, max_length),
+        batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device,
+    )

@@ -1,0 +1,94 @@
+"""Stage 4: accuracy and measured sparsity of one model on every split and language of its task,
+one JSON each, with one load of the model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import torch
+
+from .. import data, hub, modeling
+from ..evaluate import accuracy
+from ..io import write_json
+from ..tasks import task_spec
+from .keys import model_keys
+
+log = logging.getLogger(__name__)
+
+
+class EvalFile(NamedTuple):
+    """One evaluation of a model: a split of a language, its data file and its JSON file."""
+
+    split: str
+    lang: str
+    data_file: str | Path
+    out_file: str | Path
+
+
+def evaluate_model(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    lang: str,
+    split: str,
+    model_dir: str | Path,
+    tokenizer_dir: str | Path,
+    data_file: str | Path,
+    out_file: str | Path,
+    batch_size: int,
+    max_length: int,
+    prunable: dict,
+    device: torch.device,
+) -> dict:
+    """Accuracy, example count and measured sparsity of one model on one split of one language."""
+    return evaluate_model_files(
+        task=task, seed=seed, variant=variant, model_dir=model_dir, tokenizer_dir=tokenizer_dir,
+        files=[EvalFile(split, lang, data_file, out_file)], batch_size=batch_size, max_length=max_length,
+        prunable=prunable, device=device,
+    )[0]
+
+
+def evaluate_model_files(
+    *,
+    task: str,
+    seed: int,
+    variant: str,
+    model_dir: str | Path,
+    tokenizer_dir: str | Path,
+    files: Sequence[EvalFile],
+    batch_size: int,
+    max_length: int,
+    prunable: dict,
+    device: torch.device,
+) -> list[dict]:
+    """``evaluate_model`` on every (split, language) of ``files`` with one load of the model.
+
+    Every data file is read and checked before the model loads; each JSON is written
+    atomically as soon as its evaluation ends, so a failure leaves whole files only.
+    """
+    spec = task_spec(task)
+    frames = [data.read_split(file.data_file, spec.num_labels) for file in files]
+    tokenizer = modeling.load_tokenizer(tokenizer_dir)
+    model = modeling.load_classifier(model_dir).to(device)
+    names = modeling.prunable_names(model, **prunable)
+    # the weights do not change between evaluations: measured once
+    sparsity = {k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")}
+    results = []
+    for file, frame in zip(files, frames):
+        encoded = data.encode(tokenizer, frame, max_length)
+        result = {
+            **model_keys(task, seed, variant),
+            "split": file.split,
+            "language": file.lang,
+            **accuracy(model, encoded, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device),
+            **sparsity,
+            **hub.provenance(tokenizer_dir, file.data_file),  # the pretrained model's and the data's commits
+        }
+        write_json(file.out_file, result)
+        log.info("%s %s: accuracy %.4f (%d of %d)", file.split, file.lang, result["accuracy"],
+                 result["correct"], result["n_examples"])
+        results.append(result)
+    return results

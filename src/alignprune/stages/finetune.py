@@ -1,0 +1,57 @@
+"""Stage 2: dense fine-tuning of the pretrained model on the training language, with model
+selection on its dev split only."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .. import modeling
+from ..tasks import task_spec
+from ..train import train
+from .common import checkpointer, load_pair, remove_checkpoints, reporting, stable_seed, train_settings
+
+
+def finetune(
+    *,
+    task: str,
+    seed: int,
+    pretrained_dir: str | Path,
+    train_file: str | Path,
+    dev_file: str | Path,
+    out_dir: str | Path,
+    settings: dict,
+    max_length: int,
+    prunable: dict,
+    device: torch.device,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune the pretrained model on the training language; checkpoints in ``checkpoint_dir``.
+    ``settings``: the validated ``finetune`` config section."""
+    spec = task_spec(task)
+    tokenizer = modeling.load_tokenizer(pretrained_dir)
+    train_data, dev_data = load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
+    torch.manual_seed(seed)  # the classification head is initialised from this
+    model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
+    # The first job that loads the model checks what the config says about it, before training.
+    modeling.check_max_length(model, max_length)
+    modeling.prunable_names(model, **prunable)
+    steps = finetune_steps(settings, len(train_data))
+    run = train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
+    checkpoint = checkpointer(checkpoint_dir, "finetune", settings, run, pretrained_dir, train_file, dev_file)
+    history = train(
+        model, train_data, dev_data, run,
+        pad_id=tokenizer.pad_token_id, device=device, progress=progress, checkpoint=checkpoint,
+        **reporting(settings, "finetune"),
+    )
+    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})
+    remove_checkpoints(checkpoint_dir)
+    return history
+
+
+def finetune_steps(settings: dict, train_rows: int) -> int:
+    """Optimizer steps of the dense fine-tuning: ``epochs`` passes over the training rows."""
+    return math.ceil(settings["epochs"] * train_rows / settings["batch_size"])

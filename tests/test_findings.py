@@ -6,6 +6,8 @@ import math
 import pandas as pd
 import pytest
 
+from workflow_helpers import config_section
+
 from alignprune.findings import findings_table, roles, write_findings
 
 T975 = {2: 4.302652729911275}  # t quantile 0.975 for 2 degrees of freedom (3 seeds)
@@ -32,14 +34,14 @@ DROPS = {
 # The l2 variant's extra drop over plain magnitude per seed (every language): claim 2 supported at
 # 0.5 (less drop), inconclusive at 0.7, contradicted at 0.9.
 L2_SHIFT = {0.5: [-1.0, -1.2, -0.8], 0.7: [1.0, -1.0, 0.2], 0.9: [1.0, 1.2, 0.8]}
-# names say nothing: the config fields decide who is who
-METHODS = {
+# names say nothing: the config fields decide who is who (methods entries as the config gives them)
+METHODS = {name: config_section("methods.*", spec) for name, spec in {
     "baseline_run": {"criterion": "none"},
     "rand": {"criterion": "random", "scope": "layer"},
     "plain": {"criterion": "magnitude", "scope": "global", "regularizer": "none", "weight": 0.0},
     "aligned": {"criterion": "magnitude", "scope": "global", "regularizer": "l2", "weight": 0.1},
     "orphan": {"criterion": "magnitude", "scope": "layer", "regularizer": "cosine", "weight": 10.0},
-}
+}.items()}
 
 
 def fabricated(seeds=SEEDS) -> pd.DataFrame:

@@ -83,7 +83,7 @@ def roles(methods: dict[str, dict]) -> dict:
     from the methods' config fields (enabled methods, config order)."""
 
     def regularized(spec):
-        return spec.get("regularizer", "none") != "none" and spec.get("weight", 0.0) > 0
+        return spec["regularizer"] != "none" and spec["weight"] > 0
 
     controls = [name for name, spec in methods.items() if spec["criterion"] == NO_PRUNING]
     if not controls:
@@ -96,7 +96,7 @@ def roles(methods: dict[str, dict]) -> dict:
     for name, spec in methods.items():
         if regularized(spec):
             same = [p for p, s in plain.items()
-                    if (s["criterion"], s.get("scope", "layer")) == (spec["criterion"], spec.get("scope", "layer"))]
+                    if (s["criterion"], s["scope"]) == (spec["criterion"], spec["scope"])]
             baselines[name] = same[0] if same else None
     return {
         "control": controls[0],
@@ -196,7 +196,7 @@ def findings_table(
         if baseline is None:
             spec = methods[method]
             rows.append(_untested(2, method, f"no unregularized {spec['criterion']} method with scope "
-                                             f"{spec.get('scope', 'layer')} is enabled"))
+                                             f"{spec['scope']} is enabled"))
             continue
         # (control - regularized) - (control - baseline): paired on the seeds all three share
         drops = _drops(scores, control, method).merge(

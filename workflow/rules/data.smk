@@ -35,7 +35,7 @@ else:
             "../../envs/pipeline.yaml"
         params:
             model=config["model"],
-            revision=config.get("model_revision", "main"),
+            revision=config["model_revision"],
         script:
             "../scripts/download_model.py"
 

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,10 @@ import pandas as pd
 import torch
 import yaml
 
-from . import data, jobs, modeling
+from . import data, modeling
 from .evaluate import accuracy
+from .rule_runtime import quiet_libraries
+from .stages.finetune import finetune
 from .tasks import task_spec
 from .testbed import build_testbed, settings_from_config
 
@@ -81,7 +84,7 @@ def load(files=DEMO_CONFIG, overrides: list[str] = ()) -> dict:
 
 
 def enabled_tasks(config: dict) -> list[str]:
-    return [task for task, spec in config["tasks"].items() if spec.get("enabled", True)]
+    return [task for task, spec in config["tasks"].items() if spec["enabled"]]
 
 
 def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, dict, float]:
@@ -140,8 +143,9 @@ def measure(
             }
             for seed in seeds:
                 out_dir = work_dir / f"dense-{model_dir.parent.name}-{task}-{seed}"
+                shutil.rmtree(out_dir, ignore_errors=True)  # a calibration always fine-tunes anew
                 started = time.perf_counter()
-                history = jobs.finetune(
+                history = finetune(
                     task=task, seed=seed, pretrained_dir=model_dir,
                     train_file=files[(task, "en", "train")], dev_file=files[(task, "en", "validation")],
                     out_dir=out_dir, settings=config["finetune"], max_length=config["max_length"],
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table here (TSV)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    quiet_libraries()
     config = load(args.config, args.set)
     tasks = args.tasks or enabled_tasks(config)
     table, timings = measure(config, args.seeds or config["seeds"], tasks, args.work_dir,

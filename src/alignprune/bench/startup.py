@@ -2,7 +2,7 @@
 
 Each measurement starts a fresh Python process that does what a rule script does (the
 Snakemake script preamble's imports, ``rule_job``, then the job function of
-``alignprune.jobs``) on a small testbed built with ``alignprune.testbed`` (the demo's model
+``alignprune.stages``) on a small testbed built with ``alignprune.testbed`` (the demo's model
 and data, or a tiny one for tests). A global forward pre-hook stamps the time of the first
 batch and ends the process there, so what is timed is Python start-up, imports, device,
 model and tokenizer load, data read and tokenisation, and any other set-up before compute:
@@ -19,6 +19,7 @@ so the child's own imports are what is timed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import statistics
@@ -29,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .project import DEMO_CONFIG, ROOT, study_prunable
+from .project import DEMO_CONFIG, ROOT, SCHEMA, study_prunable
 
 KINDS = ("finetune", "prune", "evaluate")
 TASK = "xnli"
@@ -126,6 +127,7 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     import transformers
 
     from .. import modeling
+    from ..config_check import config_section
 
     transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
     torch.manual_seed(0)
@@ -134,18 +136,23 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     return Testbed(
         pretrained=pretrained, dense=folder / "dense", train=files[(TASK, "en", "train")],
         dev=files[(TASK, "en", "validation")], test=files[(TASK, "fr", "test")], max_length=demo["max_length"],
-        finetune=demo["finetune"], retrain=demo["retrain"], eval_batch_size=demo["evaluation"]["batch_size"],
+        # the sections as the rules pass them: checked, with the schema's defaults
+        finetune=config_section(SCHEMA, "finetune", demo["finetune"]),
+        retrain=config_section(SCHEMA, "retrain", demo["retrain"]), eval_batch_size=demo["evaluation"]["batch_size"],
     )
 
 
 def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
     """Keyword arguments of the job function of ``kind`` (as its rule script passes them)."""
+    from ..config_check import config_section
+
     common = {"task": TASK, "seed": 1, "max_length": bed.max_length, "prunable": study_prunable()}
     if kind == "finetune":
         return {**common, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
                 "out_dir": out / "model", "settings": bed.finetune, "progress": False}
     if kind == "prune":
-        return {**common, "method_name": "magnitude_global_l2", "method": METHOD, "sparsity": 0.5,
+        method = config_section(SCHEMA, "methods.*", METHOD)  # as the rule passes it: with the schema's defaults
+        return {**common, "method_name": "magnitude_global_l2", "method": method, "sparsity": 0.5,
                 "start_dir": bed.dense, "reference_dir": bed.dense, "tokenizer_dir": bed.pretrained,
                 "train_file": bed.train, "dev_file": bed.dev, "out_dir": out / "model", "settings": bed.retrain,
                 "schedule": "ladder", "progress": False}
@@ -156,7 +163,9 @@ def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
     raise ValueError(f"unknown job kind {kind!r}; expected one of {KINDS}")
 
 
-JOB_FUNCTIONS = {"finetune": "finetune", "prune": "prune_and_retrain", "evaluate": "evaluate_model"}
+# kind -> (module of alignprune.stages, function)
+JOB_FUNCTIONS = {"finetune": ("finetune", "finetune"), "prune": ("prune", "prune_and_retrain"),
+                 "evaluate": ("evaluate", "evaluate_model")}
 
 
 def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device: str = "cpu") -> list[StartupCost]:
@@ -228,11 +237,14 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
     from snakemake.iocontainers import Snakemake  # noqa: F401
     from snakemake.logging import logger  # noqa: F401
 
-    from alignprune import data, jobs, modeling
+    from alignprune import data, modeling
     from alignprune.rule_runtime import rule_job
 
     import torch
 
+    # the job function's own module, as the rule script imports it
+    stage, function = JOB_FUNCTIONS[spec["kind"]]
+    job = getattr(importlib.import_module(f"alignprune.stages.{stage}"), function)
     stamps["imported"] = time.time()
     spent = {"tokenizer": 0.0, "data": 0.0, "model": 0.0, "evaluation": 0.0, "evaluation_cpu": 0.0}
 
@@ -266,7 +278,6 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
     timed(modeling, "load_classifier", "model")
     for name in ("read_split", "encode", "read_encoded", "load_encoded"):
         timed(data, name, "data")
-    job = getattr(jobs, JOB_FUNCTIONS[spec["kind"]])
     if spec["kind"] != "evaluate":
         # evaluation passes before training: compute; patched where the job function looks it up
         timed(sys.modules[job.__module__], "accuracy", "evaluation")

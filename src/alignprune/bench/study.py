@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_check import load_config
-from ..jobs import finetune_steps
+from ..stages.finetune import finetune_steps
 from .common import xlmr_classifier
 from .project import ROOT, SCHEMA
 from .startup import StartupCost
@@ -184,7 +184,7 @@ def job_examples(stage: str, job: PlannedJob, config: dict) -> tuple[int, int, i
             settings = config["retrain"]
             steps = settings["steps"]
             # the ladder's dev accuracy before retraining, then every eval_every steps and after the last
-            evaluations = (config.get("schedule", "ladder") == "ladder") + -(-steps // settings["eval_every"])
+            evaluations = (config["schedule"] == "ladder") + -(-steps // settings["eval_every"])
         return steps * settings["batch_size"], evaluations * dev, TRAIN_ROWS[task] + dev
     if stage == "evaluate":
         task = job_task(job, tasks)

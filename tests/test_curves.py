@@ -2,10 +2,12 @@
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
 from alignprune.curves import load_runs, save_figure, training_curves
+from alignprune.model_key import Layout, ModelKey
 
 
 def history(steps, every, start=0.5):
@@ -63,7 +65,13 @@ def test_full_study_size_stays_readable(tmp_path):
 
 
 def test_load_runs_reads_the_training_report_next_to_each_model(tmp_path):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "training.json").write_text(json.dumps({"history": history(20, 10)}))
-    runs = load_runs([{"method": "dense", "sparsity": None, "seed": 1, "model": str(tmp_path / "model")}])
+    layout = Layout(str(tmp_path), str(tmp_path), str(tmp_path))
+    dense, pruned = layout.model_dir(ModelKey.of("xnli", 1)), layout.model_dir(ModelKey.of("xnli", 2, "random", 0.5))
+    for model in (dense, pruned):
+        Path(model).mkdir(parents=True)
+        (Path(model) / "training.json").write_text(json.dumps({"history": history(20, 10)}))
+    runs = load_runs([dense, pruned])
     assert [h["step"] for h in runs[0]["training"]["history"]] == [10, 20]
+    # each run's key comes from its folder's name
+    assert [(r["method"], r["sparsity"], r["seed"], r["model"]) for r in runs] == [
+        ("dense", None, 1, dense), ("random", 0.5, 2, pruned)]

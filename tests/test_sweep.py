@@ -8,14 +8,16 @@ import pytest
 import yaml
 
 from alignprune.io import write_json
+from alignprune.model_key import Layout, ModelKey
 from alignprune.sweep import collect_runs, collect_zero_shot, summarise, write_sweep
 
 
 def fake_run(root, method, regularizer, weight, seed, sparsity, dev):
-    model_dir = root / f"{method}-{weight}-{seed}-{sparsity}"
-    write_json(model_dir / "training.json", {"best_dev_accuracy": dev, "dev_accuracy_before_retraining": dev / 2})
-    write_json(model_dir / "sparsity.json", {"regularizer": regularizer, "weight": weight, "sparsity_prunable": sparsity})
-    return (method, f"{weight:g}", str(seed), f"{sparsity:.2f}", str(model_dir))
+    """A sweep model's folder, named as the workflow names it."""
+    model_dir = Layout(str(root), str(root), str(root)).model_dir(ModelKey.of("xnli", seed, method, sparsity, weight))
+    write_json(f"{model_dir}/training.json", {"best_dev_accuracy": dev, "dev_accuracy_before_retraining": dev / 2})
+    write_json(f"{model_dir}/sparsity.json", {"regularizer": regularizer, "weight": weight, "sparsity_prunable": sparsity})
+    return model_dir
 
 
 @pytest.fixture
@@ -83,13 +85,14 @@ def test_a_choice_at_an_end_of_its_grid_is_flagged(tmp_path):
 
 
 def zero_shot_files(root, runs, accuracy):
-    """Eval files of every sweep model on two zero-shot languages: (method, weight, seed, sparsity, lang, file)."""
+    """Eval files of every sweep model (a folder of ``runs``) on two zero-shot languages."""
     evaluations = []
-    for method, weight, seed, sparsity, _ in runs:
+    for model_dir in runs:
+        key = ModelKey.parse(model_dir)
         for lang in ("de", "sw"):
-            path = root / "zs" / f"{method}-{weight}-{seed}-{sparsity}-{lang}.json"
-            write_json(path, {"accuracy": accuracy(method, float(weight), int(seed), float(sparsity), lang)})
-            evaluations.append((method, weight, seed, sparsity, lang, str(path)))
+            path = Layout(str(root), str(root), str(root)).eval_file(key, "test", lang)
+            write_json(path, {"accuracy": accuracy(key.method, float(key.weight), key.seed, key.sparsity, lang)})
+            evaluations.append(path)
     return evaluations
 
 

@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+from .model_key import target_part
 from .tasks import TASKS
 
 # Longest input of models whose config.json is not downloaded yet (XLM-R: 514 positions,
@@ -223,7 +224,7 @@ def _sparsity_problems(key: str, targets: list) -> list[str]:
     for i, target in enumerate(targets):
         text = f"{target:.2f}"
         if abs(float(text) - target) > 1e-9:
-            problems.append(f"{key}[{i}] = {target}: at most two decimals (folders are named sparsity~{text})")
+            problems.append(f"{key}[{i}] = {target}: at most two decimals (folders are named {target_part(text)})")
         elif text in seen:
             problems.append(f"{key}[{i}] = {target}: the same target as {key}[{seen[text]}]; list each target once")
         seen.setdefault(text, i)

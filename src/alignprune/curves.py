@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
+from .model_key import ModelKey  # noqa: E402
 from .modeling import TRAINING_FILE  # noqa: E402
 
 COLUMNS = 4
@@ -30,10 +31,16 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> None:
     plt.close(fig)
 
 
-def load_runs(jobs: list[dict]) -> list[dict]:
-    """``jobs``: dicts with method ('dense' for a fine-tune), sparsity (None for dense), seed and
-    model (a model folder); each comes back with its training report under ``training``."""
-    return [{**job, "training": json.loads((Path(job["model"]) / TRAINING_FILE).read_text())} for job in jobs]
+def load_runs(model_dirs) -> list[dict]:
+    """One dict per training job from its model folder (named after its model,
+    alignprune.model_key): method ('dense' for a fine-tune), sparsity (None for dense), seed,
+    model (the folder) and its training report under ``training``."""
+    runs = []
+    for model_dir in model_dirs:
+        key = ModelKey.parse(model_dir)
+        runs.append({"method": key.method, "sparsity": key.sparsity, "seed": key.seed, "model": str(model_dir),
+                     "training": json.loads((Path(model_dir) / TRAINING_FILE).read_text())})
+    return runs
 
 
 def _points(training: dict, offset: float) -> tuple[list[float], list[float]]:

@@ -24,24 +24,27 @@ import pandas as pd
 import yaml
 
 from .io import atomic_path, read_json
+from .model_key import ModelKey
 from .modeling import SPARSITY_FILE, TRAINING_FILE
 
 GROUP = ["method", "regularizer", "weight"]
 DEFAULT_TOLERANCE = 0.5
 
 
-def collect_runs(runs) -> pd.DataFrame:
-    """One row per sweep model: ``runs`` holds (method, weight, seed, sparsity, model dir)."""
+def collect_runs(model_dirs) -> pd.DataFrame:
+    """One row per sweep model: ``model_dirs`` are their folders, each named after its model
+    (alignprune.model_key: method, weight, seed and target)."""
     rows = []
-    for method, weight, seed, sparsity, model_dir in runs:
+    for model_dir in model_dirs:
+        key = ModelKey.parse(model_dir)
         training = read_json(Path(model_dir) / TRAINING_FILE)
         pruned = read_json(Path(model_dir) / SPARSITY_FILE)
         rows.append({
-            "method": method,
+            "method": key.method,
             "regularizer": pruned["regularizer"],
-            "weight": float(weight),
-            "seed": int(seed),
-            "sparsity_target": float(sparsity),
+            "weight": float(key.weight),
+            "seed": key.seed,
+            "sparsity_target": key.sparsity,
             "sparsity_measured": pruned["sparsity_prunable"],
             "dev_accuracy": 100.0 * training["best_dev_accuracy"],
             "dev_accuracy_before_retraining": 100.0 * training["dev_accuracy_before_retraining"],
@@ -51,14 +54,16 @@ def collect_runs(runs) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["method", "weight", "seed", "sparsity_target"], ignore_index=True)
 
 
-def collect_zero_shot(evaluations) -> pd.DataFrame:
-    """One row per evaluation of a sweep model on a zero-shot language: ``evaluations`` holds
-    (method, weight, seed, sparsity, language, eval file); accuracy in points."""
-    rows = [
-        {"method": method, "weight": float(weight), "seed": int(seed), "sparsity_target": float(sparsity),
-         "language": language, "accuracy": 100.0 * read_json(path)["accuracy"]}
-        for method, weight, seed, sparsity, language, path in evaluations
-    ]
+def collect_zero_shot(eval_files) -> pd.DataFrame:
+    """One row per evaluation of a sweep model on a zero-shot language: ``eval_files`` are its
+    eval JSONs (alignprune.model_key's names: the model's folder, then {split}/{language}.json);
+    accuracy in points."""
+    rows = []
+    for path in eval_files:
+        key = ModelKey.parse(path)
+        rows.append({"method": key.method, "weight": float(key.weight), "seed": key.seed,
+                     "sparsity_target": key.sparsity, "language": Path(path).stem,
+                     "accuracy": 100.0 * read_json(path)["accuracy"]})
     return pd.DataFrame(rows, columns=["method", "weight", "seed", "sparsity_target", "language", "accuracy"])
 
 
@@ -156,8 +161,8 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
 
 def write_sweep(runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None) -> pd.DataFrame:
     """``outputs``: runs (CSV of every run), summary (CSV), markdown, chosen (YAML), and
-    optionally figure (PNG, a PDF beside it). ``zero_shot``: (method, weight, seed, sparsity,
-    language, eval file) of the sweep models' zero-shot evaluations, reported only."""
+    optionally figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs);
+    ``zero_shot``: their zero-shot eval files (collect_zero_shot), reported only."""
     frame = collect_runs(runs)
     summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None)
     writes = {

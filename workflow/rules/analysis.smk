@@ -6,14 +6,14 @@
 rule weight_alignment:
     """Per prunable matrix: mean cosine of each pruned unit with the same dense unit."""
     input:
-        model=model_dir("{task}", "{seed}", "method~{method}/sparsity~{sparsity}"),
-        dense=model_dir("{task}", "{seed}", "dense"),
+        model=model_dir(PRUNED_MODEL),
+        dense=model_dir(DENSE_MODEL),
     output:
-        f"{RESULTS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.csv",
+        LAYOUT.weight_alignment_file(PRUNED_MODEL),
     log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.log",
+        LAYOUT.log(PRUNED_MODEL, "analysis/weight_alignment"),
     benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/analysis/weight_alignment.tsv"
+        LAYOUT.benchmark(PRUNED_MODEL, "analysis/weight_alignment")
     conda:
         "../../envs/pipeline.yaml"
     threads: config["threads"]["evaluate"]
@@ -27,13 +27,14 @@ rule weight_alignment:
 # per language. One rule per task, as for evaluate_{task}: its languages are its outputs
 # (a task evaluated on its training language alone has none).
 for task in [t for t in TASKS if representation_languages(t)]:
+    model = ModelKey.pattern(task, variant=True)
 
     rule:
         """Per layer: CKA and cosine of each language's sentence representations with English's."""
         name:
             f"representation_alignment_{task}"
         input:
-            model=model_dir(task, "{seed}", "{variant}"),
+            model=model_dir(model),
             tokenizer=MODEL_DIR,
             reference=data_file(task, TRAIN_LANGUAGE, "{split}"),
             data=[
@@ -41,13 +42,13 @@ for task in [t for t in TASKS if representation_languages(t)]:
             ],
         output:
             [
-                representation_file(task, "{seed}", "{variant}", "{split}", lang)
+                representation_file(model, "{split}", lang)
                 for lang in representation_languages(task)
             ],
         log:
-            f"{LOGS}/{task}/seed~{{seed}}/{{variant}}/analysis/representation_alignment_{{split}}.log",
+            LAYOUT.log(model, "analysis/representation_alignment_{split}"),
         benchmark:
-            f"{BENCHMARKS}/{task}/seed~{{seed}}/{{variant}}/analysis/representation_alignment_{{split}}.tsv"
+            LAYOUT.benchmark(model, "analysis/representation_alignment_{split}")
         conda:
             "../../envs/pipeline.yaml"
         threads: config["threads"]["evaluate"]

@@ -1,5 +1,6 @@
 # Targets, path helpers and wildcard constraints shared by every rule.
-# Paths say what they hold: results/{task}/seed~{seed}/method~{m}/sparsity~{s}/...
+# Every file named after a model is named by alignprune.model_key (ModelKey, Layout): paths say
+# what they hold, results/{task}/seed~{seed}/method~{m}/sparsity~{s}/... (see its docstring).
 from pathlib import Path
 
 # report() by another name: at the start of a line in a function, Snakemake reads `report` as
@@ -8,18 +9,25 @@ from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
 from alignprune.config_check import model_folder
+from alignprune import model_key
+from alignprune.model_key import DENSE, Layout, ModelKey, target_label, weight_label
 
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
 LOGS = config["paths"]["logs"]
 BENCHMARKS = config["paths"]["benchmarks"]
 CHECKPOINTS = config["paths"]["checkpoints"]
+LAYOUT = Layout.of(config["paths"])
+# The rules' model patterns: wildcards {task} {seed} ({method} {sparsity} {weight}, or {variant}).
+DENSE_MODEL = ModelKey.pattern(dense=True)
+PRUNED_MODEL = ModelKey.pattern()
+SWEEP_MODEL = ModelKey.pattern(sweep=True)
 
 TASKS = [task for task, spec in config["tasks"].items() if spec["enabled"]]
 TRAIN_LANGUAGE = config["train_language"]
 SEEDS = [str(seed) for seed in config["seeds"]]
 # Canonical two-decimal strings: one way to print each target.
-SPARSITIES = sorted(f"{float(s):.2f}" for s in config["sparsities"])
+SPARSITIES = sorted(target_label(s) for s in config["sparsities"])
 METHODS = [name for name, spec in config["methods"].items() if spec["enabled"]]
 # Retraining controls (criterion none): retrained along the ladder like a method, nothing pruned.
 CONTROLS = [m for m in METHODS if config["methods"][m]["criterion"] == "none"]
@@ -32,13 +40,13 @@ GPUS_PER_JOB = config["gpus_per_job"]
 
 wildcard_constraints:
     task="|".join(TASKS),
-    seed=r"\d+",
+    seed=model_key.SEED_PATTERN,
     method="|".join(METHODS),
-    sparsity=r"\d\.\d\d",
+    sparsity=model_key.TARGET_PATTERN,
     split="train|validation|test",
     lang=r"[a-z]{2,3}",
-    variant=r"dense|method~[A-Za-z0-9_]+/sparsity~\d\.\d\d",
-    weight=r"[0-9.e+-]+",
+    variant=model_key.VARIANT_PATTERN,
+    weight=model_key.WEIGHT_PATTERN,
 
 
 def local_cores():
@@ -73,17 +81,18 @@ def needed_data_files():
     return sorted(needed)
 
 
-def variants():
-    """Every model of a (task, seed): the dense one and each (method, sparsity)."""
-    return ["dense"] + [
-        f"method~{method}/sparsity~{sparsity}"
+def models(task, seed, dense=True):
+    """Every model of a (task, seed): the dense one (unless not ``dense``) and each (method,
+    sparsity)."""
+    return [ModelKey.of(task, seed)] * dense + [
+        ModelKey.of(task, seed, method, sparsity)
         for method in METHODS
         for sparsity in SPARSITIES
     ]
 
 
-def model_dir(task, seed, variant):
-    return f"{RESULTS}/{task}/seed~{seed}/{variant}/model"
+def model_dir(key):
+    return LAYOUT.model_dir(key)
 
 
 def checkpoint_dir(wildcards, output):
@@ -96,8 +105,8 @@ def tensorboard_dir(wildcards, output):
     return f"{config['paths']['tensorboard']}/{Path(output[0]).relative_to(RESULTS)}"
 
 
-def eval_file(task, seed, variant, split, lang):
-    return f"{RESULTS}/{task}/seed~{seed}/{variant}/eval/{split}/{lang}.json"
+def eval_file(key, split, lang):
+    return LAYOUT.eval_file(key, split, lang)
 
 
 def eval_pairs(task):
@@ -107,10 +116,10 @@ def eval_pairs(task):
 
 def all_eval_files(task=None):
     return [
-        eval_file(t, seed, variant, split, lang)
+        eval_file(key, split, lang)
         for t in ([task] if task else TASKS)
         for seed in SEEDS
-        for variant in variants()
+        for key in models(t, seed)
         for split, lang in eval_pairs(t)
     ]
 
@@ -170,12 +179,18 @@ def reported_figures(names, subcategory):
 
 def heatmap_files(task):
     """{method: PNG path}: one degradation heatmap per method."""
-    return {m: plot_file(task, f"degradation_heatmap/method~{m}") for m in METHODS}
+    return {
+        m: plot_file(task, f"degradation_heatmap/{model_key.method_part(m)}")
+        for m in METHODS
+    }
 
 
 def bars_files(task):
     """{sparsity: PNG path}: accuracy per language at each target, next to dense."""
-    return {s: plot_file(task, f"language_bars/sparsity~{s}") for s in SPARSITIES}
+    return {
+        s: plot_file(task, f"language_bars/{model_key.target_part(s)}")
+        for s in SPARSITIES
+    }
 
 
 def with_pdf(pngs):
@@ -205,15 +220,14 @@ ANALYSIS_PLOTS = [
 
 def weight_alignment_files(task):
     return [
-        f"{RESULTS}/{task}/seed~{seed}/method~{m}/sparsity~{s}/analysis/weight_alignment.csv"
+        LAYOUT.weight_alignment_file(key)
         for seed in ANALYSIS_SEEDS
-        for m in METHODS
-        for s in SPARSITIES
+        for key in models(task, seed, dense=False)
     ]
 
 
-def representation_file(task, seed, variant, split, lang):
-    return f"{RESULTS}/{task}/seed~{seed}/{variant}/analysis/{split}/{lang}.json"
+def representation_file(key, split, lang):
+    return LAYOUT.representation_file(key, split, lang)
 
 
 def representation_languages(task):
@@ -224,9 +238,9 @@ def representation_languages(task):
 def representation_files(task):
     """Every analysed model (dense included) on every language but the training one."""
     return [
-        representation_file(task, seed, variant, config["table_split"], lang)
+        representation_file(key, config["table_split"], lang)
         for seed in ANALYSIS_SEEDS
-        for variant in variants()
+        for key in models(task, seed)
         for lang in representation_languages(task)
     ]
 
@@ -267,17 +281,12 @@ def reference_model(wildcards):
     method = config["methods"][wildcards.method]
     if method["reference"] == "pretrained":
         return MODEL_DIR
-    return model_dir(wildcards.task, wildcards.seed, "dense")
+    return model_dir(ModelKey.from_wildcards(wildcards).dense())
 
 
 # The regularizer-weight sweep: its own ladder per (method, weight), under results/sweep/.
 SWEEP = config["sweep"]
-SWEEP_SPARSITIES = sorted(f"{float(s):.2f}" for s in SWEEP["sparsities"]) or SPARSITIES
-
-
-def weight_label(weight):
-    """One way to print a weight in a path: 0.1 -> '0.1', 1000.0 -> '1000'."""
-    return f"{float(weight):g}"
+SWEEP_SPARSITIES = sorted(target_label(s) for s in SWEEP["sparsities"]) or SPARSITIES
 
 
 def sweep_methods():
@@ -290,25 +299,13 @@ def sweep_methods():
     ]
 
 
-def sweep_model_dir(task, seed, method, weight, sparsity):
-    return f"{RESULTS}/sweep/{task}/seed~{seed}/method~{method}/weight~{weight}/sparsity~{sparsity}/model"
-
-
 def sweep_models(task):
-    """(method, weight, seed, sparsity, model dir) of every sweep run of a task."""
+    """The model folder of every sweep run of a task (sweep_table reads each one's key from it)."""
     return [
-        (
-            method,
-            weight,
-            seed,
-            sparsity,
-            sweep_model_dir(task, seed, method, weight, sparsity),
-        )
+        model_dir(ModelKey.of(task, seed, method, sparsity, weight))
         for method in sweep_methods()
-        for weight in map(
-            weight_label, SWEEP["weights"][config["methods"][method]["regularizer"]]
-        )
-        for seed in map(str, SWEEP["seeds"])
+        for weight in SWEEP["weights"][config["methods"][method]["regularizer"]]
+        for seed in SWEEP["seeds"]
         for sparsity in SWEEP_SPARSITIES
     ]
 
@@ -316,19 +313,12 @@ def sweep_models(task):
 def start_model(wildcards):
     """Ladder: a target starts from the retrained model of the next lower target (a sweep run:
     of the sweep's targets, with the same weight). Independent: from the dense model."""
-    weight = getattr(wildcards, "weight", None)
-    targets = SPARSITIES if weight is None else SWEEP_SPARSITIES
-    position = targets.index(wildcards.sparsity)
+    key = ModelKey.from_wildcards(wildcards)
+    targets = SPARSITIES if key.weight is None else SWEEP_SPARSITIES
+    position = targets.index(key.target)
     if position == 0 or config["schedule"] == "independent":
-        return model_dir(wildcards.task, wildcards.seed, "dense")
-    previous = targets[position - 1]
-    if weight is not None:
-        return sweep_model_dir(
-            wildcards.task, wildcards.seed, wildcards.method, weight, previous
-        )
-    return model_dir(
-        wildcards.task, wildcards.seed, f"method~{wildcards.method}/sparsity~{previous}"
-    )
+        return model_dir(key.dense())
+    return model_dir(key.with_target(targets[position - 1]))
 
 
 def method_spec(wildcards):
@@ -339,18 +329,11 @@ def method_spec(wildcards):
 
 
 # The training-curves figure (rule training_curves in report.smk).
-def training_jobs(task):
-    """Every training job of the study's task: the dense fine-tunes and the prune jobs."""
-    return [
-        {"method": "dense", "sparsity": None, "seed": int(seed), "model": model_dir(task, seed, "dense")}
-        for seed in SEEDS
-    ] + [
-        {
-            "method": method,
-            "sparsity": float(sparsity),
-            "seed": int(seed),
-            "model": model_dir(task, seed, f"method~{method}/sparsity~{sparsity}"),
-        }
+def training_models(task):
+    """The model folder of every training job of the study's task: the dense fine-tunes, then
+    the prune jobs (training_curves reads each one's key from it)."""
+    return [model_dir(ModelKey.of(task, seed)) for seed in SEEDS] + [
+        model_dir(ModelKey.of(task, seed, method, sparsity))
         for method in METHODS
         for sparsity in SPARSITIES
         for seed in SEEDS

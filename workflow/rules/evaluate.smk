@@ -4,24 +4,22 @@
 # evaluate_{task}. Naming one eval file runs the job of its model, which writes them all.
 
 for task in TASKS:
+    model = ModelKey.pattern(task, variant=True)
 
     rule:
         """Accuracy, example count and measured sparsity of one model on every split and language."""
         name:
             f"evaluate_{task}"
         input:
-            model=model_dir(task, "{seed}", "{variant}"),
+            model=model_dir(model),
             tokenizer=MODEL_DIR,
             data=[data_file(task, lang, split) for split, lang in eval_pairs(task)],
         output:
-            [
-                eval_file(task, "{seed}", "{variant}", split, lang)
-                for split, lang in eval_pairs(task)
-            ],
+            [eval_file(model, split, lang) for split, lang in eval_pairs(task)],
         log:
-            f"{LOGS}/{task}/seed~{{seed}}/{{variant}}/eval.log",
+            LAYOUT.log(model, "eval"),
         benchmark:
-            f"{BENCHMARKS}/{task}/seed~{{seed}}/{{variant}}/eval.tsv"
+            LAYOUT.benchmark(model, "eval")
         conda:
             "../../envs/pipeline.yaml"
         threads: config["threads"]["evaluate"]

@@ -112,7 +112,7 @@ rule sweep_table:
     """English dev accuracy of every (regularized method, weight) and the weight chosen: the
     strongest within sweep.tolerance points of the best (flagged at an edge of its grid)."""
     input:
-        lambda wildcards: [run[-1] for run in sweep_models(wildcards.task)],
+        lambda wildcards: sweep_models(wildcards.task),
     output:
         runs=f"{RESULTS}/sweep/{{task}}/runs.csv",
         summary=f"{RESULTS}/sweep/{{task}}/regularizer_weights.csv",
@@ -128,7 +128,6 @@ rule sweep_table:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        runs=lambda wildcards: sweep_models(wildcards.task),
         tolerance=SWEEP["tolerance"],
     script:
         "../scripts/sweep_table.py"
@@ -144,7 +143,7 @@ rule training_curves:
     """English dev accuracy during every training job (dense fine-tunes and prune jobs): one
     panel per method, one line per job coloured by target; PNG and PDF."""
     input:
-        lambda wildcards: [job["model"] for job in training_jobs(wildcards.task)],
+        lambda wildcards: training_models(wildcards.task),
     output:
         reported_figures(["training_curves"], "Training"),
         plot_file("{task}", "training_curves", "pdf"),
@@ -153,7 +152,6 @@ rule training_curves:
     conda:
         "../../envs/pipeline.yaml"
     params:
-        jobs=lambda wildcards: training_jobs(wildcards.task),
         methods=METHODS,
         sparsities=[float(s) for s in SPARSITIES],
         ladder=config["schedule"] == "ladder",

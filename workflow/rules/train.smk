@@ -12,11 +12,11 @@ rule finetune:
         train=data_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
-        directory(model_dir("{task}", "{seed}", "dense")),
+        directory(model_dir(DENSE_MODEL)),
     log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/dense/finetune.log",
+        LAYOUT.log(DENSE_MODEL, "finetune"),
     benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/dense/finetune.tsv"
+        LAYOUT.benchmark(DENSE_MODEL, "finetune")
     conda:
         "../../envs/pipeline.yaml"
     threads: config["threads"]["train"]
@@ -41,11 +41,11 @@ rule prune:
         train=data_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
-        directory(model_dir("{task}", "{seed}", "method~{method}/sparsity~{sparsity}")),
+        directory(model_dir(PRUNED_MODEL)),
     log:
-        f"{LOGS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.log",
+        LAYOUT.log(PRUNED_MODEL, "prune"),
     benchmark:
-        f"{BENCHMARKS}/{{task}}/seed~{{seed}}/method~{{method}}/sparsity~{{sparsity}}/prune.tsv"
+        LAYOUT.benchmark(PRUNED_MODEL, "prune")
     conda:
         "../../envs/pipeline.yaml"
     threads: config["threads"]["train"]
@@ -67,10 +67,8 @@ rule prune:
 
 use rule prune as prune_sweep with:
     output:
-        directory(
-            sweep_model_dir("{task}", "{seed}", "{method}", "{weight}", "{sparsity}")
-        ),
+        directory(model_dir(SWEEP_MODEL)),
     log:
-        f"{LOGS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.log",
+        LAYOUT.log(SWEEP_MODEL, "prune"),
     benchmark:
-        f"{BENCHMARKS}/sweep/{{task}}/seed~{{seed}}/method~{{method}}/weight~{{weight}}/sparsity~{{sparsity}}/prune.tsv"
+        LAYOUT.benchmark(SWEEP_MODEL, "prune")

@@ -4,4 +4,5 @@ from alignprune.rule_runtime import rule_job
 from alignprune.sweep import write_sweep
 
 with rule_job(snakemake):
-    write_sweep(snakemake.params.runs, snakemake.output, tolerance=snakemake.params.tolerance)
+    # each input is a sweep model's folder, which names its key
+    write_sweep(snakemake.input, snakemake.output, tolerance=snakemake.params.tolerance)

@@ -5,5 +5,6 @@ from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake):
     params = snakemake.params
-    figure = training_curves(load_runs(params.jobs), params.methods, params.sparsities, ladder=params.ladder)
+    # each input is a trained model's folder, which names its key
+    figure = training_curves(load_runs(snakemake.input), params.methods, params.sparsities, ladder=params.ladder)
     save_figure(figure, snakemake.output[0])

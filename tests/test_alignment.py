@@ -8,6 +8,7 @@ import torch
 
 from alignprune import alignment
 from alignprune.data import EncodedSplit
+from alignprune.model_key import ModelKey
 from conftest import tiny_testbed
 
 
@@ -178,7 +179,7 @@ def measure(root, lang, data_file, out, max_examples=30):
     from alignprune.stages.alignment import measure_representation_alignment
 
     measure_representation_alignment(
-        task="xnli", seed=1, variant="method~magnitude_global/sparsity~0.50", split="test", lang=lang,
+        key=ModelKey.of("xnli", 1, "magnitude_global", 0.50), split="test", lang=lang,
         reference_lang="en", model_dir=root / "model", tokenizer_dir=root / "model",
         reference_file=root / "en.parquet", data_file=data_file, out_file=out,
         max_examples=max_examples, batch_size=8, max_length=32, device=torch.device("cpu"),
@@ -259,11 +260,11 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
             if name in names:
                 param[: param.shape[0] // 2] = 0.0  # half of the units pruned entirely: cosine 0
     model.save_pretrained(tmp_path / "pruned")
-    same = measure_weight_alignment(task="xnli", seed=1, variant="method~random/sparsity~0.50",
+    same = measure_weight_alignment(key=ModelKey.of("xnli", 1, "random", 0.50),
                                     model_dir=tmp_path / "dense", dense_dir=tmp_path / "dense",
                                     out_file=tmp_path / "same.csv", prunable=prunable)
     assert same["mean_cosine"].tolist() == pytest.approx([1.0] * len(names))
-    pruned = measure_weight_alignment(task="xnli", seed=1, variant="method~random/sparsity~0.50",
+    pruned = measure_weight_alignment(key=ModelKey.of("xnli", 1, "random", 0.50),
                                       model_dir=tmp_path / "pruned", dense_dir=tmp_path / "dense",
                                       out_file=tmp_path / "pruned.csv", prunable=prunable)
     written = pd.read_csv(tmp_path / "pruned.csv")

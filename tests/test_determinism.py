@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from alignprune import train as train_module
 from alignprune.batching import training_batches
 from alignprune.data import encode, read_split
+from alignprune.model_key import ModelKey
 from alignprune.modeling import load_tokenizer
 from alignprune.stages.common import stable_seed
 from alignprune.stages.evaluate import evaluate_model
@@ -57,7 +58,7 @@ def prune(world, start, out, method, sparsity=0.5, checkpoint_dir=None, name="m"
 def evaluate(world, model_dir, out):
     root, files = world
     evaluate_model(
-        task="xnli", seed=1, variant="dense", lang="de", split="test", model_dir=model_dir,
+        key=ModelKey.of("xnli", 1), lang="de", split="test", model_dir=model_dir,
         tokenizer_dir=root / "pretrained", data_file=files[("de", "test")], out_file=out, batch_size=32,
         max_length=32, prunable=PRUNABLE, device=CPU,
     )

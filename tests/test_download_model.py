@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from alignprune import data, hub
+from alignprune.model_key import ModelKey
 from alignprune.modeling import load_classifier, load_tokenizer
 from alignprune.stages.download import download_model, download_split
 from alignprune.stages.evaluate import evaluate_model
@@ -216,7 +217,7 @@ def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cach
     classifier = tmp_path / "classifier"
     load_classifier(pretrained, num_labels=3).save_pretrained(classifier)
     result = evaluate_model(
-        task="xnli", seed=1, variant="dense", lang="de", split="test", model_dir=classifier,
+        key=ModelKey.of("xnli", 1), lang="de", split="test", model_dir=classifier,
         tokenizer_dir=pretrained, data_file=data_file, out_file=tmp_path / "eval.json", batch_size=2,
         max_length=16, prunable={"include": [r"attention\.self\.query\.weight$"], "exclude": []},
         device=torch.device("cpu"),

@@ -10,6 +10,7 @@ from conftest import PRUNABLE, tiny_testbed
 
 from alignprune import alignment, modeling
 from alignprune.data import write_split
+from alignprune.model_key import ModelKey
 from alignprune.stages import alignment as alignment_stage
 from alignprune.stages import evaluate as evaluate_stage
 from alignprune.stages.alignment import LanguageFile
@@ -43,7 +44,7 @@ def eval_files(root, folder):
 
 def evaluate_all(root, files):
     return evaluate_stage.evaluate_model_files(
-        task="xnli", seed=1, variant="method~random/sparsity~0.50", model_dir=root / "model",
+        key=ModelKey.of("xnli", 1, "random", 0.50), model_dir=root / "model",
         tokenizer_dir=root / "pretrained", files=files, batch_size=16, max_length=32, prunable=PRUNABLE, device=CPU,
     )
 
@@ -66,7 +67,7 @@ def test_one_job_writes_every_split_and_language_as_one_evaluation_per_language_
     assert len(loads) == 1  # one model load for the four evaluations
     for file, record in zip(eval_files(world, tmp_path / "job"), records):
         single = evaluate_stage.evaluate_model(
-            task="xnli", seed=1, variant="method~random/sparsity~0.50", lang=file.lang, split=file.split,
+            key=ModelKey.of("xnli", 1, "random", 0.50), lang=file.lang, split=file.split,
             model_dir=world / "model", tokenizer_dir=world / "pretrained", data_file=file.data_file,
             out_file=tmp_path / "single" / file.split / f"{file.lang}.json", batch_size=16, max_length=32,
             prunable=PRUNABLE, device=CPU,
@@ -111,7 +112,7 @@ def test_a_failure_midway_leaves_whole_files_and_no_partial_one(world, tmp_path,
 
 def measure_one(root, lang, data_file, out_file):
     return alignment_stage.measure_representation_alignment(
-        task="xnli", seed=1, variant="dense", split="test", lang=lang, reference_lang="en",
+        key=ModelKey.of("xnli", 1), split="test", lang=lang, reference_lang="en",
         model_dir=root / "model", tokenizer_dir=root / "pretrained", reference_file=root / "en-test.parquet",
         data_file=data_file, out_file=out_file, max_examples=30, batch_size=8, max_length=32, device=CPU,
     )
@@ -128,7 +129,7 @@ def test_one_representation_job_per_model_writes_each_language_as_one_job_per_la
     loads = count_calls(monkeypatch, modeling, "load_classifier")
     passes = count_calls(monkeypatch, alignment, "pooled_states")
     records = alignment_stage.measure_representation_alignment_files(
-        task="xnli", seed=1, variant="dense", split="test", reference_lang="en", model_dir=world / "model",
+        key=ModelKey.of("xnli", 1), split="test", reference_lang="en", model_dir=world / "model",
         tokenizer_dir=world / "pretrained", reference_file=world / "en-test.parquet", files=files,
         max_examples=30, batch_size=8, max_length=32, device=CPU,
     )

@@ -1,14 +1,13 @@
 """Rule evaluate_{task}: accuracy and measured sparsity of one model on every split and language
 of its task, one JSON each, with one load of the model."""
 
+from alignprune.model_key import ModelKey
 from alignprune.stages.evaluate import EvalFile, evaluate_model_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:
     evaluate_model_files(
-        task=snakemake.params.task,
-        seed=int(snakemake.wildcards.seed),
-        variant=snakemake.wildcards.variant,
+        key=ModelKey.from_wildcards(snakemake.wildcards, task=snakemake.params.task),
         model_dir=snakemake.input.model,
         tokenizer_dir=snakemake.input.tokenizer,
         files=[

@@ -1,14 +1,13 @@
 """Rule representation_alignment_{task}: per layer, each language's sentence representations vs
 English's, one JSON per language, with one load of the model."""
 
+from alignprune.model_key import ModelKey
 from alignprune.stages.alignment import LanguageFile, measure_representation_alignment_files
 from alignprune.rule_runtime import rule_job
 
 with rule_job(snakemake) as device:
     measure_representation_alignment_files(
-        task=snakemake.params.task,
-        seed=int(snakemake.wildcards.seed),
-        variant=snakemake.wildcards.variant,
+        key=ModelKey.from_wildcards(snakemake.wildcards, task=snakemake.params.task),
         split=snakemake.wildcards.split,
         reference_lang=snakemake.params.reference_lang,
         model_dir=snakemake.input.model,

@@ -145,19 +145,20 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
 def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
     """Keyword arguments of the job function of ``kind`` (as its rule script passes them)."""
     from ..config_check import config_section
+    from ..model_key import ModelKey
 
-    common = {"task": TASK, "seed": 1, "max_length": bed.max_length, "prunable": study_prunable()}
+    common = {"max_length": bed.max_length, "prunable": study_prunable()}
     if kind == "finetune":
-        return {**common, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
+        return {**common, "task": TASK, "seed": 1, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
                 "out_dir": out / "model", "settings": bed.finetune, "progress": False}
     if kind == "prune":
         method = config_section(SCHEMA, "methods.*", METHOD)  # as the rule passes it: with the schema's defaults
-        return {**common, "method_name": "magnitude_global_l2", "method": method, "sparsity": 0.5,
+        return {**common, "task": TASK, "seed": 1, "method_name": "magnitude_global_l2", "method": method, "sparsity": 0.5,
                 "start_dir": bed.dense, "reference_dir": bed.dense, "tokenizer_dir": bed.pretrained,
                 "train_file": bed.train, "dev_file": bed.dev, "out_dir": out / "model", "settings": bed.retrain,
                 "schedule": "ladder", "progress": False}
     if kind == "evaluate":
-        return {**common, "variant": "dense", "lang": "fr", "split": "test", "model_dir": bed.dense,
+        return {**common, "key": ModelKey.of(TASK, 1), "lang": "fr", "split": "test", "model_dir": bed.dense,
                 "tokenizer_dir": bed.pretrained, "data_file": bed.test, "out_file": out / "eval.json",
                 "batch_size": bed.eval_batch_size}
     raise ValueError(f"unknown job kind {kind!r}; expected one of {KINDS}")

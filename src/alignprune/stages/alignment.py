@@ -13,13 +13,13 @@ import torch
 from .. import alignment, data, modeling
 from ..io import atomic_path, write_json
 from ..tasks import task_spec
-from .keys import model_keys
+from ..model_key import ModelKey
 
 log = logging.getLogger(__name__)
 
 
 def measure_weight_alignment(
-    *, task: str, seed: int, variant: str, model_dir, dense_dir, out_file, prunable: dict
+    *, key: ModelKey, model_dir, dense_dir, out_file, prunable: dict
 ) -> pd.DataFrame:
     """Per prunable matrix of a pruned model: mean unit cosine with its dense model (CSV)."""
     pruned = modeling.load_classifier(model_dir)
@@ -27,7 +27,7 @@ def measure_weight_alignment(
     names = modeling.prunable_names(pruned, **prunable)
     table = alignment.weight_alignment(pruned, dense, names)
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
-    for column, value in reversed(model_keys(task, seed, variant).items()):
+    for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
     with atomic_path(out_file) as tmp:
         table.to_csv(tmp, index=False)
@@ -44,9 +44,7 @@ class LanguageFile(NamedTuple):
 
 def measure_representation_alignment(
     *,
-    task: str,
-    seed: int,
-    variant: str,
+    key: ModelKey,
     split: str,
     lang: str,
     reference_lang: str,
@@ -66,7 +64,7 @@ def measure_representation_alignment(
     ``parallel: false`` with the reason, and no numbers.
     """
     return measure_representation_alignment_files(
-        task=task, seed=seed, variant=variant, split=split, reference_lang=reference_lang,
+        key=key, split=split, reference_lang=reference_lang,
         model_dir=model_dir, tokenizer_dir=tokenizer_dir, reference_file=reference_file,
         files=[LanguageFile(lang, data_file, out_file)], max_examples=max_examples,
         batch_size=batch_size, max_length=max_length, device=device,
@@ -75,9 +73,7 @@ def measure_representation_alignment(
 
 def measure_representation_alignment_files(
     *,
-    task: str,
-    seed: int,
-    variant: str,
+    key: ModelKey,
     split: str,
     reference_lang: str,
     model_dir,
@@ -95,13 +91,13 @@ def measure_representation_alignment_files(
     Every data file is read and checked first; each JSON is written atomically as soon as its
     language is measured. Returns the records written.
     """
-    spec = task_spec(task)
+    spec = task_spec(key.task)
     english = data.read_split(reference_file, spec.num_labels)
     others = [data.read_split(file.data_file, spec.num_labels) for file in files]
     tokenizer = model = reference = None
     records = []
     for file, other in zip(files, others):
-        record = {**model_keys(task, seed, variant), "split": split, "language": file.lang,
+        record = {**key.record(), "split": split, "language": file.lang,
                   "reference_language": reference_lang}
         reason = alignment.not_parallel_reason(english, other, file.lang)
         if reason is not None:

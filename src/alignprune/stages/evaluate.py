@@ -13,7 +13,7 @@ from .. import data, hub, modeling
 from ..evaluate import accuracy
 from ..io import write_json
 from ..tasks import task_spec
-from .keys import model_keys
+from ..model_key import ModelKey
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,7 @@ class EvalFile(NamedTuple):
 
 def evaluate_model(
     *,
-    task: str,
-    seed: int,
-    variant: str,
+    key: ModelKey,
     lang: str,
     split: str,
     model_dir: str | Path,
@@ -45,7 +43,7 @@ def evaluate_model(
 ) -> dict:
     """Accuracy, example count and measured sparsity of one model on one split of one language."""
     return evaluate_model_files(
-        task=task, seed=seed, variant=variant, model_dir=model_dir, tokenizer_dir=tokenizer_dir,
+        key=key, model_dir=model_dir, tokenizer_dir=tokenizer_dir,
         files=[EvalFile(split, lang, data_file, out_file)], batch_size=batch_size, max_length=max_length,
         prunable=prunable, device=device,
     )[0]
@@ -53,9 +51,7 @@ def evaluate_model(
 
 def evaluate_model_files(
     *,
-    task: str,
-    seed: int,
-    variant: str,
+    key: ModelKey,
     model_dir: str | Path,
     tokenizer_dir: str | Path,
     files: Sequence[EvalFile],
@@ -69,7 +65,7 @@ def evaluate_model_files(
     Every data file is read and checked before the model loads; each JSON is written
     atomically as soon as its evaluation ends, so a failure leaves whole files only.
     """
-    spec = task_spec(task)
+    spec = task_spec(key.task)
     frames = [data.read_split(file.data_file, spec.num_labels) for file in files]
     tokenizer = modeling.load_tokenizer(tokenizer_dir)
     model = modeling.load_classifier(model_dir).to(device)
@@ -80,7 +76,7 @@ def evaluate_model_files(
     for file, frame in zip(files, frames):
         encoded = data.encode(tokenizer, frame, max_length)
         result = {
-            **model_keys(task, seed, variant),
+            **key.record(),
             "split": file.split,
             "language": file.lang,
             **accuracy(model, encoded, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device),

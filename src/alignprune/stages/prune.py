@@ -26,6 +26,7 @@ from .. import modeling
 from ..criteria import prunes
 from ..data import EncodedSplit
 from ..evaluate import accuracy
+from ..model_key import target_label
 from ..pruning import Masks, apply_masks, compute_masks, cubic_schedule, mask_sparsity
 from ..regularizers import AlignmentPenalty
 from ..tasks import task_spec
@@ -150,7 +151,7 @@ def prune_and_retrain(
         # Common random numbers: the seed names the task, seed and target, not the method, so every
         # method of a rung draws the same data order and dropout, and two methods that prune the same
         # weights give identical models (a paired difference between methods is theirs alone).
-        seed=stable_seed(task, seed, f"{sparsity:.2f}"),
+        seed=stable_seed(task, seed, target_label(sparsity)),
         start_dir=start_dir, start_masks=_start_masks(start_dir, names, control, device),
         reference_dir=reference_dir, inputs=(start_dir, reference_dir, train_file, dev_file),
         identity={"method": method, "sparsity": sparsity, "schedule": schedule, "gradual": gradual},

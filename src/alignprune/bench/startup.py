@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .project import DEMO_CONFIG, ROOT, SCHEMA, study_prunable
@@ -191,8 +191,13 @@ def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device
 
 
 def _run_child(kind: str, bed: Testbed, folder: Path, threads: int, device: str) -> dict:
+    from ..model_key import ModelKey
+
+    def plain(value):  # as JSON: the child rebuilds a model key from its fields
+        return str(value) if isinstance(value, Path) else asdict(value) if isinstance(value, ModelKey) else value
+
     spec = {"kind": kind, "threads": threads, "device": device, "log": str(folder / "job.log"),
-            "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in job_arguments(kind, bed, folder).items()}}
+            "arguments": {k: plain(v) for k, v in job_arguments(kind, bed, folder).items()}}
     (folder / "spec.json").write_text(json.dumps(spec))
     out = folder / "stamps.json"
     environment = {**os.environ, "ALIGNPRUNE_DEVICE": device}
@@ -306,10 +311,15 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
         os._exit(0)  # the first batch is where the fixed cost ends: skip the job's compute
 
     torch.nn.modules.module.register_module_forward_pre_hook(first_batch)
+    arguments = spec["arguments"]
+    if "key" in arguments:  # a model key, as the rule script reads it from its wildcards
+        from alignprune.model_key import ModelKey  # already imported by the job's stage module
+
+        arguments["key"] = ModelKey(**arguments["key"])
     snakemake = _RuleContext(spec)
     with rule_job(snakemake) as device:
         stamps["device"] = time.time()
-        job(device=device, **spec["arguments"])
+        job(device=device, **arguments)
     raise RuntimeError(f"the {spec['kind']} job ended without a forward pass")
 
 

@@ -10,7 +10,7 @@ from snakemake.io import report as in_report
 
 from alignprune.config_check import model_folder
 from alignprune import model_key
-from alignprune.model_key import DENSE, Layout, ModelKey, target_label, weight_label
+from alignprune.model_key import Layout, ModelKey, target_label
 
 RESOURCES = config["paths"]["resources"]
 RESULTS = config["paths"]["results"]
@@ -84,7 +84,7 @@ def needed_data_files():
 def models(task, seed, dense=True):
     """Every model of a (task, seed): the dense one (unless not ``dense``) and each (method,
     sparsity)."""
-    return [ModelKey.of(task, seed)] * dense + [
+    return ([ModelKey.of(task, seed)] if dense else []) + [
         ModelKey.of(task, seed, method, sparsity)
         for method in METHODS
         for sparsity in SPARSITIES

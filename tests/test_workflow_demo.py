@@ -15,7 +15,8 @@ from workflow_helpers import ROOT, job_counts, load_config, snakemake
 SEEDS = [1, 2]
 SPARSITIES = ["0.50", "0.90"]
 LANGUAGES = {"xnli": ["en", "de", "zh"], "pawsx": ["en", "fr", "ja"]}
-# The demo's own methods: random, global magnitude, and global magnitude with each regularizer.
+# The demo's own methods: the retraining control, global magnitude, and global magnitude with each
+# of the paper's regularizers.
 DEMO = load_config("config.yaml", "profiles/demo/testbed.yaml")
 METHODS = [name for name, spec in DEMO["methods"].items() if spec["enabled"]]
 CONTROLS = [name for name in METHODS if DEMO["methods"][name]["criterion"] == "none"]
@@ -44,10 +45,11 @@ def demo(tmp_path_factory):
     return root, configfiles, config
 
 
-def test_demo_runs_random_global_magnitude_and_each_regularizer():
+def test_demo_runs_the_control_global_magnitude_and_the_papers_regularizers():
     regularizers = {DEMO["methods"][m]["regularizer"] for m in METHODS if DEMO["methods"][m]["criterion"] == "magnitude"}
-    assert "random" in METHODS and "magnitude_global" in METHODS
-    assert regularizers == {"none", "l2", "cosine", "frobenius"}
+    assert CONTROLS == ["retrain_only"] and "magnitude_global" in METHODS
+    assert regularizers == {"none", "cosine", "frobenius"}
+    assert DEMO["seeds"] == [1, 2, 3]
     for method in METHODS:
         if DEMO["methods"][method]["regularizer"] != "none":
             assert DEMO["methods"][method]["weight"] > 0 and DEMO["methods"][method]["scope"] == "global"
@@ -124,7 +126,7 @@ def test_pruned_models_have_exact_sparsity_and_zeros_where_masked(demo):
 
 def test_prunable_weights_are_the_encoder_linear_weights(demo):
     root, _, config = demo
-    masks = load_file(root / "results/xnli/seed~1/method~random/sparsity~0.50/model/masks.safetensors")
+    masks = load_file(root / "results/xnli/seed~1/method~magnitude_global/sparsity~0.50/model/masks.safetensors")
     kinds = {name.split(".", 4)[-1] for name in masks}
     assert kinds == {
         "attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight",
@@ -280,7 +282,7 @@ def test_deleted_representation_file_is_rebuilt_by_exactly_one_job(demo):
 def test_every_training_and_evaluation_job_has_a_log_and_a_benchmark(demo):
     root, _, _ = demo
     assert (root / "logs/xnli/seed~1/dense/finetune.log").stat().st_size > 0
-    assert (root / "benchmarks/xnli/seed~2/method~random/sparsity~0.90/prune.tsv").exists()
+    assert (root / "benchmarks/xnli/seed~2/method~magnitude_global/sparsity~0.90/prune.tsv").exists()
     # one evaluation job per model: one benchmark, one log naming each language and its accuracy
     assert (root / "benchmarks/pawsx/seed~1/dense/eval.tsv").exists()
     log = (root / "logs/pawsx/seed~1/dense/eval.log").read_text()
@@ -357,7 +359,7 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
 
 def test_training_logs_hold_plain_progress_lines(demo):
     root, _, _ = demo
-    for log, total in (("dense/finetune.log", 25), ("method~random/sparsity~0.90/prune.log", 10)):
+    for log, total in (("dense/finetune.log", 25), ("method~magnitude_global/sparsity~0.90/prune.log", 10)):
         text = (root / f"logs/xnli/seed~1/{log}").read_text()
         assert "\r" not in text and "\x1b" not in text and "LOAD REPORT" not in text, log
         steps = re.findall(rf"step (\d+)/{total}  loss \d\.\d{{4}}  lr \S+  [\d.]+ examples/s  "

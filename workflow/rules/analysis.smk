@@ -6,8 +6,8 @@
 rule weight_alignment:
     """Per prunable matrix: mean cosine of each pruned unit with the same dense unit."""
     input:
-        model=model_dir(PRUNED_MODEL),
-        dense=model_dir(DENSE_MODEL),
+        model=LAYOUT.model_dir(PRUNED_MODEL),
+        dense=LAYOUT.model_dir(DENSE_MODEL),
     output:
         LAYOUT.weight_alignment_file(PRUNED_MODEL),
     log:
@@ -34,7 +34,7 @@ for task in [t for t in TASKS if representation_languages(t)]:
         name:
             f"representation_alignment_{task}"
         input:
-            model=model_dir(model),
+            model=LAYOUT.model_dir(model),
             tokenizer=MODEL_DIR,
             reference=data_file(task, TRAIN_LANGUAGE, "{split}"),
             data=[
@@ -42,7 +42,7 @@ for task in [t for t in TASKS if representation_languages(t)]:
             ],
         output:
             [
-                representation_file(model, "{split}", lang)
+                LAYOUT.representation_file(model, "{split}", lang)
                 for lang in representation_languages(task)
             ],
         log:

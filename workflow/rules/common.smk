@@ -91,10 +91,6 @@ def models(task, seed, dense=True):
     ]
 
 
-def model_dir(key):
-    return LAYOUT.model_dir(key)
-
-
 def checkpoint_dir(wildcards, output):
     """Resumable state of a training job: its output's path under paths.checkpoints, not an output."""
     return f"{CHECKPOINTS}/{Path(output[0]).relative_to(RESULTS)}"
@@ -105,10 +101,6 @@ def tensorboard_dir(wildcards, output):
     return f"{config['paths']['tensorboard']}/{Path(output[0]).relative_to(RESULTS)}"
 
 
-def eval_file(key, split, lang):
-    return LAYOUT.eval_file(key, split, lang)
-
-
 def eval_pairs(task):
     """(split, language) of every evaluation of one model of a task: one job makes them all."""
     return [(split, lang) for split in config["eval_splits"] for lang in languages(task)]
@@ -116,7 +108,7 @@ def eval_pairs(task):
 
 def all_eval_files(task=None):
     return [
-        eval_file(key, split, lang)
+        LAYOUT.eval_file(key, split, lang)
         for t in ([task] if task else TASKS)
         for seed in SEEDS
         for key in models(t, seed)
@@ -226,10 +218,6 @@ def weight_alignment_files(task):
     ]
 
 
-def representation_file(key, split, lang):
-    return LAYOUT.representation_file(key, split, lang)
-
-
 def representation_languages(task):
     """Languages compared with the training language: every other one (one job per model)."""
     return [lang for lang in languages(task) if lang != TRAIN_LANGUAGE]
@@ -238,7 +226,7 @@ def representation_languages(task):
 def representation_files(task):
     """Every analysed model (dense included) on every language but the training one."""
     return [
-        representation_file(key, config["table_split"], lang)
+        LAYOUT.representation_file(key, config["table_split"], lang)
         for seed in ANALYSIS_SEEDS
         for key in models(task, seed)
         for lang in representation_languages(task)
@@ -281,7 +269,7 @@ def reference_model(wildcards):
     method = config["methods"][wildcards.method]
     if method["reference"] == "pretrained":
         return MODEL_DIR
-    return model_dir(ModelKey.from_wildcards(wildcards).dense())
+    return LAYOUT.model_dir(ModelKey.from_wildcards(wildcards).dense())
 
 
 # The regularizer-weight sweep: its own ladder per (method, weight), under results/sweep/.
@@ -302,7 +290,7 @@ def sweep_methods():
 def sweep_models(task):
     """The model folder of every sweep run of a task (sweep_table reads each one's key from it)."""
     return [
-        model_dir(ModelKey.of(task, seed, method, sparsity, weight))
+        LAYOUT.model_dir(ModelKey.of(task, seed, method, sparsity, weight))
         for method in sweep_methods()
         for weight in SWEEP["weights"][config["methods"][method]["regularizer"]]
         for seed in SWEEP["seeds"]
@@ -317,8 +305,8 @@ def start_model(wildcards):
     targets = SPARSITIES if key.weight is None else SWEEP_SPARSITIES
     position = targets.index(key.target)
     if position == 0 or config["schedule"] == "independent":
-        return model_dir(key.dense())
-    return model_dir(key.with_target(targets[position - 1]))
+        return LAYOUT.model_dir(key.dense())
+    return LAYOUT.model_dir(key.with_target(targets[position - 1]))
 
 
 def method_spec(wildcards):
@@ -332,8 +320,8 @@ def method_spec(wildcards):
 def training_models(task):
     """The model folder of every training job of the study's task: the dense fine-tunes, then
     the prune jobs (training_curves reads each one's key from it)."""
-    return [model_dir(ModelKey.of(task, seed)) for seed in SEEDS] + [
-        model_dir(ModelKey.of(task, seed, method, sparsity))
+    return [LAYOUT.model_dir(ModelKey.of(task, seed)) for seed in SEEDS] + [
+        LAYOUT.model_dir(ModelKey.of(task, seed, method, sparsity))
         for method in METHODS
         for sparsity in SPARSITIES
         for seed in SEEDS

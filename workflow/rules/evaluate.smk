@@ -11,11 +11,11 @@ for task in TASKS:
         name:
             f"evaluate_{task}"
         input:
-            model=model_dir(model),
+            model=LAYOUT.model_dir(model),
             tokenizer=MODEL_DIR,
             data=[data_file(task, lang, split) for split, lang in eval_pairs(task)],
         output:
-            [eval_file(model, split, lang) for split, lang in eval_pairs(task)],
+            [LAYOUT.eval_file(model, split, lang) for split, lang in eval_pairs(task)],
         log:
             LAYOUT.log(model, "eval"),
         benchmark:

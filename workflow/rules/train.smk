@@ -12,7 +12,7 @@ rule finetune:
         train=data_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
-        directory(model_dir(DENSE_MODEL)),
+        directory(LAYOUT.model_dir(DENSE_MODEL)),
     log:
         LAYOUT.log(DENSE_MODEL, "finetune"),
     benchmark:
@@ -41,7 +41,7 @@ rule prune:
         train=data_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
-        directory(model_dir(PRUNED_MODEL)),
+        directory(LAYOUT.model_dir(PRUNED_MODEL)),
     log:
         LAYOUT.log(PRUNED_MODEL, "prune"),
     benchmark:
@@ -67,7 +67,7 @@ rule prune:
 
 use rule prune as prune_sweep with:
     output:
-        directory(model_dir(SWEEP_MODEL)),
+        directory(LAYOUT.model_dir(SWEEP_MODEL)),
     log:
         LAYOUT.log(SWEEP_MODEL, "prune"),
     benchmark:

@@ -20,3 +20,11 @@ def study_prunable(config_file: str | Path = STUDY_CONFIG) -> dict:
     import yaml
 
     return yaml.safe_load(Path(config_file).read_text())["prunable"]
+
+
+def demo_config() -> dict:
+    """The demo's config as its rules see it: config.yaml merged with profiles/demo/testbed.yaml,
+    checked, with the schema's defaults."""
+    from ..config_check import load_config
+
+    return load_config(STUDY_CONFIG, DEMO_CONFIG, schema_file=SCHEMA, workdir=ROOT)

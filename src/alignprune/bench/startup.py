@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .project import DEMO_CONFIG, ROOT, SCHEMA, study_prunable
+from .project import ROOT, SCHEMA, demo_config, study_prunable
 
 KINDS = ("finetune", "prune", "evaluate")
 TASK = "xnli"
@@ -81,11 +81,9 @@ class StartupCost:
 def build_testbed(folder: Path, size: str) -> Testbed:
     """The demo testbed (``size`` other than tiny: the demo's model shape and data sizes, few
     pretraining steps: the weights' values do not change the timing) or a tiny one, in ``folder``."""
-    import yaml
-
     from .. import testbed
 
-    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    demo = demo_config()
     languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
     if size == "tiny":
         settings = testbed.TestbedSettings(seed=0, languages=languages, hidden_size=32, layers=2, heads=2,
@@ -108,9 +106,7 @@ def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
 def reuse_demo(root: Path, folder: Path) -> Testbed | None:
     """The demo's own testbed under ``root`` (resources/demo), if it has been built; the
     dense classifier made from it goes to ``folder``."""
-    import yaml
-
-    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    demo = demo_config()
     resources = root / demo["paths"]["resources"]
     pretrained = resources / "models" / demo["model"].replace("/", "--")
     data = resources / "data" / TASK
@@ -127,7 +123,6 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     import transformers
 
     from .. import modeling
-    from ..config_check import config_section
 
     transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
     torch.manual_seed(0)
@@ -136,9 +131,8 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     return Testbed(
         pretrained=pretrained, dense=folder / "dense", train=files[(TASK, "en", "train")],
         dev=files[(TASK, "en", "validation")], test=files[(TASK, "fr", "test")], max_length=demo["max_length"],
-        # the sections as the rules pass them: checked, with the schema's defaults
-        finetune=config_section(SCHEMA, "finetune", demo["finetune"]),
-        retrain=config_section(SCHEMA, "retrain", demo["retrain"]), eval_batch_size=demo["evaluation"]["batch_size"],
+        # the sections as the rules pass them (demo_config: merged, checked, with the schema's defaults)
+        finetune=demo["finetune"], retrain=demo["retrain"], eval_batch_size=demo["evaluation"]["batch_size"],
     )
 
 

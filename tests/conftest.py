@@ -27,9 +27,12 @@ def tiny_classifier(num_labels: int = 3, seed: int = 0, vocab_size: int = 60):
     return XLMRobertaForSequenceClassification(config)
 
 
-def tiny_testbed(model_dir, files: dict, *, sizes: dict, pretrain_steps: int = 20, pretrain_batch_size: int = 16):
+def tiny_testbed(model_dir, files: dict, *, sizes: dict, pretrain_steps: int = 20, pretrain_batch_size: int = 16,
+                 max_length: int = 32) -> dict:
     """Build a tiny testbed world (English and an SOV German, 2 layers of width 32): its pretrained
-    model in ``model_dir`` and the data files ``files`` names ((task, lang, split) -> path)."""
+    model in ``model_dir`` and the data files ``files`` names ((task, lang, split) -> path).
+    Returns the token files the jobs read, as the tokenize rule makes them, by the same keys
+    (``{stem}.tokens.parquet`` beside each data file)."""
     from alignprune import testbed as tb
 
     settings = tb.TestbedSettings(
@@ -38,6 +41,19 @@ def tiny_testbed(model_dir, files: dict, *, sizes: dict, pretrain_steps: int = 2
         sizes=sizes,
     )
     tb.build_testbed(settings, model_dir, files, progress=False)
+    return tokenized(model_dir, files, max_length=max_length)
+
+
+def tokenized(model_dir, files: dict, *, max_length: int = 32) -> dict:
+    """Token files of data files ((task, lang, split) -> path), made with ``model_dir``'s tokenizer."""
+    from alignprune.tasks import task_spec
+    from alignprune.tokens import tokenize_file
+
+    tokens = {}
+    for key, path in files.items():
+        tokens[key] = Path(path).with_name(f"{Path(path).stem}.tokens.parquet")
+        tokenize_file(path, model_dir, tokens[key], num_labels=task_spec(key[0]).num_labels, max_length=max_length)
+    return tokens
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 from alignprune import alignment
 from alignprune.data import EncodedSplit
 from alignprune.model_key import ModelKey
-from conftest import tiny_testbed
+from conftest import tiny_testbed, tokenized
 
 
 def test_cka_of_a_representation_with_itself_is_one():
@@ -129,15 +129,11 @@ def test_representation_alignment_reports_a_shuffled_row_baseline_per_layer():
     assert abs(layers[1]["cka"]) < 0.05 and abs(layers[1]["cosine"]) < 0.1
 
 
-def frame(labels):
-    return pd.DataFrame({"text_a": ["a"] * len(labels), "text_b": ["b"] * len(labels), "label": labels})
-
-
 def test_parallel_check_names_the_problem():
-    english = frame([0, 1, 2, 1])
-    assert alignment.not_parallel_reason(english, frame([0, 1, 2, 1]), "fr") is None
-    assert "3 rows, English 4" in alignment.not_parallel_reason(english, frame([0, 1, 2]), "fr")
-    assert "2 of 4 rows of fr" in alignment.not_parallel_reason(english, frame([1, 0, 2, 1]), "fr")
+    english = [0, 1, 2, 1]  # the labels of the rows
+    assert alignment.not_parallel_reason(english, [0, 1, 2, 1], "fr") is None
+    assert "3 rows, English 4" in alignment.not_parallel_reason(english, [0, 1, 2], "fr")
+    assert "2 of 4 rows of fr" in alignment.not_parallel_reason(english, [1, 0, 2, 1], "fr")
 
 
 class TinyEncoder(torch.nn.Module):
@@ -175,20 +171,20 @@ def testbed(tmp_path_factory):
     return root
 
 
-def measure(root, lang, data_file, out, max_examples=30):
+def measure(root, lang, token_file, out, max_examples=30):
     from alignprune.stages.alignment import measure_representation_alignment
 
     measure_representation_alignment(
         key=ModelKey.of("xnli", 1, "magnitude_global", 0.50), split="test", lang=lang,
         reference_lang="en", model_dir=root / "model", tokenizer_dir=root / "model",
-        reference_file=root / "en.parquet", data_file=data_file, out_file=out,
+        reference_file=root / "en.tokens.parquet", token_file=token_file, out_file=out,
         max_examples=max_examples, batch_size=8, max_length=32, device=torch.device("cpu"),
     )
     return json.loads(out.read_text())
 
 
 def test_english_against_itself_is_perfectly_aligned_at_every_layer(testbed):
-    result = measure(testbed, "en", testbed / "en.parquet", testbed / "en.json")
+    result = measure(testbed, "en", testbed / "en.tokens.parquet", testbed / "en.json")
     assert result["parallel"] and result["n_examples"] == 30
     assert [layer["layer"] for layer in result["layers"]] == [0, 1, 2]  # embeddings + 2 layers
     for layer in result["layers"]:
@@ -218,7 +214,7 @@ def _centred_cosine(x, y):
 
 
 def test_a_translation_is_measured_layer_by_layer(testbed):
-    result = measure(testbed, "de", testbed / "de.parquet", testbed / "de.json", max_examples=1000)
+    result = measure(testbed, "de", testbed / "de.tokens.parquet", testbed / "de.json", max_examples=1000)
     assert result["parallel"] and result["n_examples"] == 40  # all rows when fewer than max_examples
     assert (result["method"], result["sparsity_target"], result["language"]) == ("magnitude_global", 0.5, "de")
     # every number again from states computed row by row and the Gram-matrix definitions
@@ -242,7 +238,8 @@ def test_a_test_set_that_is_not_parallel_is_reported_without_numbers(testbed):
 
     shifted = pd.read_parquet(testbed / "de.parquet").iloc[1:]  # one row dropped: rows no longer pair up
     write_split(shifted, testbed / "de_shifted.parquet")
-    result = measure(testbed, "de", testbed / "de_shifted.parquet", testbed / "shifted.json")
+    tokens = tokenized(testbed / "model", {("xnli", "de", "test"): testbed / "de_shifted.parquet"})
+    result = measure(testbed, "de", tokens[("xnli", "de", "test")], testbed / "shifted.json")
     assert result["parallel"] is False
     assert result["reason"] == "de has 39 rows, English 40: rows cannot be paired"
     assert result["layers"] == [] and result["n_examples"] == 0

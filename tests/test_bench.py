@@ -140,8 +140,9 @@ def test_plan_time_counts_the_jobs_snakemake_plans():
     target = "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
     seconds, jobs = study.plan_seconds(ROOT, repeats=1, targets=(target,))
     # download the model and xnli's 31 data files (en train; validation and test of 15 languages:
-    # the evaluation job of a model reads them all), finetune, prune 0.10 0.20 0.30, evaluate
-    assert seconds > 0 and jobs == 1 + 31 + 1 + 3 + 1
+    # the evaluation job of a model reads them all), tokenise each, finetune, prune 0.10 0.20 0.30,
+    # evaluate
+    assert seconds > 0 and jobs == 1 + 31 + 31 + 1 + 3 + 1
 
 
 def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_process(tmp_path):

@@ -155,7 +155,7 @@ def start(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("criteria_job")
     files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
-    tiny_testbed(root / "pretrained", files, sizes={"train": 48, "validation": 16, "test": 16}, pretrain_steps=5,
+    files = tiny_testbed(root / "pretrained", files, sizes={"train": 48, "validation": 16, "test": 16}, pretrain_steps=5,
                  pretrain_batch_size=8)
     finetune(
         task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
@@ -227,7 +227,8 @@ def test_magnitude_job_keeps_the_largest_weights_of_every_layer(start):
 
 def test_gradient_job_keeps_the_largest_hand_computed_abs_w_times_g(start, monkeypatch):
     """|w * dL_b/dw| summed over the job's batches, each gradient by autograd in float64 here."""
-    from alignprune import data, modeling
+    from alignprune import modeling
+    from alignprune.tokens import read_tokens
     from alignprune.batching import training_batches
     from alignprune.stages import prune as prune_stage
 
@@ -238,12 +239,11 @@ def test_gradient_job_keeps_the_largest_hand_computed_abs_w_times_g(start, monke
     assert len(calls) == 1 and calls[0]["batches"] == 3
 
     root, files = start
-    tokenizer = modeling.load_tokenizer(root / "pretrained")
-    train_data = data.encode(tokenizer, data.read_split(files[("xnli", "en", "train")], 3), 32)
+    train_data, pad_id = read_tokens(files[("xnli", "en", "train")], root / "pretrained", max_length=32, num_labels=3)
     model = modeling.load_classifier(root / "dense").double().eval()
     params = dict(model.named_parameters())
     names = sorted(_start_weights(start))
-    batches = training_batches(train_data, calls[0]["batch_size"], tokenizer.pad_token_id,
+    batches = training_batches(train_data, calls[0]["batch_size"], pad_id,
                                torch.Generator().manual_seed(calls[0]["seed"]))
     saliency = {n: torch.zeros_like(params[n]) for n in names}
     for _ in range(3):

@@ -32,8 +32,9 @@ CPU = torch.device("cpu")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("determinism")
     files = {(lang, split): root / f"{lang}-{split}.parquet" for lang in ("en", "de") for split in ("train", "validation", "test")}
-    tiny_testbed(root / "pretrained", {("xnli", *k): v for k, v in files.items()}, sizes={"train": 200, "validation": 60, "test": 60})
-    return root, files
+    tokens = tiny_testbed(root / "pretrained", {("xnli", *k): v for k, v in files.items()},
+                          sizes={"train": 200, "validation": 60, "test": 60})
+    return root, {key[1:]: path for key, path in tokens.items()}
 
 
 def finetune(world, seed, out):
@@ -59,7 +60,7 @@ def evaluate(world, model_dir, out):
     root, files = world
     evaluate_model(
         key=ModelKey.of("xnli", 1), lang="de", split="test", model_dir=model_dir,
-        tokenizer_dir=root / "pretrained", data_file=files[("de", "test")], out_file=out, batch_size=32,
+        tokenizer_dir=root / "pretrained", token_file=files[("de", "test")], out_file=out, batch_size=32,
         max_length=32, prunable=PRUNABLE, device=CPU,
     )
     return out.read_bytes()
@@ -90,7 +91,7 @@ def test_another_seed_gives_another_data_order_and_other_masks(world, dense, tmp
     root, files = world
     # the data order of each seed's fine-tuning (seeds derived as the finetune job derives them)
     tokenizer = load_tokenizer(root / "pretrained")
-    data = encode(tokenizer, read_split(files[("en", "train")], 3), 32)
+    data = encode(tokenizer, read_split(root / "en-train.parquet", 3), 32)
     first_labels = {
         seed: next(training_batches(data, 16, 1, torch.Generator().manual_seed(stable_seed("xnli", seed, "dense"))))[2]
         for seed in (1, 2)

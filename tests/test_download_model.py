@@ -15,6 +15,7 @@ from alignprune.model_key import ModelKey
 from alignprune.modeling import load_classifier, load_tokenizer
 from alignprune.stages.download import download_model, download_split
 from alignprune.stages.evaluate import evaluate_model
+from alignprune.tokens import tokenize_file
 
 
 def hub_snapshot(folder, seed=0):
@@ -214,11 +215,14 @@ def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cach
     download_model("org/tiny-xlmr", pretrained, revision="v1")
     data_file = tmp_path / "resources/data/xnli/de/test.parquet"
     download_split("xnli", "de", "test", {"hub": "org/xnli", "revision": "main"}, data_file)
+    # the tokenize rule's step: the data's provenance travels into the token file
+    token_file = tmp_path / "resources/tokens/xnli/de/test.parquet"
+    tokenize_file(data_file, pretrained, token_file, num_labels=3, max_length=16)
     classifier = tmp_path / "classifier"
     load_classifier(pretrained, num_labels=3).save_pretrained(classifier)
     result = evaluate_model(
         key=ModelKey.of("xnli", 1), lang="de", split="test", model_dir=classifier,
-        tokenizer_dir=pretrained, data_file=data_file, out_file=tmp_path / "eval.json", batch_size=2,
+        tokenizer_dir=pretrained, token_file=token_file, out_file=tmp_path / "eval.json", batch_size=2,
         max_length=16, prunable={"include": [r"attention\.self\.query\.weight$"], "exclude": []},
         device=torch.device("cpu"),
     )

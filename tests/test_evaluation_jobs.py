@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from conftest import PRUNABLE, tiny_testbed
+from conftest import PRUNABLE, tiny_testbed, tokenized
 
 from alignprune import alignment, modeling
 from alignprune.data import write_split
@@ -26,7 +26,7 @@ def world(tmp_path_factory):
     """A tiny testbed, and a classifier made from it with half of each prunable matrix zeroed."""
     root = tmp_path_factory.mktemp("evaluation")
     files = {("xnli", lang, split): root / f"{lang}-{split}.parquet" for split, lang in PAIRS}
-    tiny_testbed(root / "pretrained", files, sizes=SIZES, pretrain_steps=5, pretrain_batch_size=8)
+    tiny_testbed(root / "pretrained", files, sizes=SIZES, pretrain_steps=5, pretrain_batch_size=8)  # + token files
     torch.manual_seed(0)
     model = modeling.load_classifier(root / "pretrained", num_labels=3)
     names = modeling.prunable_names(model, **PRUNABLE)
@@ -39,7 +39,8 @@ def world(tmp_path_factory):
 
 
 def eval_files(root, folder):
-    return [EvalFile(split, lang, root / f"{lang}-{split}.parquet", folder / split / f"{lang}.json") for split, lang in PAIRS]
+    return [EvalFile(split, lang, root / f"{lang}-{split}.tokens.parquet", folder / split / f"{lang}.json")
+            for split, lang in PAIRS]
 
 
 def evaluate_all(root, files):
@@ -68,7 +69,7 @@ def test_one_job_writes_every_split_and_language_as_one_evaluation_per_language_
     for file, record in zip(eval_files(world, tmp_path / "job"), records):
         single = evaluate_stage.evaluate_model(
             key=ModelKey.of("xnli", 1, "random", 0.50), lang=file.lang, split=file.split,
-            model_dir=world / "model", tokenizer_dir=world / "pretrained", data_file=file.data_file,
+            model_dir=world / "model", tokenizer_dir=world / "pretrained", token_file=file.token_file,
             out_file=tmp_path / "single" / file.split / f"{file.lang}.json", batch_size=16, max_length=32,
             prunable=PRUNABLE, device=CPU,
         )
@@ -81,12 +82,12 @@ def test_one_job_writes_every_split_and_language_as_one_evaluation_per_language_
     assert len(loads) == 1 + len(PAIRS)
 
 
-def test_a_damaged_data_file_stops_the_job_before_any_file_is_written(world, tmp_path):
+def test_a_damaged_token_file_stops_the_job_before_any_file_is_written(world, tmp_path):
     files = eval_files(world, tmp_path / "out")
     damaged = tmp_path / "damaged.parquet"
     damaged.write_bytes(b"not parquet")
-    files[-1] = files[-1]._replace(data_file=damaged)
-    with pytest.raises(ValueError, match="damaged.parquet: cannot read parquet"):
+    files[-1] = files[-1]._replace(token_file=damaged)
+    with pytest.raises(ValueError, match="damaged.parquet: cannot read as parquet"):
         evaluate_all(world, files)
     assert not (tmp_path / "out").exists()
 
@@ -110,27 +111,28 @@ def test_a_failure_midway_leaves_whole_files_and_no_partial_one(world, tmp_path,
     assert json.loads(files[0].out_file.read_text())["n_examples"] == SIZES["validation"]
 
 
-def measure_one(root, lang, data_file, out_file):
+def measure_one(root, lang, token_file, out_file):
     return alignment_stage.measure_representation_alignment(
         key=ModelKey.of("xnli", 1), split="test", lang=lang, reference_lang="en",
-        model_dir=root / "model", tokenizer_dir=root / "pretrained", reference_file=root / "en-test.parquet",
-        data_file=data_file, out_file=out_file, max_examples=30, batch_size=8, max_length=32, device=CPU,
+        model_dir=root / "model", tokenizer_dir=root / "pretrained", reference_file=root / "en-test.tokens.parquet",
+        token_file=token_file, out_file=out_file, max_examples=30, batch_size=8, max_length=32, device=CPU,
     )
 
 
 def test_one_representation_job_per_model_writes_each_language_as_one_job_per_language_would(world, tmp_path, monkeypatch):
     shifted = tmp_path / "de-shifted.parquet"
     write_split(pd.read_parquet(world / "de-test.parquet").iloc[1:], shifted)  # rows no longer pair up
+    shifted = tokenized(world / "pretrained", {("xnli", "fr", "test"): shifted})[("xnli", "fr", "test")]
     files = [
-        LanguageFile("de", world / "de-test.parquet", tmp_path / "job/de.json"),
+        LanguageFile("de", world / "de-test.tokens.parquet", tmp_path / "job/de.json"),
         LanguageFile("fr", shifted, tmp_path / "job/fr.json"),
-        LanguageFile("en", world / "en-test.parquet", tmp_path / "job/en.json"),
+        LanguageFile("en", world / "en-test.tokens.parquet", tmp_path / "job/en.json"),
     ]
     loads = count_calls(monkeypatch, modeling, "load_classifier")
     passes = count_calls(monkeypatch, alignment, "pooled_states")
     records = alignment_stage.measure_representation_alignment_files(
         key=ModelKey.of("xnli", 1), split="test", reference_lang="en", model_dir=world / "model",
-        tokenizer_dir=world / "pretrained", reference_file=world / "en-test.parquet", files=files,
+        tokenizer_dir=world / "pretrained", reference_file=world / "en-test.tokens.parquet", files=files,
         max_examples=30, batch_size=8, max_length=32, device=CPU,
     )
     # one model load; English encoded once, then each of the two parallel languages
@@ -138,5 +140,5 @@ def test_one_representation_job_per_model_writes_each_language_as_one_job_per_la
     assert [(r["language"], r["parallel"], r["n_examples"]) for r in records] == [("de", True, 30), ("fr", False, 0), ("en", True, 30)]
     for file in files:
         single = tmp_path / "single" / f"{file.lang}.json"
-        measure_one(world, file.lang, file.data_file, single)
+        measure_one(world, file.lang, file.token_file, single)
         assert file.out_file.read_bytes() == single.read_bytes(), file.lang

@@ -162,7 +162,7 @@ def test_a_nan_in_a_real_prune_job_stops_it_with_a_clear_message_keeping_its_che
 
 
     files = {("xnli", "en", s): tmp_path / f"{s}.parquet" for s in ("train", "validation")}
-    tiny_testbed(tmp_path / "pretrained", files, sizes={"train": 100, "validation": 40, "test": 40}, pretrain_steps=10)
+    files = tiny_testbed(tmp_path / "pretrained", files, sizes={"train": 100, "validation": 40, "test": 40}, pretrain_steps=10)
     finetune(
         task="xnli", seed=1, pretrained_dir=tmp_path / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=tmp_path / "dense", max_length=32, prunable=PRUNABLE,

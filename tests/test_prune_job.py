@@ -26,7 +26,7 @@ def method(**values):
 def dense(tmp_path_factory):
     root = tmp_path_factory.mktemp("prune")
     files = {("xnli", "en", "train"): root / "train.parquet", ("xnli", "en", "validation"): root / "dev.parquet"}
-    tiny_testbed(root / "pretrained", files, sizes={"train": 300, "validation": 60, "test": 60})
+    files = tiny_testbed(root / "pretrained", files, sizes={"train": 300, "validation": 60, "test": 60})
     finetune(
         task="xnli", seed=1, pretrained_dir=root / "pretrained", train_file=files[("xnli", "en", "train")],
         dev_file=files[("xnli", "en", "validation")], out_dir=root / "dense",
@@ -218,10 +218,11 @@ def test_retraining_control_prunes_nothing_and_equals_an_unpruned_retrain(dense)
     assert all(bool(m.all()) for m in masks.values())
     assert all(not torch.equal(saved[n], before[n]) for n in masks)  # retrained: every matrix moved
 
-    # an unpruned retrain: the dense model, the training loop without masks, the rung's seed
+    # an unpruned retrain: the dense model, the training loop without masks, the rung's seed, on
+    # ids encoded here from the data files (the job read token files: the same ids)
     tokenizer = load_tokenizer(root / "pretrained")
-    train_data, dev_data = (encode(tokenizer, read_split(files[("xnli", "en", split)], 3), 32)
-                            for split in ("train", "validation"))
+    train_data, dev_data = (encode(tokenizer, read_split(root / f"{split}.parquet", 3), 32)
+                            for split in ("train", "dev"))
     model = load_classifier(root / "dense")
     settings = train_settings(RETRAIN, max_steps=RETRAIN["steps"], seed=stable_seed("xnli", 1, "0.50"))
     train(model, train_data, dev_data, settings, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),

@@ -61,11 +61,13 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
     counts = job_counts(output)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", output)
     # every job but the local rules went through sbatch; the 3 models' evaluation jobs (one per
-    # model, each writing 3 languages) as one group
+    # model, each writing 3 languages) as one group, the 5 tokenize jobs (en train and dev, 3
+    # test sets) as another
     assert sorted(kind for _, kind in submitted) == sorted(
-        ["rule_testbed", "rule_finetune", "rule_prune", "rule_prune", "group_evaluations_evaluate_xnli"])
-    assert counts["evaluate_xnli"] == 3
-    assert set(counts) - {"testbed", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
+        ["rule_testbed", "group_tokens_tokenize", "rule_finetune", "rule_prune", "rule_prune",
+         "group_evaluations_evaluate_xnli"])
+    assert (counts["evaluate_xnli"], counts["tokenize"]) == (3, 5)
+    assert set(counts) - {"testbed", "tokenize", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
     finished = {job_id: status for job_id, _, status in queue}
     assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
 

@@ -82,11 +82,12 @@ def test_one_sparsity_target_needs_only_its_ladder(tmp_path):
     counts = job_counts(result.stdout + result.stderr)
     assert counts == {
         "download_data": 31,  # en train; validation and test of the 15 languages
+        "tokenize": 31,  # each of them once
         "download_model": 1,
         "finetune": 1,
         "prune": 3,  # 0.10 -> 0.20 -> 0.30
         "evaluate_xnli": 1,
-        "total": 37,
+        "total": 68,
     }
 
 
@@ -109,10 +110,11 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
         assert profile["set-resources"][rule]["gpu"] == 1
     # the per-model jobs go in groups of a few models per submission, each with its own threads
     assert profile["groups"] == [
-        "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
+        "tokenize=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
         "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
     ]
-    assert profile["group-components"] == ["evaluations=5", "representations=5"]
+    assert profile["group-components"] == ["tokens=11", "evaluations=5", "representations=5"]
+    assert counts["tokenize"] == counts["download_data"] == 46
     assert all(profile["set-threads"][rule] == 4 for rule in per_model)
 
 
@@ -139,7 +141,7 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     assert (len(regularized), weights, sweep["seeds"]) == (3, 12, [1])
     assert counts["prune_sweep"] == 2 * weights * len(sweep["sparsities"]) == 72
     assert counts["finetune"] == 2  # seed 1 of each task: the sweep needs no other seed
-    assert counts["download_data"] == 4  # English train and dev of each task; no zero-shot language
+    assert counts["download_data"] == counts["tokenize"] == 4  # English train and dev of each task; no zero-shot language
     assert counts["sweep_table"] == 2 and "prune" not in counts
     assert not [rule for rule in counts if rule.startswith(("evaluate", "representation"))]
 
@@ -191,3 +193,26 @@ def test_pretrained_reference_plans_the_pretrained_model_as_the_prune_jobs_refer
     assert job("l2_to_pretrained", "0.10")["input"][0] == dense
     assert dense not in job("l2_to_pretrained", "0.20")["input"]
     assert job("l2_to_pretrained", "0.20")["input"][0] == job("l2_to_pretrained", "0.10")["output"][0]
+
+
+def test_every_job_reads_token_files_that_one_tokenize_job_made(tmp_path):
+    """Tokenised once: training, evaluation and representation jobs read token files, never the
+    data files, and each token file is the output of one tokenize job reading its data file."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    target = tmp_path / "results/xnli/seed~1/method~magnitude_global/sparsity~0.20/eval/test/de.json"
+    representation = tmp_path / "results/xnli/seed~1/method~magnitude_global/sparsity~0.20/analysis/test/de.json"
+    result = snakemake(str(target), str(representation), "-n", "--configfile", "config.yaml", str(overlay))
+    jobs = planned_jobs(result.stdout + result.stderr)
+    made = {job["output"][0]: job["input"] for job in jobs if job["rule"] == "tokenize"}
+    assert len(made) == 31
+    for token_file, inputs in made.items():
+        assert token_file.replace("/tokens/", "/data/") == inputs[0] and inputs[1].endswith("/models/FacebookAI--xlm-roberta-base")
+    readers = [job for job in jobs if job["rule"] in ("finetune", "prune", "evaluate_xnli", "representation_alignment_xnli")]
+    assert {job["rule"] for job in readers} == {"finetune", "prune", "evaluate_xnli", "representation_alignment_xnli"}
+    for job in readers:
+        assert not [f for f in job["input"] if "/data/" in f], job["rule"]
+        assert [f for f in job["input"] if "/tokens/" in f] and all(
+            f in made for f in job["input"] if "/tokens/" in f
+        ), job["rule"]

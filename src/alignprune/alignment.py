@@ -21,6 +21,8 @@ language's rows shuffled, which breaks the pairing and keeps everything else.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pandas as pd
 import torch
 
@@ -118,15 +120,16 @@ def pooled_states(model, data: EncodedSplit, *, batch_size: int, pad_id: int, de
     return pooled
 
 
-def not_parallel_reason(english: pd.DataFrame, other: pd.DataFrame, language: str) -> str | None:
-    """Why row i of ``other`` cannot be taken as the translation of English row i (None: it can).
+def not_parallel_reason(english: Sequence[int], other: Sequence[int], language: str) -> str | None:
+    """Why row i of ``other`` cannot be taken as the translation of English row i (None: it can);
+    ``english``, ``other``: the labels of the rows.
 
     Translations keep the label, so equal row counts and the same label on every row
     are required; a row dropped in one language only breaks both.
     """
     if len(english) != len(other):
         return f"{language} has {len(other)} rows, English {len(english)}: rows cannot be paired"
-    differ = int((english["label"].to_numpy() != other["label"].to_numpy()).sum())
+    differ = sum(int(a != b) for a, b in zip(english, other))
     if differ:
         return f"{differ} of {len(other)} rows of {language} have another label than the English row"
     return None

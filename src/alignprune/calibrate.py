@@ -29,12 +29,13 @@ import pandas as pd
 import torch
 import yaml
 
-from . import data, modeling
+from . import modeling
 from .evaluate import accuracy
 from .rule_runtime import quiet_libraries
 from .stages.finetune import finetune
 from .tasks import task_spec
 from .testbed import build_testbed, settings_from_config
+from .tokens import read_tokens, tokenize_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ("config.yaml", "profiles/demo/testbed.yaml")
@@ -91,8 +92,8 @@ def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, d
     """The testbed of ``config`` with the data of every task it names, under ``work_dir``
     (reused while its settings are unchanged).
 
-    Returns the model folder, the data files by (task, language, split), and the build's
-    seconds (0 when reused)."""
+    Returns the model folder, the token files (max_length of ``config``) by (task, language,
+    split), and the build's seconds (0 when reused)."""
     files = {}
     for task in config["tasks"]:
         files[(task, "en", "train")] = files[(task, "en", "validation")] = None
@@ -108,7 +109,13 @@ def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, d
         build_testbed(settings_from_config(config["testbed"]), model_dir, files, progress=progress)
         seconds = time.perf_counter() - started
         (root / "testbed.json").write_text(key)
-    return model_dir, files, seconds
+    tokens = {}
+    for (task, lang, split), path in files.items():
+        tokens[(task, lang, split)] = root / f"tokens-{config['max_length']}" / task / lang / f"{split}.parquet"
+        if not tokens[(task, lang, split)].exists():
+            tokenize_file(path, model_dir, tokens[(task, lang, split)], num_labels=task_spec(task).num_labels,
+                          max_length=config["max_length"])
+    return model_dir, tokens, seconds
 
 
 def measure(
@@ -132,13 +139,13 @@ def measure(
     torch.set_num_threads(config["threads"]["train"])
     timings = {"testbed": build_seconds}
     device = torch.device("cpu")
-    tokenizer = modeling.load_tokenizer(model_dir)
     rows = []
     try:
         for task in tasks:
             num_labels = task_spec(task).num_labels
             tests = {
-                lang: data.encode(tokenizer, data.read_split(files[(task, lang, "test")], num_labels), config["max_length"])
+                lang: read_tokens(files[(task, lang, "test")], model_dir, max_length=config["max_length"],
+                                  num_labels=num_labels)
                 for lang in config["tasks"][task]["languages"]
             }
             for seed in seeds:
@@ -153,10 +160,10 @@ def measure(
                 )
                 timings[f"finetune {task} {seed}"] = time.perf_counter() - started
                 model = modeling.load_classifier(out_dir)
-                for lang, encoded in tests.items():
+                for lang, (encoded, pad_id) in tests.items():
                     result = accuracy(
                         model, encoded, batch_size=config["evaluation"]["batch_size"],
-                        pad_id=tokenizer.pad_token_id, device=device,
+                        pad_id=pad_id, device=device,
                     )
                     rows.append({"task": task, "seed": seed, "language": lang, "accuracy": result["accuracy"],
                                  "dev_accuracy": history["best_dev_accuracy"], "best_step": history["best_step"]})

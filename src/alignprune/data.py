@@ -159,6 +159,10 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def head(self, n: int) -> "EncodedSplit":
+        """The first ``n`` examples."""
+        return EncodedSplit(self.input_ids[:n], self.labels[:n])
+
 
 def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> EncodedSplit:
     encoded = tokenizer(

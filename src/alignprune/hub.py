@@ -179,5 +179,10 @@ def provenance(model_dir: str | Path, data_file: str | Path | None = None) -> di
     model's and the data file's source, requested revision and resolved commit (or digest)."""
     fields = _flat("model", read_record(model_dir))
     if data_file is not None:
-        fields.update(_flat("data", read_record(data_file)))
+        fields.update(data_provenance(data_file))
     return fields
+
+
+def data_provenance(data_file: str | Path) -> dict:
+    """The data file's three fields of ``provenance`` alone (a token file carries its data file's)."""
+    return _flat("data", read_record(data_file))

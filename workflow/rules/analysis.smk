@@ -36,9 +36,9 @@ for task in [t for t in TASKS if representation_languages(t)]:
         input:
             model=LAYOUT.model_dir(model),
             tokenizer=MODEL_DIR,
-            reference=data_file(task, TRAIN_LANGUAGE, "{split}"),
-            data=[
-                data_file(task, lang, "{split}") for lang in representation_languages(task)
+            reference=token_file(task, TRAIN_LANGUAGE, "{split}"),
+            tokens=[
+                token_file(task, lang, "{split}") for lang in representation_languages(task)
             ],
         output:
             [

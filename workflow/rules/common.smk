@@ -62,7 +62,13 @@ def languages(task):
 
 
 def data_file(task, lang, split):
+    """Normalised rows (text_a, text_b, label) of one language and split."""
     return f"{RESOURCES}/data/{task}/{lang}/{split}.parquet"
+
+
+def token_file(task, lang, split):
+    """The same rows as token ids of the pretrained model's tokenizer: what every job reads."""
+    return f"{RESOURCES}/tokens/{task}/{lang}/{split}.parquet"
 
 
 def needed_data_files():

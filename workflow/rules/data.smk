@@ -1,5 +1,6 @@
 # Stage 1: the pretrained model and the task data, written once under resources/.
-# Either downloaded (Hub or local folder) or, for the offline demo, synthesised.
+# Either downloaded (Hub or local folder) or, for the offline demo, synthesised; then
+# tokenised once per (task, language, split): every later job reads the token ids.
 
 if config["testbed"]["enabled"]:
 
@@ -51,3 +52,23 @@ else:
             source=lambda wildcards: config["tasks"][wildcards.task]["source"],
         script:
             "../scripts/download_data.py"
+
+
+rule tokenize:
+    """Token ids of one language and split, made by the pretrained model's tokenizer; the
+    file records the tokenizer's fingerprint and jobs refuse ids of another tokenizer."""
+    input:
+        data=data_file("{task}", "{lang}", "{split}"),
+        tokenizer=MODEL_DIR,
+    output:
+        token_file("{task}", "{lang}", "{split}"),
+    log:
+        f"{LOGS}/tokenize/{{task}}/{{lang}}/{{split}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tokenize/{{task}}/{{lang}}/{{split}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        max_length=config["max_length"],
+    script:
+        "../scripts/tokenize.py"

@@ -13,7 +13,7 @@ for task in TASKS:
         input:
             model=LAYOUT.model_dir(model),
             tokenizer=MODEL_DIR,
-            data=[data_file(task, lang, split) for split, lang in eval_pairs(task)],
+            tokens=[token_file(task, lang, split) for split, lang in eval_pairs(task)],
         output:
             [LAYOUT.eval_file(model, split, lang) for split, lang in eval_pairs(task)],
         log:

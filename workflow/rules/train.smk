@@ -9,8 +9,8 @@ rule finetune:
     """Dense fine-tune on English train; model selection on English dev only."""
     input:
         model=MODEL_DIR,
-        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
-        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
+        train=token_file("{task}", TRAIN_LANGUAGE, "train"),
+        dev=token_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
         directory(LAYOUT.model_dir(DENSE_MODEL)),
     log:
@@ -38,8 +38,8 @@ rule prune:
         start=start_model,
         reference=reference_model,
         tokenizer=MODEL_DIR,
-        train=data_file("{task}", TRAIN_LANGUAGE, "train"),
-        dev=data_file("{task}", TRAIN_LANGUAGE, "validation"),
+        train=token_file("{task}", TRAIN_LANGUAGE, "train"),
+        dev=token_file("{task}", TRAIN_LANGUAGE, "validation"),
     output:
         directory(LAYOUT.model_dir(PRUNED_MODEL)),
     log:

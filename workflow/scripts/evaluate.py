@@ -11,9 +11,9 @@ with rule_job(snakemake) as device:
         model_dir=snakemake.input.model,
         tokenizer_dir=snakemake.input.tokenizer,
         files=[
-            EvalFile(split, lang, data_file, out_file)
-            for (split, lang), data_file, out_file in zip(
-                snakemake.params.evaluations, snakemake.input.data, snakemake.output, strict=True
+            EvalFile(split, lang, token_file, out_file)
+            for (split, lang), token_file, out_file in zip(
+                snakemake.params.evaluations, snakemake.input.tokens, snakemake.output, strict=True
             )
         ],
         # operational, not a param: a new batch size does not rerun finished evaluations

@@ -14,9 +14,9 @@ with rule_job(snakemake) as device:
         tokenizer_dir=snakemake.input.tokenizer,
         reference_file=snakemake.input.reference,
         files=[
-            LanguageFile(lang, data_file, out_file)
-            for lang, data_file, out_file in zip(
-                snakemake.params.languages, snakemake.input.data, snakemake.output, strict=True
+            LanguageFile(lang, token_file, out_file)
+            for lang, token_file, out_file in zip(
+                snakemake.params.languages, snakemake.input.tokens, snakemake.output, strict=True
             )
         ],
         max_examples=snakemake.params.max_examples,

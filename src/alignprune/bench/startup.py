@@ -128,9 +128,16 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     torch.manual_seed(0)
     model = modeling.load_classifier(pretrained, num_labels=3)
     modeling.save_model(model, folder / "dense")
+    # the jobs read token files, as the tokenize rule writes them (not timed: made once per study)
+    from ..tokens import tokenize_file
+
+    tokens = {}
+    for (task, lang, split), path in files.items():
+        tokens[(task, lang, split)] = folder / "tokens" / task / lang / f"{split}.parquet"
+        tokenize_file(path, pretrained, tokens[(task, lang, split)], num_labels=3, max_length=demo["max_length"])
     return Testbed(
-        pretrained=pretrained, dense=folder / "dense", train=files[(TASK, "en", "train")],
-        dev=files[(TASK, "en", "validation")], test=files[(TASK, "fr", "test")], max_length=demo["max_length"],
+        pretrained=pretrained, dense=folder / "dense", train=tokens[(TASK, "en", "train")],
+        dev=tokens[(TASK, "en", "validation")], test=tokens[(TASK, "fr", "test")], max_length=demo["max_length"],
         # the sections as the rules pass them (demo_config: merged, checked, with the schema's defaults)
         finetune=demo["finetune"], retrain=demo["retrain"], eval_batch_size=demo["evaluation"]["batch_size"],
     )
@@ -153,7 +160,7 @@ def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
                 "schedule": "ladder", "progress": False}
     if kind == "evaluate":
         return {**common, "key": ModelKey.of(TASK, 1), "lang": "fr", "split": "test", "model_dir": bed.dense,
-                "tokenizer_dir": bed.pretrained, "data_file": bed.test, "out_file": out / "eval.json",
+                "tokenizer_dir": bed.pretrained, "token_file": bed.test, "out_file": out / "eval.json",
                 "batch_size": bed.eval_batch_size}
     raise ValueError(f"unknown job kind {kind!r}; expected one of {KINDS}")
 
@@ -240,6 +247,11 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
     from alignprune import data, modeling
     from alignprune.rule_runtime import rule_job
 
+    try:
+        from alignprune import tokens
+    except ImportError:  # a version before token files (the bench compares versions)
+        tokens = None
+
     import torch
 
     # the job function's own module, as the rule script imports it
@@ -265,19 +277,24 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
         setattr(module, name, wrapper)
 
     rows = [0]
-    read_split = getattr(data, "read_split", None)
-    if read_split is not None:  # rows the job reads: the data part scales with them
+    # rows the job reads: the data part scales with them. Versions before token files read
+    # data.read_split (a frame) and encoded it; since, tokens.read_tokens (a split and its pad id).
+    for module, name in ((data, "read_split"), (tokens, "read_tokens")):
+        reader = getattr(module, name, None)
+        if reader is None:
+            continue
 
-        def counted(*args, **kwargs):
-            frame = read_split(*args, **kwargs)
-            rows[0] += len(frame)
-            return frame
+        def counted(*args, _reader=reader, **kwargs):
+            read = _reader(*args, **kwargs)
+            rows[0] += len(read[0] if isinstance(read, tuple) else read)
+            return read
 
-        data.read_split = counted
+        setattr(module, name, counted)
     timed(modeling, "load_tokenizer", "tokenizer")
     timed(modeling, "load_classifier", "model")
-    for name in ("read_split", "encode", "read_encoded", "load_encoded"):
+    for name in ("read_split", "encode"):
         timed(data, name, "data")
+    timed(tokens, "read_tokens", "data")
     if spec["kind"] != "evaluate":
         # evaluation passes before training: compute; patched where the job function looks it up
         timed(sys.modules[job.__module__], "accuracy", "evaluation")

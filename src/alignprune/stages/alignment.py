@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import pandas as pd
 import torch
 
-from .. import alignment, data, modeling
+from .. import alignment, modeling, tokens
 from ..io import atomic_path, write_json
 from ..tasks import task_spec
 from ..model_key import ModelKey
@@ -35,10 +35,10 @@ def measure_weight_alignment(
 
 
 class LanguageFile(NamedTuple):
-    """One language of a representation-alignment job: its data file and its JSON file."""
+    """One language of a representation-alignment job: its token file and its JSON file."""
 
     lang: str
-    data_file: str | Path
+    token_file: str | Path
     out_file: str | Path
 
 
@@ -51,7 +51,7 @@ def measure_representation_alignment(
     model_dir,
     tokenizer_dir,
     reference_file,
-    data_file,
+    token_file,
     out_file,
     max_examples: int,
     batch_size: int,
@@ -66,7 +66,7 @@ def measure_representation_alignment(
     return measure_representation_alignment_files(
         key=key, split=split, reference_lang=reference_lang,
         model_dir=model_dir, tokenizer_dir=tokenizer_dir, reference_file=reference_file,
-        files=[LanguageFile(lang, data_file, out_file)], max_examples=max_examples,
+        files=[LanguageFile(lang, token_file, out_file)], max_examples=max_examples,
         batch_size=batch_size, max_length=max_length, device=device,
     )[0]
 
@@ -88,18 +88,20 @@ def measure_representation_alignment_files(
     """``measure_representation_alignment`` for every language of ``files``: the model loads and
     English is encoded once (the same first rows serve every language).
 
-    Every data file is read and checked first; each JSON is written atomically as soon as its
+    ``reference_file`` and each language's file are token files of ``tokenizer_dir``'s tokenizer.
+    Every token file is read and checked first; each JSON is written atomically as soon as its
     language is measured. Returns the records written.
     """
     spec = task_spec(key.task)
-    english = data.read_split(reference_file, spec.num_labels)
-    others = [data.read_split(file.data_file, spec.num_labels) for file in files]
-    tokenizer = model = reference = None
+    read = {"tokenizer_dir": tokenizer_dir, "max_length": max_length, "num_labels": spec.num_labels}
+    english, pad_id = tokens.read_tokens(reference_file, **read)
+    others = [tokens.read_tokens(file.token_file, **read)[0] for file in files]
+    model = reference = None
     records = []
     for file, other in zip(files, others):
         record = {**key.record(), "split": split, "language": file.lang,
                   "reference_language": reference_lang}
-        reason = alignment.not_parallel_reason(english, other, file.lang)
+        reason = alignment.not_parallel_reason(english.labels, other.labels, file.lang)
         if reason is not None:
             log.warning("%s %s not parallel: %s", split, file.lang, reason)
             record |= {"parallel": False, "reason": reason, "n_examples": 0, "layers": []}
@@ -107,14 +109,13 @@ def measure_representation_alignment_files(
             records.append(record)
             continue
         if model is None:  # only when some language is parallel
-            tokenizer = modeling.load_tokenizer(tokenizer_dir)
             model = modeling.load_classifier(model_dir).to(device)
-        encode = {"tokenizer": tokenizer, "max_length": max_length, "batch_size": batch_size, "device": device}
+        pooled = {"batch_size": batch_size, "pad_id": pad_id, "device": device}
         # the first rows: the same examples in both languages
         if reference is None:
-            reference = _pooled_states(model, english.head(max_examples), **encode)
+            reference = alignment.pooled_states(model, english.head(max_examples), **pooled)
         other = other.head(max_examples)
-        layers = alignment.representation_alignment(reference, _pooled_states(model, other, **encode))
+        layers = alignment.representation_alignment(reference, alignment.pooled_states(model, other, **pooled))
         record |= {"parallel": True, "reason": None, "n_examples": len(other), "layers": layers}
         write_json(file.out_file, record)
         log.info("%s %s: %d rows paired with %s, %d layers measured", split, file.lang, len(other),
@@ -122,10 +123,3 @@ def measure_representation_alignment_files(
         records.append(record)
     return records
 
-
-def _pooled_states(model, frame, *, tokenizer, max_length: int, batch_size: int, device):
-    """Per layer, the sentence representations of ``frame``'s rows."""
-    return alignment.pooled_states(
-        model, data.encode(tokenizer, frame, max_length),
-        batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device,
-    )

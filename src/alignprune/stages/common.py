@@ -11,7 +11,7 @@ import zlib
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import data
+from .. import tokens
 from ..checkpoint import Checkpointer, file_identity
 from ..train import TrainSettings
 
@@ -38,11 +38,12 @@ def train_settings(
     )
 
 
-def load_pair(tokenizer, train_file, dev_file, num_labels: int, max_length: int):
-    """The encoded training and dev splits of a training job."""
-    train_data = data.encode(tokenizer, data.read_split(train_file, num_labels), max_length)
-    dev_data = data.encode(tokenizer, data.read_split(dev_file, num_labels), max_length)
-    return train_data, dev_data
+def load_pair(tokenizer_dir, train_file, dev_file, num_labels: int, max_length: int):
+    """The training and dev token files of a training job (checked against ``tokenizer_dir``'s
+    tokenizer) and their padding id."""
+    train_data, pad_id = tokens.read_tokens(train_file, tokenizer_dir, max_length=max_length, num_labels=num_labels)
+    dev_data, _ = tokens.read_tokens(dev_file, tokenizer_dir, max_length=max_length, num_labels=num_labels)
+    return train_data, dev_data, pad_id
 
 
 def checkpointer(folder, phase: str, section: dict, settings: TrainSettings, *inputs, job=None, save_at_end=False):

@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .. import data, hub, modeling
+from .. import hub, modeling, tokens
 from ..evaluate import accuracy
 from ..io import write_json
 from ..tasks import task_spec
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class EvalFile(NamedTuple):
-    """One evaluation of a model: a split of a language, its data file and its JSON file."""
+    """One evaluation of a model: a split of a language, its token file and its JSON file."""
 
     split: str
     lang: str
-    data_file: str | Path
+    token_file: str | Path
     out_file: str | Path
 
 
@@ -34,7 +34,7 @@ def evaluate_model(
     split: str,
     model_dir: str | Path,
     tokenizer_dir: str | Path,
-    data_file: str | Path,
+    token_file: str | Path,
     out_file: str | Path,
     batch_size: int,
     max_length: int,
@@ -44,7 +44,7 @@ def evaluate_model(
     """Accuracy, example count and measured sparsity of one model on one split of one language."""
     return evaluate_model_files(
         key=key, model_dir=model_dir, tokenizer_dir=tokenizer_dir,
-        files=[EvalFile(split, lang, data_file, out_file)], batch_size=batch_size, max_length=max_length,
+        files=[EvalFile(split, lang, token_file, out_file)], batch_size=batch_size, max_length=max_length,
         prunable=prunable, device=device,
     )[0]
 
@@ -62,26 +62,28 @@ def evaluate_model_files(
 ) -> list[dict]:
     """``evaluate_model`` on every (split, language) of ``files`` with one load of the model.
 
-    Every data file is read and checked before the model loads; each JSON is written
-    atomically as soon as its evaluation ends, so a failure leaves whole files only.
+    Every token file is read and checked (made by ``tokenizer_dir``'s tokenizer) before the
+    model loads; each JSON is written atomically as soon as its evaluation ends, so a failure
+    leaves whole files only.
     """
     spec = task_spec(key.task)
-    frames = [data.read_split(file.data_file, spec.num_labels) for file in files]
-    tokenizer = modeling.load_tokenizer(tokenizer_dir)
+    splits = [tokens.read_tokens(file.token_file, tokenizer_dir, max_length=max_length, num_labels=spec.num_labels)
+              for file in files]
     model = modeling.load_classifier(model_dir).to(device)
     names = modeling.prunable_names(model, **prunable)
     # the weights do not change between evaluations: measured once
     sparsity = {k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")}
+    pretrained = hub.provenance(tokenizer_dir)  # the pretrained model's source and commit: read once
     results = []
-    for file, frame in zip(files, frames):
-        encoded = data.encode(tokenizer, frame, max_length)
+    for file, (encoded, pad_id) in zip(files, splits):
         result = {
             **key.record(),
             "split": file.split,
             "language": file.lang,
-            **accuracy(model, encoded, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device),
+            **accuracy(model, encoded, batch_size=batch_size, pad_id=pad_id, device=device),
             **sparsity,
-            **hub.provenance(tokenizer_dir, file.data_file),  # the pretrained model's and the data's commits
+            **pretrained,
+            **hub.data_provenance(file.token_file),  # the data's source and commit
         }
         write_json(file.out_file, result)
         log.info("%s %s: accuracy %.4f (%d of %d)", file.split, file.lang, result["accuracy"],

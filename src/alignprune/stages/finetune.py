@@ -30,10 +30,10 @@ def finetune(
     progress: bool = True,
 ) -> dict:
     """Fine-tune the pretrained model on the training language; checkpoints in ``checkpoint_dir``.
+    ``train_file``, ``dev_file``: token files of the pretrained model's tokenizer;
     ``settings``: the validated ``finetune`` config section."""
     spec = task_spec(task)
-    tokenizer = modeling.load_tokenizer(pretrained_dir)
-    train_data, dev_data = load_pair(tokenizer, train_file, dev_file, spec.num_labels, max_length)
+    train_data, dev_data, pad_id = load_pair(pretrained_dir, train_file, dev_file, spec.num_labels, max_length)
     torch.manual_seed(seed)  # the classification head is initialised from this
     model = modeling.load_classifier(pretrained_dir, num_labels=spec.num_labels)
     # The first job that loads the model checks what the config says about it, before training.
@@ -44,7 +44,7 @@ def finetune(
     checkpoint = checkpointer(checkpoint_dir, "finetune", settings, run, pretrained_dir, train_file, dev_file)
     history = train(
         model, train_data, dev_data, run,
-        pad_id=tokenizer.pad_token_id, device=device, progress=progress, checkpoint=checkpoint,
+        pad_id=pad_id, device=device, progress=progress, checkpoint=checkpoint,
         **reporting(settings, "finetune"),
     )
     modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})

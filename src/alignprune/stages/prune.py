@@ -141,13 +141,13 @@ def prune_and_retrain(
     control = not prunes(method["criterion"])
     if control and method["regularizer"] != "none":
         raise ValueError(f"{method_name}: the retraining control (criterion none) takes no regularizer")
-    tokenizer = modeling.load_tokenizer(tokenizer_dir)
-    train_data, dev_data = load_pair(tokenizer, train_file, dev_file, task_spec(task).num_labels, max_length)
+    train_data, dev_data, pad_id = load_pair(tokenizer_dir, train_file, dev_file, task_spec(task).num_labels,
+                                             max_length)
     model = modeling.load_classifier(start_dir).to(device)
     names = modeling.prunable_names(model, **prunable)
     job = PruneJob(
         method=method, settings=settings, model=model, names=names, train_data=train_data, dev_data=dev_data,
-        pad_id=tokenizer.pad_token_id, device=device,
+        pad_id=pad_id, device=device,
         # Common random numbers: the seed names the task, seed and target, not the method, so every
         # method of a rung draws the same data order and dropout, and two methods that prune the same
         # weights give identical models (a paired difference between methods is theirs alone).

@@ -37,6 +37,7 @@ localrules:
     tables,
     findings,
     plots,
+    sweep_choice,
     sweep_table,
     sweep,
     alignment_tables,
@@ -58,3 +59,5 @@ rule all:
         all_plot_files(),
         all_analysis_files(),
         all_curve_files(),
+        # the sweep's table, where a method's weight comes from the sweep
+        sweep_report_files(),

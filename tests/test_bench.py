@@ -184,6 +184,7 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
         _plan_job("finetune", ["results/xnli/seed~1/dense/model"], task="xnli", seed=1),
         _plan_job("prune", ["m1"], task="xnli", seed=1, method="l2", sparsity="0.10"),
         _plan_job("prune", ["m2"], task="pawsx", seed=1, method="l2", sparsity="0.10"),
+        _plan_job("prune_sweep", ["m3"], task="xnli", seed=1, method="l2", weight="0.1", sparsity="0.30"),
         _plan_job("evaluate_xnli", ["results/xnli/seed~1/dense/eval/test/de.json",
                                     "results/xnli/seed~1/dense/eval/validation/fr.json"], seed=1, variant="dense"),
         _plan_job("representation_alignment_xnli", ["a/de.csv", "a/fr.csv"], seed=1, variant="dense", split="test"),
@@ -192,7 +193,7 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
     fixed = {"finetune": study.FixedCost(10.0), "prune": study.FixedCost(5.0),
              "evaluate": study.FixedCost(2.0, per_row_s=1e-4)}
     costs = {c.stage: c for c in study.project(jobs, config, fixed, study.Rates(train=100.0, evaluate=1000.0))}
-    assert list(costs) == ["download_data", "finetune", "prune", "evaluate", "representation_alignment"]
+    assert list(costs) == ["download_data", "finetune", "prune", "prune_sweep", "evaluate", "representation_alignment"]
     assert costs["download_data"].jobs == 1 and costs["download_data"].fixed_s is None
     # finetune: ceil(392,702 / 32) = 12,272 steps of 32 examples; 13 dev passes of 2,490 rows
     assert costs["finetune"].compute_s == pytest.approx(12_272 * 32 / 100 + 13 * 2_490 / 1000)
@@ -200,6 +201,8 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
     assert costs["prune"].jobs == 2
     assert costs["prune"].compute_s == pytest.approx(2 * 1000 / 100 + 3 * (2_490 + 2_000) / 1000)
     assert costs["prune"].total_s == pytest.approx(2 * 5.0 + costs["prune"].compute_s)
+    # a sweep run costs what an xnli prune job costs
+    assert costs["prune_sweep"].total_s == pytest.approx(5.0 + 1000 / 100 + 3 * 2_490 / 1000)
     # evaluation: one job, its two files: 5,010 test + 2,490 validation rows, read and evaluated
     assert costs["evaluate"].fixed_s == pytest.approx(2.0 + 7_500 * 1e-4)
     assert costs["evaluate"].total_s == pytest.approx(2.0 + 7_500 * 1e-4 + 7_500 / 1000)
@@ -208,7 +211,7 @@ def test_projection_is_jobs_times_fixed_cost_plus_compute_at_the_measured_rates(
     # 5,010 test rows each file holds
     assert costs["representation_alignment"].total_s == pytest.approx(2.0 + 3 * 5_010 * 1e-4 + 300 / 1000)
     table = study.format_projection(list(costs.values()))
-    fixed_total = 10.0 + 2 * 5.0 + 2.75 + 2.0 + 3 * 5_010 * 1e-4
+    fixed_total = 10.0 + 3 * 5.0 + 2.75 + 2.0 + 3 * 5_010 * 1e-4
     total = sum(c.total_s for c in costs.values())
     assert f"**{100 * fixed_total / total:.1f}%** (<= 10%: met)" in table
     assert "| download_data | 1 | not modelled |" in table

@@ -1,6 +1,7 @@
 """The demo workflow end to end at CI size, then its outputs checked against their sources."""
 
 import json
+from pathlib import Path
 import re
 import struct
 
@@ -21,6 +22,7 @@ DEMO = load_config("config.yaml", "profiles/demo/testbed.yaml")
 METHODS = [name for name, spec in DEMO["methods"].items() if spec["enabled"]]
 CONTROLS = [name for name in METHODS if DEMO["methods"][name]["criterion"] == "none"]
 SWEEP_WEIGHTS = {"l2": [0.01], "cosine": [1.0, 100.0], "frobenius": [100.0]}
+DEMO_SWEEP_SEEDS = [1]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,16 @@ def demo(tmp_path_factory):
         "finetune": {"epochs": 2, "eval_every": 20},
         "retrain": {"steps": 10, "eval_every": 5},
         "testbed": {"pretrain_steps": 60, "sizes": {"train": 400, "validation": 100, "test": 150}},
-        "sweep": {"seeds": [1], "sparsities": [], "weights": SWEEP_WEIGHTS},
+        "sweep": {"seeds": DEMO_SWEEP_SEEDS, "sparsities": [], "weights": SWEEP_WEIGHTS},
+        # cosine's weight from the sweep (its checkpoint runs inside the study); Frobenius keeps its number
+        "methods": {"magnitude_global_cosine": {"weight": "sweep"}},
     }
     (root / "ci.yaml").write_text(yaml.safe_dump(overlay))
     configfiles = ["config.yaml", "profiles/demo/testbed.yaml", str(root / "ci.yaml")]
     snakemake("--profile", "profiles/demo", "--configfile", *configfiles)
-    snakemake("sweep", "--profile", "profiles/demo", "--configfile", *configfiles)
+    # the study ran the sweep: its target has nothing left to do
+    swept = snakemake("sweep", "--profile", "profiles/demo", "--configfile", *configfiles)
+    assert "Nothing to be done" in swept.stdout + swept.stderr
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     return root, configfiles, config
 
@@ -68,8 +74,12 @@ def test_one_evaluation_and_one_representation_job_per_model(demo):
     plan = snakemake("-n", "--forceall", "--quiet", "rules", "--profile", "profiles/demo", "--configfile", *configfiles)
     counts = job_counts(plan.stdout + plan.stderr)
     models = len(SEEDS) * len(variants())
+    # the sweep's models (cosine's weight: sweep puts the sweep table into the study), one job each
+    swept = len(DEMO_SWEEP_SEEDS) * len(SPARSITIES) * sum(
+        len(SWEEP_WEIGHTS[DEMO["methods"][m]["regularizer"]]) for m in METHODS if DEMO["methods"][m]["regularizer"] != "none")
     assert {rule: n for rule, n in counts.items() if rule.startswith(("evaluate", "representation"))} == {
         "evaluate_xnli": models, "evaluate_pawsx": models,  # one per model, not per language
+        "evaluate_sweep_xnli": swept, "evaluate_sweep_pawsx": swept,
         "representation_alignment_xnli": len(variants()), "representation_alignment_pawsx": len(variants()),
     }
 
@@ -351,12 +361,57 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
         assert rows[rows["chosen"]]["weight"].tolist() == [expected]
     chosen = yaml.safe_load((root / "results/sweep/xnli/chosen_weights.yaml").read_text())["methods"]
     assert set(chosen) == set(regularized)
+    # beside each weight, its zero-shot accuracy from the sweep models' eval files (test split,
+    # every language but English): mean over languages per model, then over seeds and targets
+    for row in summary.itertuples():
+        per_model = []
+        for seed in DEMO_SWEEP_SEEDS:
+            for target in SPARSITIES:
+                folder = root / f"results/sweep/xnli/seed~{seed}/method~{row.method}/weight~{row.weight:g}/sparsity~{target}"
+                files = sorted((folder / "eval/test").glob("*.json"))
+                assert [f.stem for f in files] == sorted(lang for lang in LANGUAGES["xnli"] if lang != "en")
+                per_model.append(sum(100 * json.loads(f.read_text())["accuracy"] for f in files) / len(files))
+        assert row.zero_shot_mean == pytest.approx(sum(per_model) / len(per_model))
+    assert (root / "results/sweep/xnli/regularizer_weights.png").stat().st_size > 10_000
     # the weight under test reaches training: two cosine weights give two different models
     weights = [
         load_file(root / f"results/sweep/xnli/seed~1/method~magnitude_global_cosine/weight~{w:g}/sparsity~0.90/model/model.safetensors")
         for w in SWEEP_WEIGHTS["cosine"]
     ]
     assert any(not torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_a_method_with_weight_sweep_retrains_with_the_weight_the_sweep_chose(demo):
+    """magnitude_global_cosine says `weight: sweep`: its prune jobs ran after the sweep, with the
+    chosen weight as their param; a rewritten but equal choice reruns nothing, another choice
+    reruns exactly that method's prune jobs (and what reads them)."""
+    root, configfiles, _ = demo
+    chosen_file = root / "results/sweep/xnli/chosen_weights.yaml"
+    text = chosen_file.read_text()
+    chosen = yaml.safe_load(text)["methods"]["magnitude_global_cosine"]["weight"]
+    for seed in SEEDS:
+        for target in SPARSITIES:
+            folder = root / f"results/xnli/seed~{seed}/method~{{}}/sparsity~{target}/model"
+            cosine = json.loads((Path(str(folder).format("magnitude_global_cosine")) / "sparsity.json").read_text())
+            frobenius = json.loads((Path(str(folder).format("magnitude_global_frobenius")) / "sparsity.json").read_text())
+            assert (cosine["regularizer"], cosine["weight"]) == ("cosine", chosen)
+            assert frobenius["weight"] == DEMO["methods"]["magnitude_global_frobenius"]["weight"]  # its own number
+    plan = ("-n", "--profile", "profiles/demo", "--configfile", *configfiles)
+    chosen_file.write_text(text)  # rewritten, the same choice
+    unchanged = snakemake(*plan)
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    other = next(w for w in SWEEP_WEIGHTS["cosine"] if w != chosen)
+    try:
+        chosen_file.write_text(text.replace(f"weight: {chosen}", f"weight: {other}"))
+        result = snakemake(*plan)
+        counts = job_counts(result.stdout + result.stderr)
+        assert counts["prune"] == len(SEEDS) * len(SPARSITIES)
+        assert re.findall(r"params have changed since last execution:\s+(\S+)", result.stdout + result.stderr) == ["prune"]
+        assert not {"testbed", "finetune", "prune_sweep", "sweep_choice"} & set(counts)
+        planned = re.findall(r"output: (\S+/method~(\w+)/sparsity~\S+/model)", result.stdout + result.stderr)
+        assert {method for _, method in planned} == {"magnitude_global_cosine"}
+    finally:
+        chosen_file.write_text(text)
 
 
 def test_training_logs_hold_plain_progress_lines(demo):

@@ -25,12 +25,15 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     languages = {task: len(spec["languages"]) for task, spec in tasks.items()}
     splits = len(config["eval_splits"])
     assert (seeds, methods, targets, languages) == (3, 11, 9, {"xnli": 15, "pawsx": 7})
-    # one evaluation job per model and task: it writes every split x language file of the model
+    # one evaluation job per model and task: it writes every split x language file of the model;
+    # the sweep's models (weight: sweep) on the zero-shot languages of the test split
+    swept = len(config["sweep"]["sparsities"]) * sum(len(w) for w in config["sweep"]["weights"].values())
     assert {rule: n for rule, n in counts.items() if rule.startswith("evaluate")} == {
-        "evaluate_xnli": models, "evaluate_pawsx": models,
+        "evaluate_xnli": models, "evaluate_pawsx": models, "evaluate_sweep_xnli": swept, "evaluate_sweep_pawsx": swept,
     }
-    assert models == 300 and counts["evaluate_xnli"] + counts["evaluate_pawsx"] == 600
-    eval_files = [path for rule, files in outputs if rule.startswith("evaluate") for path in files]
+    assert models == 300 and counts["evaluate_xnli"] + counts["evaluate_pawsx"] == 600 and swept == 36
+    assert (counts["prune_sweep"], counts["sweep_choice"], counts["sweep_table"]) == (72, 2, 2)
+    eval_files = [path for rule, files in outputs if rule in ("evaluate_xnli", "evaluate_pawsx") for path in files]
     assert len(eval_files) == len(set(eval_files)) == sum(models * splits * n for n in languages.values()) == 13200
     # the xnli dense model of seed 1: one job, 2 splits x 15 languages
     job = next(files for rule, files in outputs if files[0] == f"{tmp_path}/results/xnli/seed~1/dense/eval/validation/en.json")
@@ -104,13 +107,15 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     # every rule the profile sizes exists, and every GPU rule asks for a GPU and is sized
-    per_model = [f"{kind}_{task}" for kind in ("evaluate", "representation_alignment") for task in config["tasks"]]
+    per_model = [f"{kind}_{task}" for kind in ("evaluate", "evaluate_sweep", "representation_alignment")
+                 for task in config["tasks"]]
     assert set(profile["set-resources"]) <= set(counts)
     for rule in ("finetune", "prune", *per_model):
         assert profile["set-resources"][rule]["gpu"] == 1
     # the per-model jobs go in groups of a few models per submission, each with its own threads
     assert profile["groups"] == [
         "tokenize=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
+        "evaluate_sweep_xnli=evaluations", "evaluate_sweep_pawsx=evaluations",
         "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
     ]
     assert profile["group-components"] == ["tokens=11", "evaluations=5", "representations=5"]
@@ -141,9 +146,12 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     assert (len(regularized), weights, sweep["seeds"]) == (3, 12, [1])
     assert counts["prune_sweep"] == 2 * weights * len(sweep["sparsities"]) == 72
     assert counts["finetune"] == 2  # seed 1 of each task: the sweep needs no other seed
-    assert counts["download_data"] == counts["tokenize"] == 4  # English train and dev of each task; no zero-shot language
-    assert counts["sweep_table"] == 2 and "prune" not in counts
-    assert not [rule for rule in counts if rule.startswith(("evaluate", "representation"))]
+    # English train and dev of each task, and the test split of the zero-shot languages (14 + 6):
+    # each sweep model is evaluated there for the sweep table (reported beside English dev only)
+    assert counts["download_data"] == counts["tokenize"] == 4 + 14 + 6
+    assert (counts["sweep_choice"], counts["sweep_table"]) == (2, 2) and "prune" not in counts
+    assert counts["evaluate_sweep_xnli"] == counts["evaluate_sweep_pawsx"] == weights * len(sweep["sparsities"])
+    assert not [rule for rule in counts if rule.startswith(("evaluate_xnli", "evaluate_pawsx", "representation"))]
 
 
 def planned_jobs(output: str) -> list[dict]:
@@ -216,3 +224,27 @@ def test_every_job_reads_token_files_that_one_tokenize_job_made(tmp_path):
         assert [f for f in job["input"] if "/tokens/" in f] and all(
             f in made for f in job["input"] if "/tokens/" in f
         ), job["rule"]
+
+
+def test_weight_sweep_plans_the_sweep_before_the_methods_prune_jobs(tmp_path):
+    """config.yaml's regularized methods say `weight: sweep`: naming one of their eval files plans
+    the task's sweep (every regularized method's grid on the sweep's ladder, seed 1) and its
+    choice, which the prune job reads; an unregularized method's job plans no sweep."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert {m: s["weight"] for m, s in config["methods"].items() if s.get("regularizer", "none") != "none"} == {
+        "magnitude_global_l2": "sweep", "magnitude_global_cosine": "sweep", "magnitude_global_frobenius": "sweep"}
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    target = tmp_path / "results/xnli/seed~2/method~magnitude_global_cosine/sparsity~0.10/eval/test/de.json"
+    result = snakemake(str(target), "-n", "--configfile", "config.yaml", str(overlay))
+    output = result.stdout + result.stderr
+    counts = job_counts(output)
+    grid = sum(len(config["sweep"]["weights"][r]) for r in ("l2", "cosine", "frobenius"))
+    assert (counts["prune_sweep"], counts["sweep_choice"], counts["prune"]) == (
+        grid * len(config["sweep"]["sparsities"]), 1, 1)
+    prune = next(job for job in planned_jobs(output) if job["rule"] == "prune")
+    # an input that waits for the checkpoint (Snakemake prints it as <TBD> until the sweep has run)
+    assert prune["input"][-1] == "<TBD>" and "DAG of jobs will be updated after completion" in output
+    plain = tmp_path / "results/xnli/seed~2/method~magnitude_global/sparsity~0.10/eval/test/de.json"
+    counts = job_counts(snakemake(str(plain), "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay)).stdout)
+    assert "prune_sweep" not in counts and "sweep_choice" not in counts and counts["prune"] == 1

@@ -83,7 +83,7 @@ def roles(methods: dict[str, dict]) -> dict:
     from the methods' config fields (enabled methods, config order)."""
 
     def regularized(spec):
-        return spec["regularizer"] != "none" and spec["weight"] > 0
+        return spec["regularizer"] != "none" and (spec["weight"] == "sweep" or spec["weight"] > 0)
 
     controls = [name for name, spec in methods.items() if spec["criterion"] == NO_PRUNING]
     if not controls:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from .chosen_weights import chosen_weights_text
 from .io import atomic_path, read_json
 from .model_key import ModelKey
 from .modeling import SPARSITY_FILE, TRAINING_FILE
@@ -99,10 +99,10 @@ def summarise(runs: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE, zero_sho
     return table
 
 
-def chosen_weights(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """{method: {"weight": w}}, ready to merge into the config's ``methods``."""
+def chosen_weights(summary: pd.DataFrame) -> dict[str, float]:
+    """{method: chosen weight}."""
     picked = summary[summary["chosen"]]
-    return {row.method: {"weight": float(row.weight)} for row in picked.itertuples()}
+    return {row.method: float(row.weight) for row in picked.itertuples()}
 
 
 def _markdown(summary: pd.DataFrame, seeds: list[int], tolerance: float) -> str:
@@ -160,8 +160,8 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_sweep(runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None) -> pd.DataFrame:
-    """``outputs``: runs (CSV of every run), summary (CSV), markdown, chosen (YAML), and
-    optionally figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs);
+    """``outputs``: any of runs (CSV of every run), summary (CSV), markdown, chosen (YAML) and
+    figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs);
     ``zero_shot``: their zero-shot eval files (collect_zero_shot), reported only."""
     frame = collect_runs(runs)
     summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None)
@@ -169,15 +169,17 @@ def write_sweep(runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT
         "runs": lambda tmp: frame.to_csv(tmp, index=False),
         "summary": lambda tmp: summary.to_csv(tmp, index=False),
         "markdown": lambda tmp: tmp.write_text(_markdown(summary, sorted(set(frame["seed"])), tolerance)),
-        "chosen": lambda tmp: tmp.write_text(
-            f"# Weights chosen by the sweep on English dev (strongest within {tolerance:g} points of the "
-            "best); merge into the config's methods.\n"
-            + yaml.safe_dump({"methods": chosen_weights(summary)}, sort_keys=False)
-        ),
+        "chosen": lambda tmp: tmp.write_text(chosen_weights_text(chosen_weights(summary), tolerance)),
     }
+    unknown = set(outputs) - set(writes) - {"figure", "figure_pdf"}  # figure_pdf: written beside the PNG
+    if unknown:
+        raise ValueError(f"unknown sweep outputs {sorted(unknown)}; expected some of {sorted(writes)} and figure")
+    if "figure_pdf" in outputs and Path(outputs["figure_pdf"]) != Path(outputs["figure"]).with_suffix(".pdf"):
+        raise ValueError(f"figure_pdf must be the figure's path with .pdf: {outputs['figure']}")
     for name, write in writes.items():
-        with atomic_path(outputs[name]) as tmp:
-            write(Path(tmp))
+        if name in outputs:
+            with atomic_path(outputs[name]) as tmp:
+                write(Path(tmp))
     if "figure" in outputs:
         plot_sweep(summary, outputs["figure"])
     return summary

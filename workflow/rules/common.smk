@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
+from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight
 from alignprune.config_check import model_folder
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
@@ -293,6 +294,31 @@ def sweep_methods():
     ]
 
 
+def sweep_chosen_file(task):
+    return f"{RESULTS}/sweep/{task}/chosen_weights.yaml"
+
+
+def sweep_report_files():
+    """The sweep's table of every task, when some method's weight comes from the sweep."""
+    if not [m for m in sweep_methods() if config["methods"][m]["weight"] == SWEEP_WEIGHT]:
+        return []
+    return [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS]
+
+
+def sweep_eval_pairs(task):
+    """(split, language) of a sweep model's evaluations: the zero-shot languages of the table split."""
+    return [(config["table_split"], lang) for lang in languages(task) if lang != TRAIN_LANGUAGE]
+
+
+def sweep_eval_files(task):
+    """The zero-shot eval files of every sweep model of a task (reported by its sweep table)."""
+    return [
+        LAYOUT.eval_file(ModelKey.parse(folder), split, lang)
+        for folder in sweep_models(task)
+        for split, lang in sweep_eval_pairs(task)
+    ]
+
+
 def sweep_models(task):
     """The model folder of every sweep run of a task (sweep_table reads each one's key from it)."""
     return [
@@ -316,10 +342,31 @@ def start_model(wildcards):
 
 
 def method_spec(wildcards):
-    """The method's config; a sweep run puts the weight under test in place of its own."""
+    """The method's config; a sweep run puts the weight under test in place of its own, and a
+    method with `weight: sweep` the weight its task's sweep chose. A param, so a new choice
+    reruns the method's prune jobs and a rewritten but equal choice reruns nothing."""
     spec = config["methods"][wildcards.method]
     weight = getattr(wildcards, "weight", None)
-    return spec if weight is None else spec | {"weight": float(weight)}
+    if weight is not None:
+        return spec | {"weight": float(weight)}
+    if spec["weight"] == SWEEP_WEIGHT:
+        # Before the sweep has run the choice is unknown: the job keeps "sweep" until the
+        # checkpoint (sweep_choice) has run and Snakemake re-evaluates it with the number.
+        chosen = sweep_chosen_file(wildcards.task)
+        if Path(chosen).exists():
+            return spec | {"weight": read_chosen_weight(chosen, wildcards.method)}
+    return spec
+
+
+def chosen_weights(wildcards):
+    """The sweep's choice, an input of a prune job of a `weight: sweep` method (not of the sweep's
+    own runs): the sweep's checkpoint runs first. ancient(): a rewritten choice file reruns
+    nothing by its time stamp; the weight itself is a param (method_spec)."""
+    if getattr(wildcards, "weight", None) is not None:
+        return []
+    if config["methods"][wildcards.method]["weight"] != SWEEP_WEIGHT:
+        return []
+    return ancient(checkpoints.sweep_choice.get(task=wildcards.task).output.chosen)
 
 
 # The training-curves figure (rule training_curves in report.smk).

@@ -108,13 +108,33 @@ rule plots:
         "../scripts/plots.py"
 
 
-rule sweep_table:
-    """English dev accuracy of every (regularized method, weight) and the weight chosen: the
-    strongest within sweep.tolerance points of the best (flagged at an edge of its grid)."""
+checkpoint sweep_choice:
+    """The weight chosen per regularized method on English dev: the strongest within
+    sweep.tolerance points of the best. A checkpoint: the prune jobs of a `weight: sweep` method
+    are planned with the weight it writes (common.smk: method_spec, chosen_weights)."""
     input:
         lambda wildcards: sweep_models(wildcards.task),
     output:
         runs=f"{RESULTS}/sweep/{{task}}/runs.csv",
+        chosen=sweep_chosen_file("{task}"),
+    log:
+        f"{LOGS}/sweep/{{task}}/sweep_choice.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        tolerance=SWEEP["tolerance"],
+    script:
+        "../scripts/sweep_table.py"
+
+
+rule sweep_table:
+    """English dev accuracy of every (regularized method, weight) and the weight chosen (flagged
+    at an edge of its grid), with each weight's zero-shot accuracy beside it (reported, never
+    used to choose): the report's table and figure."""
+    input:
+        models=lambda wildcards: sweep_models(wildcards.task),
+        zero_shot=lambda wildcards: sweep_eval_files(wildcards.task),
+    output:
         summary=f"{RESULTS}/sweep/{{task}}/regularizer_weights.csv",
         markdown=report(
             f"{RESULTS}/sweep/{{task}}/regularizer_weights.md",
@@ -122,7 +142,13 @@ rule sweep_table:
             subcategory="Regularizer sweep",
             caption="../report/sweep.rst",
         ),
-        chosen=f"{RESULTS}/sweep/{{task}}/chosen_weights.yaml",
+        figure=report(
+            f"{RESULTS}/sweep/{{task}}/regularizer_weights.png",
+            category="{task}",
+            subcategory="Regularizer sweep",
+            caption="../report/sweep.rst",
+        ),
+        figure_pdf=f"{RESULTS}/sweep/{{task}}/regularizer_weights.pdf",  # written with the PNG
     log:
         f"{LOGS}/sweep/{{task}}/sweep_table.log",
     conda:
@@ -137,6 +163,7 @@ rule sweep:
     """Target: the regularizer-weight sweep of every task (snakemake sweep)."""
     input:
         [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS],
+        [sweep_chosen_file(task) for task in TASKS],
 
 
 rule training_curves:

@@ -40,6 +40,7 @@ rule prune:
         tokenizer=MODEL_DIR,
         train=token_file("{task}", TRAIN_LANGUAGE, "train"),
         dev=token_file("{task}", TRAIN_LANGUAGE, "validation"),
+        chosen=chosen_weights,
     output:
         directory(LAYOUT.model_dir(PRUNED_MODEL)),
     log:

@@ -1,8 +1,12 @@
-"""Rule sweep_table: English dev accuracy per (method, weight) and the chosen weights."""
+"""Rules sweep_choice and sweep_table: English dev accuracy per (method, weight), the chosen
+weights (sweep_choice) and the report's table and figure with each weight's zero-shot accuracy
+(sweep_table; reported only)."""
 
 from alignprune.rule_runtime import rule_job
 from alignprune.sweep import write_sweep
 
 with rule_job(snakemake):
-    # each input is a sweep model's folder, which names its key
-    write_sweep(snakemake.input, snakemake.output, tolerance=snakemake.params.tolerance)
+    # the sweep models' folders name their keys; sweep_choice's inputs are those folders alone
+    models = snakemake.input.get("models", snakemake.input)
+    write_sweep(models, dict(snakemake.output.items()), tolerance=snakemake.params.tolerance,
+                zero_shot=snakemake.input.get("zero_shot"))

@@ -74,7 +74,7 @@ def plan_seconds(root: Path, repeats: int = 3, targets: tuple[str, ...] = (),
 EVAL_ROWS = {("xnli", "validation"): 2_490, ("xnli", "test"): 5_010,
              ("pawsx", "validation"): 2_000, ("pawsx", "test"): 2_000}
 # Which measured start-up stands for a stage's per-job fixed cost.
-FIXED_KIND = {"finetune": "finetune", "prune": "prune", "evaluate": "evaluate",
+FIXED_KIND = {"finetune": "finetune", "prune": "prune", "prune_sweep": "prune", "evaluate": "evaluate",
               "representation_alignment": "evaluate", "weight_alignment": "evaluate"}
 EVAL_FILE = re.compile(r"/eval/(?P<split>[^/]+)/(?P<lang>[^/]+)\.json$")
 
@@ -173,7 +173,7 @@ def job_examples(stage: str, job: PlannedJob, config: dict) -> tuple[int, int, i
     batch size; every forward-only pass (dev evaluations during training, evaluations,
     representations); and the rows it reads and tokenises before its first batch."""
     tasks = list(config["tasks"])
-    if stage in ("finetune", "prune"):
+    if stage in ("finetune", "prune", "prune_sweep"):  # a sweep run is a prune job with another weight
         task = job_task(job, tasks)
         dev = EVAL_ROWS[(task, "validation")]
         if stage == "finetune":

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from .. import modeling
+from ..chosen_weights import SWEEP_WEIGHT
 from ..criteria import prunes
 from ..data import EncodedSplit
 from ..evaluate import accuracy
@@ -138,6 +139,11 @@ def prune_and_retrain(
     """Prune the start model to ``sparsity`` on ``schedule`` (ladder or independent; ``gradual``:
     the validated gradual section, for independent), retrain, save; returns the sparsity report.
     ``method``: the validated methods entry; ``settings``: the validated retrain section."""
+    if method["weight"] == SWEEP_WEIGHT:
+        raise ValueError(
+            f"{method_name}: weight: sweep reached the prune job unresolved; the Snakefile passes the weight the "
+            "sweep chose (results/sweep/{task}/chosen_weights.yaml): run the job through snakemake"
+        )
     control = not prunes(method["criterion"])
     if control and method["regularizer"] != "none":
         raise ValueError(f"{method_name}: the retraining control (criterion none) takes no regularizer")

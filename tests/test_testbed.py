@@ -108,6 +108,21 @@ def test_overlap_shares_english_words_and_grows_monotonically():
     assert lex0.words["fr"] == lex5.words["fr"]  # other languages unchanged
 
 
+def test_shared_negation_spells_the_negation_as_english_and_changes_no_other_word():
+    def lexicon(shared):
+        specs = [tb.LanguageSpec("en"), tb.LanguageSpec("de", shared_negation=shared), tb.LanguageSpec("fr")]
+        return tb.build_lexicon(specs, random.Random(0))
+
+    apart, shared = lexicon(False), lexicon(True)
+    assert apart.neg["de"] != apart.neg["en"] and shared.neg["de"] == shared.neg["en"] == apart.neg["en"]
+    assert shared.neg["fr"] == apart.neg["fr"] != apart.neg["en"]
+    assert shared.words == apart.words  # every content word as before
+    p = tb.Proposition(subject=1, verb=2, obj=3, subject_adj=None, object_adj=4, negated=True)
+    german = tb.render(p, tb.LanguageSpec("de", shared_negation=True), shared).split()
+    assert shared.neg["en"] in german and german == [
+        shared.neg["en"] if w == apart.neg["de"] else w for w in tb.render(p, tb.LanguageSpec("de"), apart).split()]
+
+
 def test_build_writes_resources_in_the_download_formats(tmp_path):
     settings = tb.TestbedSettings(
         seed=3, languages=LANGS, hidden_size=16, layers=1, heads=2, pretrain_steps=3,

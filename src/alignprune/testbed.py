@@ -47,6 +47,7 @@ class LanguageSpec:
     parallel: float = 1.0  # relative weight of this language in translation pairs
     code_switch: float = 0.3  # share of its words swapped into another language in pretraining
     overlap: float = 0.0  # share of its content words spelt as in English (shared vocabulary)
+    shared_negation: bool = False  # its negation word spelt as English's (a shared function word)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def build_lexicon(languages: list[LanguageSpec], rng: random.Random) -> Lexicon:
             for concept in range(len(concepts)):
                 if rng.random() < spec.overlap:
                     concepts[concept] = list(english[kind][concept])
+        if spec.shared_negation:  # drawn all the same above: the other words do not change
+            lexicon.neg[spec.code] = lexicon.neg[languages[0].code]
     return lexicon
 
 

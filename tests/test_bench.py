@@ -234,3 +234,18 @@ def test_projection_counts_the_jobs_snakemake_plans():
     assert target in evaluate.outputs
     assert study.job_examples("evaluate", evaluate, config)[1] == sum(
         study.EVAL_ROWS[("xnli", path.split("/")[-2])] for path in evaluate.outputs)
+
+
+def test_plan_parser_counts_checkpoints_as_jobs():
+    """The sweep's choice is a (local) checkpoint: its jobs count like any rule's."""
+    text = "\n".join([
+        "rule prune_sweep:", "    output: results/sweep/xnli/seed~1/method~m/weight~0.1/sparsity~0.30/model",
+        "    wildcards: task=xnli, seed=1, method=m, weight=0.1, sparsity=0.30",
+        "localcheckpoint sweep_choice:", "    output: results/sweep/xnli/runs.csv, results/sweep/xnli/chosen_weights.yaml",
+        "    wildcards: task=xnli",
+        "Job stats:", "job           count", "------------  -----", "prune_sweep       1", "sweep_choice      1", "total             2",
+    ])
+    jobs, stats = study.parse_plan(text)
+    assert [job.rule for job in jobs] == ["prune_sweep", "sweep_choice"] and stats == {"prune_sweep": 1, "sweep_choice": 1}
+    assert jobs[1].outputs == ["results/sweep/xnli/runs.csv", "results/sweep/xnli/chosen_weights.yaml"]
+    assert jobs[0].wildcards["weight"] == "0.1"

@@ -75,6 +75,7 @@ EVAL_ROWS = {("xnli", "validation"): 2_490, ("xnli", "test"): 5_010,
              ("pawsx", "validation"): 2_000, ("pawsx", "test"): 2_000}
 # Which measured start-up stands for a stage's per-job fixed cost.
 FIXED_KIND = {"finetune": "finetune", "prune": "prune", "prune_sweep": "prune", "evaluate": "evaluate",
+              "evaluate_sweep": "evaluate",
               "representation_alignment": "evaluate", "weight_alignment": "evaluate"}
 EVAL_FILE = re.compile(r"/eval/(?P<split>[^/]+)/(?P<lang>[^/]+)\.json$")
 
@@ -139,7 +140,7 @@ def parse_plan(text: str) -> tuple[list[PlannedJob], dict[str, int]]:
     """Jobs and job stats of a ``snakemake -n`` printout."""
     jobs: list[PlannedJob] = []
     for line in text.splitlines():
-        if match := re.match(r"^(?:local)?rule (\S+):$", line):
+        if match := re.match(r"^(?:local)?(?:rule|checkpoint) (\S+):$", line):  # a checkpoint is a rule too
             jobs.append(PlannedJob(match.group(1), [], {}))
         elif jobs and (match := re.match(r"^    (output|wildcards): (.*)$", line)):
             items = [item.strip() for item in match.group(2).split(", ")]
@@ -186,7 +187,7 @@ def job_examples(stage: str, job: PlannedJob, config: dict) -> tuple[int, int, i
             # the ladder's dev accuracy before retraining, then every eval_every steps and after the last
             evaluations = (config["schedule"] == "ladder") + -(-steps // settings["eval_every"])
         return steps * settings["batch_size"], evaluations * dev, TRAIN_ROWS[task] + dev
-    if stage == "evaluate":
+    if stage in ("evaluate", "evaluate_sweep"):
         task = job_task(job, tasks)
         files = [EVAL_FILE.search(path) for path in job.outputs]
         rows = sum(EVAL_ROWS[(task, match["split"])] for match in files if match)

@@ -44,9 +44,11 @@ def test_another_tokenizer_is_refused_before_anything_is_written(world, tmp_path
     root, _, tokens = world
     other = tmp_path / "other-pretrained"
     shutil.copytree(root / "pretrained", other)
+    assert tokenizer_fingerprint(other) == tokenizer_fingerprint(root / "pretrained")  # the same bytes
     tokenizer = modeling.load_tokenizer(other)
     tokenizer.add_tokens(["zzzq"])  # another vocabulary: the same ids would mean other text
     tokenizer.save_pretrained(other)
+    # the same folder, rewritten: hashed anew (the digest is kept per process only while the files stay)
     assert tokenizer_fingerprint(other) != tokenizer_fingerprint(root / "pretrained")
     with pytest.raises(ValueError, match="made by another tokenizer .* than the one in .*other-pretrained"):
         read_tokens(tokens[("xnli", "en", "train")], other, max_length=16, num_labels=3)

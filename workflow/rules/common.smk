@@ -298,16 +298,20 @@ def sweep_chosen_file(task):
     return f"{RESULTS}/sweep/{task}/chosen_weights.yaml"
 
 
+def sweep_table_file(task):
+    return f"{RESULTS}/sweep/{task}/regularizer_weights.md"
+
+
 def sweep_report_files():
     """The sweep's table of every task, when some method's weight comes from the sweep."""
     if not [m for m in sweep_methods() if config["methods"][m]["weight"] == SWEEP_WEIGHT]:
         return []
-    return [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS]
+    return [sweep_table_file(task) for task in TASKS]
 
 
 def sweep_eval_pairs(task):
     """(split, language) of a sweep model's evaluations: the zero-shot languages of the table split."""
-    return [(config["table_split"], lang) for lang in languages(task) if lang != TRAIN_LANGUAGE]
+    return [(config["table_split"], lang) for lang in representation_languages(task)]
 
 
 def sweep_eval_files(task):

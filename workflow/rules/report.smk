@@ -137,7 +137,7 @@ rule sweep_table:
     output:
         summary=f"{RESULTS}/sweep/{{task}}/regularizer_weights.csv",
         markdown=report(
-            f"{RESULTS}/sweep/{{task}}/regularizer_weights.md",
+            sweep_table_file("{task}"),
             category="{task}",
             subcategory="Regularizer sweep",
             caption="../report/sweep.rst",
@@ -162,7 +162,7 @@ rule sweep_table:
 rule sweep:
     """Target: the regularizer-weight sweep of every task (snakemake sweep)."""
     input:
-        [f"{RESULTS}/sweep/{task}/regularizer_weights.md" for task in TASKS],
+        [sweep_table_file(task) for task in TASKS],
         [sweep_chosen_file(task) for task in TASKS],
 
 

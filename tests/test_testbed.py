@@ -123,6 +123,53 @@ def test_shared_negation_spells_the_negation_as_english_and_changes_no_other_wor
         shared.neg["en"] if w == apart.neg["de"] else w for w in tb.render(p, tb.LanguageSpec("de"), apart).split()]
 
 
+@pytest.mark.parametrize("task", ["xnli", "pawsx"])
+def test_particles_move_words_apart_and_change_nothing_else(task):
+    plain, with_words = lexicon(), tb.build_lexicon(LANGS, random.Random(0), particles=True)
+    assert with_words.words == plain.words and with_words.neg == plain.neg and not plain.particles
+    particles = {code: set(words) for code, words in with_words.particles.items()}
+    assert all(len(words) == tb.N_PARTICLES for words in particles.values())
+    assert not particles["en"] & particles["de"]  # each language its own, like its other words
+    off = tb.task_frame(task, 400, LANGS[2], plain, seed=5)
+    pd.testing.assert_frame_equal(off, tb.task_frame(task, 400, LANGS[2], with_words, seed=5, particles=0.0))
+    on = tb.task_frame(task, 400, LANGS[2], with_words, seed=5, particles=0.5)
+    assert on["label"].tolist() == off["label"].tolist()  # the same propositions, still parallel
+    added = 0
+    for column in ("text_a", "text_b"):
+        for sentence, before in zip(on[column], off[column]):
+            words = sentence.split()
+            kept = [w for w in words if w not in particles["fr"]]
+            assert kept == before.split() and len(words) - len(kept) <= 2
+            added += len(words) - len(kept)
+    # two draws at 0.5 each: one particle per sentence on average
+    assert 0.9 < added / (2 * len(on)) < 1.1
+    # and the two sentences of a pair line up word for word less often
+    def aligned(frame):
+        pairs = [(a.split(), b.split()) for a, b in zip(frame["text_a"], frame["text_b"])]
+        return sum(sum(x == y for x, y in zip(a, b)) / max(len(a), len(b)) for a, b in pairs) / len(pairs)
+
+    assert aligned(on) < aligned(off) - 0.2, (aligned(on), aligned(off))
+
+
+@pytest.mark.parametrize("task", ["xnli", "pawsx"])
+def test_own_order_puts_that_share_of_pairs_in_the_language_s_order_and_the_rest_in_english_s(task):
+    lex = lexicon()
+    tr = tb.LanguageSpec("tr", order="SOV", adjective_after_noun=True)
+    lex.words["tr"], lex.neg["tr"] = lex.words["de"], lex.neg["de"]  # any vocabulary of its own
+    frame = lambda own: tb.task_frame(task, 600, tb.LanguageSpec(**{**tr.__dict__, "own_order": own}), lex, seed=5)
+    own, english, half = frame(1.0), frame(0.0), frame(0.4)
+    pd.testing.assert_frame_equal(own, tb.task_frame(task, 600, tr, lex, seed=5))  # 1: as before, no draws
+    assert half["label"].tolist() == own["label"].tolist()  # the same propositions
+    rng = random.Random(5)
+    for row in english.itertuples():  # 0: every pair in English's order (SVO, adjective first)
+        a, b, _ = tb.nli_example(rng) if task == "xnli" else tb.paws_example(rng, 0.15)
+        assert (row.text_a, row.text_b) == (tb.render(a, tb.LanguageSpec("tr"), lex), tb.render(b, tb.LanguageSpec("tr"), lex))
+    chose_own = [(x.text_a, x.text_b) == (o.text_a, o.text_b) for x, o in zip(half.itertuples(), own.itertuples())]
+    chose_english = [(x.text_a, x.text_b) == (e.text_a, e.text_b) for x, e in zip(half.itertuples(), english.itertuples())]
+    assert all(o or e for o, e in zip(chose_own, chose_english))  # both sentences of a pair in one order
+    assert 0.34 < sum(o and not e for o, e in zip(chose_own, chose_english)) / 600 < 0.46
+
+
 def test_build_writes_resources_in_the_download_formats(tmp_path):
     settings = tb.TestbedSettings(
         seed=3, languages=LANGS, hidden_size=16, layers=1, heads=2, pretrain_steps=3,
@@ -159,6 +206,20 @@ def test_build_writes_resources_in_the_download_formats(tmp_path):
         "model_source": "testbed (seed 3)", "model_revision": None, "model_commit": None,
         "data_source": "testbed (seed 3)", "data_revision": None, "data_commit": None,
     }
+
+
+@pytest.mark.parametrize("model_type", ["word", "unigram"])
+def test_word_tokenizer_keeps_every_word_of_every_language_one_piece(tmp_path, model_type):
+    lex = tb.build_lexicon(LANGS, random.Random(0))
+    rng = random.Random(1)
+    corpus = [tb.render(tb.random_proposition(rng), spec, lex) for spec in LANGS for _ in range(300)]
+    tokenizer = tb.train_tokenizer(corpus, tmp_path, vocab_size=2000, model_type=model_type)
+    words = [w for code in lex.words for kind in lex.words[code].values() for forms in kind for w in forms]
+    pieces = [len(tokenizer.tokenize(w)) for w in words]
+    if model_type == "word":
+        assert set(pieces) == {1} and tokenizer.unk_token_id not in tokenizer(corpus[:50])["input_ids"][0]
+    else:  # what the word model is for: the unigram model splits some words and not others
+        assert max(pieces) > 1 and min(pieces) == 1
 
 
 def test_demo_config_makes_valid_settings():

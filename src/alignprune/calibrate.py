@@ -148,8 +148,10 @@ def measure(
                                   num_labels=num_labels)
                 for lang in config["tasks"][task]["languages"]
             }
+            # named by the fine-tuning settings too, so calibrations of one testbed can run side by side
+            recipe = hashlib.sha1(json.dumps([config["finetune"], config["max_length"]], sort_keys=True).encode())
             for seed in seeds:
-                out_dir = work_dir / f"dense-{model_dir.parent.name}-{task}-{seed}"
+                out_dir = work_dir / f"dense-{model_dir.parent.name}-{recipe.hexdigest()[:8]}-{task}-{seed}"
                 shutil.rmtree(out_dir, ignore_errors=True)  # a calibration always fine-tunes anew
                 started = time.perf_counter()
                 history = finetune(

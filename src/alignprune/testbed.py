@@ -81,6 +81,14 @@ class Lexicon:
     neg: dict[str, str] = field(default_factory=dict)
     particles: dict[str, list[str]] = field(default_factory=dict)
 
+    def vocabulary(self, lang: str | None = None) -> set[str]:
+        """Every word of ``lang`` (content words, negation, particles), or of all languages."""
+        words = set()
+        for code in [lang] if lang else self.words:
+            words |= {w for kind in self.words[code].values() for forms in kind for w in forms}
+            words |= {self.neg[code], *self.particles.get(code, [])}
+        return words
+
 
 def build_lexicon(languages: list[LanguageSpec], rng: random.Random, particles: bool = False) -> Lexicon:
     lexicon, used, words = Lexicon(), set(), {}
@@ -445,9 +453,7 @@ def build_testbed(
     ]
     with atomic_path(model_dir, directory=True) as tmp:
         tokenizer = train_tokenizer(corpus, tmp, settings.vocab_size, settings.tokenizer)
-        words = {w for kinds in lexicon.words.values() for kind in kinds.values() for forms in kind for w in forms}
-        words |= set(lexicon.neg.values()) | {w for ws in lexicon.particles.values() for w in ws}
-        unknown = sorted(w for w in words if tokenizer.unk_token_id in tokenizer(w, add_special_tokens=False)["input_ids"])
+        unknown = sorted(w for w in lexicon.vocabulary() if tokenizer.unk_token_id in tokenizer(w, add_special_tokens=False)["input_ids"])
         if unknown:  # a word model knows only the corpus's words: no word may become <unk>
             raise RuntimeError(f"the testbed tokenizer lacks the words {unknown[:5]}: enlarge its corpus")
         model = pretrain_model(settings, lexicon, tokenizer, progress)

@@ -90,6 +90,9 @@ BAD_CONFIGS = [
     ("table_split_not_evaluated", {"eval_splits": ["validation"]}, ["table_split = 'test'", "eval_splits"]),
     ("misspelt_section", {"analysis": {"enable": False}}, ["analysis.enable", "unknown key", "enabled"]),
     ("sweep_weight_zero", {"sweep": {"weights": {"l2": [0.0, 1.0]}}}, ["sweep.weights.l2[0] = 0.0", "must be > 0"]),
+    # a task's own fine-tuning takes result settings only: checkpoints and logs stay in finetune
+    ("task_finetune_operational_key", {"tasks": {"pawsx": {"finetune": {"checkpoint_every": 5}}}},
+     ["tasks.pawsx.finetune.checkpoint_every", "unknown key"]),
 ]
 
 

@@ -86,3 +86,13 @@ def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depen
     assert counts == job_counts(plan(run, "forced", {}, "--forcerun", "prune", "prune_sweep"))
     everything = job_counts(plan(run, "everything", {}, "--forceall"))
     assert counts["total"] < everything["total"]  # the testbed, dense models and their evaluations stay
+
+
+def test_a_task_s_own_fine_tuning_setting_reruns_that_task_s_jobs_only(run):
+    config = load_config(*run[1])
+    epochs = config["tasks"]["pawsx"].get("finetune", {}).get("epochs", config["finetune"]["epochs"]) + 1
+    output = plan(run, "pawsx_epochs", {"tasks": {"pawsx": {"finetune": {"epochs": epochs}}}})
+    counts = job_counts(output)
+    assert "Params have changed" in output
+    assert counts["finetune"] == 2 and "testbed" not in counts  # pawsx's dense model of each seed
+    assert "task=pawsx" in output and "task=xnli" not in output, output[-3000:]

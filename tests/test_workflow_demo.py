@@ -33,8 +33,12 @@ def demo(tmp_path_factory):
         "paths": {k: str(root / k) for k in ("resources", "results", "logs", "benchmarks")},
         "seeds": SEEDS,
         "sparsities": [float(s) for s in SPARSITIES],
-        "tasks": {task: {"enabled": True, "languages": langs} for task, langs in LANGUAGES.items()},
-        "finetune": {"epochs": 2, "eval_every": 20},
+        "tasks": {
+            "xnli": {"enabled": True, "languages": LANGUAGES["xnli"]},
+            # its own fine-tuning, over finetune below and the profile's: 38 steps
+            "pawsx": {"enabled": True, "languages": LANGUAGES["pawsx"], "finetune": {"epochs": 3, "learning_rate": 1e-4}},
+        },
+        "finetune": {"epochs": 2, "eval_every": 20},  # 25 steps of 400 rows
         "retrain": {"steps": 10, "eval_every": 5},
         "testbed": {"pretrain_steps": 60, "sizes": {"train": 400, "validation": 100, "test": 150}},
         "sweep": {"seeds": DEMO_SWEEP_SEEDS, "sparsities": [], "weights": SWEEP_WEIGHTS},
@@ -412,6 +416,13 @@ def test_a_method_with_weight_sweep_retrains_with_the_weight_the_sweep_chose(dem
         assert {method for _, method in planned} == {"magnitude_global_cosine"}
     finally:
         chosen_file.write_text(text)
+
+
+def test_each_task_fine_tunes_with_its_own_settings(demo):
+    root, _, _ = demo
+    for task, total in (("xnli", 25), ("pawsx", 38)):
+        log = (root / f"logs/{task}/seed~1/dense/finetune.log").read_text()
+        assert re.search(rf"step {total}/{total}  loss", log), (task, log[-500:])
 
 
 def test_training_logs_hold_plain_progress_lines(demo):

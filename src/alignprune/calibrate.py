@@ -31,6 +31,7 @@ import yaml
 
 from . import modeling
 from .evaluate import accuracy
+from .operational import task_finetune
 from .rule_runtime import quiet_libraries
 from .stages.finetune import finetune
 from .tasks import task_spec
@@ -149,7 +150,8 @@ def measure(
                 for lang in config["tasks"][task]["languages"]
             }
             # named by the fine-tuning settings too, so calibrations of one testbed can run side by side
-            recipe = hashlib.sha1(json.dumps([config["finetune"], config["max_length"]], sort_keys=True).encode())
+            settings = task_finetune(config, task)
+            recipe = hashlib.sha1(json.dumps([settings, config["max_length"]], sort_keys=True).encode())
             for seed in seeds:
                 out_dir = work_dir / f"dense-{model_dir.parent.name}-{recipe.hexdigest()[:8]}-{task}-{seed}"
                 shutil.rmtree(out_dir, ignore_errors=True)  # a calibration always fine-tunes anew
@@ -157,7 +159,7 @@ def measure(
                 history = finetune(
                     task=task, seed=seed, pretrained_dir=model_dir,
                     train_file=files[(task, "en", "train")], dev_file=files[(task, "en", "validation")],
-                    out_dir=out_dir, settings=config["finetune"], max_length=config["max_length"],
+                    out_dir=out_dir, settings=settings, max_length=config["max_length"],
                     prunable=config["prunable"], device=device, progress=progress,
                 )
                 timings[f"finetune {task} {seed}"] = time.perf_counter() - started

@@ -17,6 +17,12 @@ def result_settings(section: dict) -> dict:
     return {key: value for key, value in section.items() if key not in TRAINING_KEYS}
 
 
+def task_finetune(config: dict, task: str) -> dict:
+    """The finetune section for ``task``: the config's ``finetune`` with the task's own
+    overrides (``tasks.<task>.finetune``: a task learnt slowly gets more epochs)."""
+    return {**config["finetune"], **config["tasks"][task].get("finetune", {})}
+
+
 def with_operational(settings: dict, section: dict) -> dict:
     """``settings`` (a rule's params) completed with the operational keys of the validated config
     ``section`` (the schema gives each a default)."""

@@ -2,7 +2,7 @@
 # params hold only what changes a model: Snakemake reruns a job whose params changed. The
 # scripts read the operational settings (checkpoint and log intervals, TensorBoard) from the
 # config, so editing those reruns nothing (alignprune.operational).
-from alignprune.operational import result_settings
+from alignprune.operational import result_settings, task_finetune
 
 
 rule finetune:
@@ -23,7 +23,7 @@ rule finetune:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        settings=result_settings(config["finetune"]),
+        settings=lambda wildcards: result_settings(task_finetune(config, wildcards.task)),
         max_length=config["max_length"],
         # functions of the output: not compared for reruns
         checkpoints=checkpoint_dir,

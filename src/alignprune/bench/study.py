@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_check import load_config
+from ..operational import task_finetune
 from ..stages.finetune import finetune_steps
 from .common import xlmr_classifier
 from .project import ROOT, SCHEMA
@@ -38,7 +39,7 @@ def study_steps(config: dict) -> StudySteps:
     tasks = [task for task, spec in config["tasks"].items() if spec["enabled"]]
     methods = [name for name, spec in config["methods"].items() if spec["enabled"]]
     seeds, targets, steps = len(config["seeds"]), len(config["sparsities"]), config["retrain"]["steps"]
-    fine_tuning = seeds * sum(finetune_steps(config["finetune"], TRAIN_ROWS[task]) for task in tasks)
+    fine_tuning = seeds * sum(finetune_steps(task_finetune(config, task), TRAIN_ROWS[task]) for task in tasks)
     chains = len(tasks) * len(methods) * seeds
     return StudySteps(
         fine_tuning=fine_tuning,
@@ -178,7 +179,7 @@ def job_examples(stage: str, job: PlannedJob, config: dict) -> tuple[int, int, i
         task = job_task(job, tasks)
         dev = EVAL_ROWS[(task, "validation")]
         if stage == "finetune":
-            settings = config["finetune"]
+            settings = task_finetune(config, task)
             steps = finetune_steps(settings, TRAIN_ROWS[task])
             evaluations = -(-steps // settings["eval_every"])  # every eval_every steps and after the last
         else:

@@ -9,6 +9,7 @@ each job's params as a real run does), so no model is trained here.
 import pytest
 import yaml
 
+from alignprune.operational import task_finetune
 from workflow_helpers import ROOT, job_counts, load_config, snakemake
 
 OPERATIONAL_EDITS = {
@@ -90,7 +91,7 @@ def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depen
 
 def test_a_task_s_own_fine_tuning_setting_reruns_that_task_s_jobs_only(run):
     config = load_config(*run[1])
-    epochs = config["tasks"]["pawsx"].get("finetune", {}).get("epochs", config["finetune"]["epochs"]) + 1
+    epochs = task_finetune(config, "pawsx")["epochs"] + 1  # any number other than the run's
     output = plan(run, "pawsx_epochs", {"tasks": {"pawsx": {"finetune": {"epochs": epochs}}}})
     counts = job_counts(output)
     assert "Params have changed" in output

@@ -453,7 +453,9 @@ def build_testbed(
     ]
     with atomic_path(model_dir, directory=True) as tmp:
         tokenizer = train_tokenizer(corpus, tmp, settings.vocab_size, settings.tokenizer)
-        unknown = sorted(w for w in lexicon.vocabulary() if tokenizer.unk_token_id in tokenizer(w, add_special_tokens=False)["input_ids"])
+        words = sorted(lexicon.vocabulary())
+        pieces = tokenizer(words, add_special_tokens=False)["input_ids"]  # one batch call, every word
+        unknown = [w for w, ids in zip(words, pieces) if tokenizer.unk_token_id in ids]
         if unknown:  # a word model knows only the corpus's words: no word may become <unk>
             raise RuntimeError(f"the testbed tokenizer lacks the words {unknown[:5]}: enlarge its corpus")
         model = pretrain_model(settings, lexicon, tokenizer, progress)

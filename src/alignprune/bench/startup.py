@@ -123,13 +123,13 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     import transformers
 
     from .. import modeling
+    from ..operational import task_finetune
 
     transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
     torch.manual_seed(0)
     model = modeling.load_classifier(pretrained, num_labels=3)
     modeling.save_model(model, folder / "dense")
     # the jobs read token files, as the tokenize rule writes them (not timed: made once per study)
-    from ..operational import task_finetune
     from ..tokens import tokenize_file
 
     tokens = {}
@@ -140,7 +140,8 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
         pretrained=pretrained, dense=folder / "dense", train=tokens[(TASK, "en", "train")],
         dev=tokens[(TASK, "en", "validation")], test=tokens[(TASK, "fr", "test")], max_length=demo["max_length"],
         # the sections as the rules pass them (demo_config: merged, checked, with the schema's defaults)
-        finetune=task_finetune(demo, TASK), retrain=demo["retrain"], eval_batch_size=demo["evaluation"]["batch_size"],
+        finetune=task_finetune(demo, TASK), retrain=demo["retrain"],
+        eval_batch_size=demo["evaluation"]["batch_size"],
     )
 
 

@@ -207,6 +207,21 @@ def test_build_writes_resources_in_the_download_formats(tmp_path):
     }
 
 
+def test_build_refuses_a_tokenizer_that_lacks_a_word_and_leaves_no_model(tmp_path, monkeypatch):
+    train_tokenizer, dropped = tb.train_tokenizer, []
+
+    def without_one_word(corpus, out_dir, vocab_size, model_type):  # a corpus that misses one word
+        dropped.append(corpus[0].split()[0])
+        return train_tokenizer([s for s in corpus if dropped[0] not in s.split()], out_dir, vocab_size, model_type)
+
+    monkeypatch.setattr(tb, "train_tokenizer", without_one_word)
+    settings = tb.TestbedSettings(seed=3, languages=LANGS, hidden_size=16, layers=1, heads=2, pretrain_steps=3,
+                                  pretrain_batch_size=4, tokenizer="word", sizes={"train": 8, "validation": 4, "test": 4})
+    with pytest.raises(RuntimeError, match="the testbed tokenizer lacks the words") as refused:
+        tb.build_testbed(settings, tmp_path / "model", {("xnli", "en", "test"): tmp_path / "en.parquet"}, progress=False)
+    assert dropped[0] in str(refused.value) and not (tmp_path / "model").exists()
+
+
 @pytest.mark.parametrize("model_type", ["word", "unigram"])
 def test_word_tokenizer_keeps_every_word_of_every_language_one_piece(tmp_path, model_type):
     lex = tb.build_lexicon(LANGS, random.Random(0))

@@ -78,11 +78,12 @@ def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depen
     counts = job_counts(output)
     assert "Params have changed" in output
     assert "testbed" not in counts and "finetune" not in counts
-    # every prune job of both tasks (methods x 2 seeds x 2 targets) and of the sweep (1 seed)
+    # every prune job of both tasks (methods x 2 seeds x 2 targets) and of the sweep (1 seed; the
+    # weights of each regularized method and the unregularized reference, magnitude_global at 0)
     methods = [spec for spec in config["methods"].values() if spec["enabled"]]
     weights = sum(len(config["sweep"]["weights"][m["regularizer"]]) for m in methods
                   if m["regularizer"] != "none" and m["criterion"] != "none")
-    assert counts["prune"] == 2 * len(methods) * 2 * 2 and counts["prune_sweep"] == 2 * weights * 2
+    assert counts["prune"] == 2 * len(methods) * 2 * 2 and counts["prune_sweep"] == 2 * (weights + 1) * 2
     # exactly the jobs downstream of the prune jobs: those that forcing the prune rules reruns
     assert counts == job_counts(plan(run, "forced", {}, "--forcerun", "prune", "prune_sweep"))
     everything = job_counts(plan(run, "everything", {}, "--forceall"))

@@ -9,6 +9,7 @@ import yaml
 
 from alignprune.io import write_json
 from alignprune.model_key import Layout, ModelKey
+from alignprune.chosen_weights import unregularized_bases
 from alignprune.sweep import collect_runs, collect_zero_shot, summarise, write_sweep
 
 
@@ -134,3 +135,62 @@ def test_write_sweep_writes_every_output_and_a_mergeable_yaml(runs, tmp_path):
 def test_a_sweep_without_regularized_methods_is_an_error():
     with pytest.raises(ValueError, match="no enabled method has a regularizer"):
         collect_runs([])
+
+
+def test_each_regularized_method_gets_the_configured_method_that_prunes_alike_as_its_reference():
+    def spec(criterion, scope="global", regularizer="none", weight=0.0, enabled=True, **extra):
+        return {"enabled": enabled, "criterion": criterion, "scope": scope, "regularizer": regularizer,
+                "weight": weight, "reference": "dense", "units": "rows", **extra}
+
+    methods = {
+        "retrain_only": spec("none"),  # the control prunes nothing: never a base
+        "magnitude_layer": spec("magnitude", "layer", enabled=False),  # a disabled base still counts
+        "magnitude_global": spec("magnitude"),
+        "gradient": spec("gradient", gradient_batches=32),
+        "mg_cosine": spec("magnitude", regularizer="cosine", weight="sweep", reference="pretrained"),
+        "ml_l2": spec("magnitude", "layer", regularizer="l2", weight=0.1),
+        "gradient_l2": spec("gradient", regularizer="l2", weight=0.1, gradient_batches=8),  # scores otherwise
+        "lamp_cosine": spec("lamp", regularizer="cosine", weight=1.0),
+    }
+    regularized = ["mg_cosine", "ml_l2", "gradient_l2", "lamp_cosine"]
+    assert unregularized_bases(methods, regularized) == {"mg_cosine": "magnitude_global", "ml_l2": "magnitude_layer"}
+
+
+@pytest.fixture
+def with_reference(runs, tmp_path):
+    """``runs`` and the unregularized base "mg" on the same seeds and targets: English dev mean 75.0."""
+    dev = {(1, 0.5): 0.86, (1, 0.9): 0.66, (2, 0.5): 0.84, (2, 0.9): 0.64}
+    return runs + [fake_run(tmp_path, "mg", "none", 0, *key, acc) for key, acc in dev.items()]
+
+
+REFERENCES = {"mg_cosine": "mg", "mg_l2": "mg"}
+
+
+def test_the_unregularized_reference_is_reported_against_each_weight_and_never_chosen(runs, with_reference):
+    without = summarise(collect_runs(runs))
+    summary = summarise(collect_runs(with_reference), references=REFERENCES)
+    first = summary.iloc[0]
+    assert (first["method"], first["regularizer"], first["weight"], first["chosen"], first["edge"]) == (
+        "mg", "none", 0.0, False, "")
+    assert first["dev_mean"] == pytest.approx(75.0) and first["dev_at_0.50"] == pytest.approx(85.0)
+    assert chosen(summary) == chosen(without) == {"mg_cosine": 30.0, "mg_l2": 0.1}
+    regularized = summary.iloc[1:].set_index(["method", "weight"])
+    assert regularized["dev_vs_unregularized"].to_dict() == pytest.approx(
+        {("mg_cosine", 1.0): -4.0, ("mg_cosine", 10.0): -3.0, ("mg_cosine", 30.0): -3.3,
+         ("mg_cosine", 100.0): -15.0, ("mg_l2", 0.01): 0.0, ("mg_l2", 0.1): 0.0})
+    # without the mapping a method has no reference: its difference stays empty
+    unmapped = summarise(collect_runs(with_reference), references={"mg_l2": "mg"}).set_index("method")
+    assert unmapped.loc["mg_cosine", "dev_vs_unregularized"].isna().all()
+
+
+def test_the_written_table_and_choice_file_show_the_reference_without_choosing_it(with_reference, tmp_path):
+    outputs = {"markdown": tmp_path / "out/table.md", "chosen": tmp_path / "out/chosen.yaml",
+               "figure": tmp_path / "out/figure.png"}
+    zero_shot = zero_shot_files(tmp_path, with_reference, lambda method, weight, *rest: 0.6 if method == "mg" else 0.5)
+    summary = write_sweep(with_reference, outputs, zero_shot=zero_shot, references=REFERENCES)
+    assert summary["zero_shot_vs_unregularized"].dropna().tolist() == pytest.approx([-10.0] * 6)
+    assert set(yaml.safe_load(outputs["chosen"].read_text())["methods"]) == {"mg_cosine", "mg_l2"}
+    markdown = outputs["markdown"].read_text()
+    assert "Unregularized reference (mg: regularizer none, weight 0" in markdown
+    assert "| mg " in markdown and "-3.3" in markdown and "+0.0" in markdown
+    assert outputs["figure"].stat().st_size > 0

@@ -78,9 +78,10 @@ def test_one_evaluation_and_one_representation_job_per_model(demo):
     plan = snakemake("-n", "--forceall", "--quiet", "rules", "--profile", "profiles/demo", "--configfile", *configfiles)
     counts = job_counts(plan.stdout + plan.stderr)
     models = len(SEEDS) * len(variants())
-    # the sweep's models (cosine's weight: sweep puts the sweep table into the study), one job each
-    swept = len(DEMO_SWEEP_SEEDS) * len(SPARSITIES) * sum(
-        len(SWEEP_WEIGHTS[DEMO["methods"][m]["regularizer"]]) for m in METHODS if DEMO["methods"][m]["regularizer"] != "none")
+    # the sweep's models (cosine's weight: sweep puts the sweep table into the study), one job
+    # each, and the unregularized reference ladder (magnitude_global at weight 0) once
+    swept = len(DEMO_SWEEP_SEEDS) * len(SPARSITIES) * (1 + sum(
+        len(SWEEP_WEIGHTS[DEMO["methods"][m]["regularizer"]]) for m in METHODS if DEMO["methods"][m]["regularizer"] != "none"))
     assert {rule: n for rule, n in counts.items() if rule.startswith(("evaluate", "representation"))} == {
         "evaluate_xnli": models, "evaluate_pawsx": models,  # one per model, not per language
         "evaluate_sweep_xnli": swept, "evaluate_sweep_pawsx": swept,
@@ -356,6 +357,9 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
         assert row.dev_accuracy == pytest.approx(100 * training["best_dev_accuracy"])
         assert pruned["weight"] == row.weight and pruned["regularizer"] == row.regularizer
         assert pruned["sparsity_prunable"] == pytest.approx(row.sparsity_target, abs=1e-3)
+    every_row = summary
+    reference = summary[summary["regularizer"] == "none"]
+    summary = summary[summary["regularizer"] != "none"]
     for method, rows in summary.groupby("method"):
         means = runs[runs["method"] == method].groupby("weight")["dev_accuracy"].mean()
         assert rows.set_index("weight")["dev_mean"].to_dict() == pytest.approx(means.to_dict())
@@ -367,7 +371,7 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
     assert set(chosen) == set(regularized)
     # beside each weight, its zero-shot accuracy from the sweep models' eval files (test split,
     # every language but English): mean over languages per model, then over seeds and targets
-    for row in summary.itertuples():
+    for row in every_row.itertuples():
         per_model = []
         for seed in DEMO_SWEEP_SEEDS:
             for target in SPARSITIES:
@@ -377,6 +381,26 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
                 per_model.append(sum(100 * json.loads(f.read_text())["accuracy"] for f in files) / len(files))
         assert row.zero_shot_mean == pytest.approx(sum(per_model) / len(per_model))
     assert (root / "results/sweep/xnli/regularizer_weights.png").stat().st_size > 10_000
+    # the unregularized reference: magnitude_global's weight-0 ladder, never chosen, and each
+    # weight's English dev and zero-shot against it
+    assert reference[["method", "weight", "chosen"]].values.tolist() == [["magnitude_global", 0.0, False]]
+    base = reference.iloc[0]
+    dev = [100 * json.loads((root / f"results/sweep/xnli/seed~{seed}/method~magnitude_global/weight~0/sparsity~{target}"
+                                     "/model/training.json").read_text())["best_dev_accuracy"]
+           for seed in DEMO_SWEEP_SEEDS for target in SPARSITIES]
+    assert base["dev_mean"] == pytest.approx(sum(dev) / len(dev))
+    assert summary["dev_vs_unregularized"].tolist() == pytest.approx((summary["dev_mean"] - base["dev_mean"]).tolist())
+    assert summary["zero_shot_vs_unregularized"].tolist() == pytest.approx(
+        (summary["zero_shot_mean"] - base["zero_shot_mean"]).tolist())
+    # common random numbers: the sweep's targets are the study's here, so its reference ladder is
+    # the study's global magnitude ladder, weight for weight
+    for seed in DEMO_SWEEP_SEEDS:
+        for target in SPARSITIES:
+            swept = load_file(root / f"results/sweep/xnli/seed~{seed}/method~magnitude_global/weight~0"
+                                     f"/sparsity~{target}/model/model.safetensors")
+            study = load_file(root / f"results/xnli/seed~{seed}/method~magnitude_global/sparsity~{target}/model/model.safetensors")
+            assert all(torch.equal(swept[name], study[name]) for name in study)
+    assert "Unregularized reference (magnitude_global" in (root / "results/sweep/xnli/regularizer_weights.md").read_text()
     # the weight under test reaches training: two cosine weights give two different models
     weights = [
         load_file(root / f"results/sweep/xnli/seed~1/method~magnitude_global_cosine/weight~{w:g}/sparsity~0.90/model/model.safetensors")

@@ -14,6 +14,11 @@ bracket it.
 Where the sweep's models were also evaluated on the other languages, their
 zero-shot accuracy is reported beside each weight (table and figure), to show what
 the choice gave up or gained; it never enters the choice.
+
+Each regularized method's unregularized base (the configured method with its criterion and
+scope and no regularizer) runs the same ladder with weight 0: the reference row, and the
+``*_vs_unregularized`` columns (each weight minus it: what the regularizer cost on English dev
+and gave zero-shot). It is reported only: the choice stays among the grid's weights.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .chosen_weights import chosen_weights_text
+from .chosen_weights import UNREGULARIZED, chosen_weights_text
 from .io import atomic_path, read_json
 from .model_key import ModelKey
 from .modeling import SPARSITY_FILE, TRAINING_FILE
@@ -67,18 +72,42 @@ def collect_zero_shot(eval_files) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "weight", "seed", "sparsity_target", "language", "accuracy"])
 
 
-def summarise(runs: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE, zero_shot: pd.DataFrame | None = None) -> pd.DataFrame:
+def summarise(
+    runs: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE, zero_shot: pd.DataFrame | None = None,
+    references: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Mean English dev per (method, weight): one column per sparsity target, their mean, the
     choice (``chosen``) and whether it sits at an end of its grid (``edge``: weakest, strongest).
 
     ``zero_shot`` (collect_zero_shot): adds zero_shot_mean (mean over languages, then over
     seeds and targets) for the reader; it is joined after the choice is made.
+    ``references``: {regularized method: its unregularized base}, whose runs (regularizer none)
+    come first in the table and are never chosen; each regularized row gets dev_vs_unregularized
+    (and zero_shot_vs_unregularized) against its base's row.
     """
     if tolerance < 0:
         raise ValueError(f"sweep tolerance {tolerance} is negative: give accuracy points >= 0")
     by_target = runs.pivot_table(index=GROUP, columns="sparsity_target", values="dev_accuracy", aggfunc="mean")
     by_target.columns = [f"dev_at_{target:.2f}" for target in by_target.columns]
-    table = by_target.assign(dev_mean=runs.groupby(GROUP)["dev_accuracy"].mean()).reset_index()
+    everything = by_target.assign(dev_mean=runs.groupby(GROUP)["dev_accuracy"].mean()).reset_index()
+    if zero_shot is not None and not zero_shot.empty:
+        per_model = zero_shot.groupby(["method", "weight", "seed", "sparsity_target"])["accuracy"].mean()
+        everything = everything.merge(
+            per_model.groupby(["method", "weight"]).mean().rename("zero_shot_mean").reset_index(),
+            on=["method", "weight"], how="left",
+        )
+    unregularized = everything["regularizer"] == UNREGULARIZED
+    table = _choose(everything[~unregularized].reset_index(drop=True), tolerance)
+    reference_rows = everything[unregularized].set_index("method")
+    for column in [c for c in ("dev_mean", "zero_shot_mean") if c in everything and not reference_rows.empty]:
+        base = table["method"].map(references or {}).map(reference_rows[column])
+        table[column.replace("_mean", "_vs_unregularized")] = table[column] - base
+    reference_rows = reference_rows.reset_index().assign(within_tolerance=False, chosen=False, edge="")
+    return pd.concat([reference_rows, table], ignore_index=True)[list(table.columns)]
+
+
+def _choose(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    """The regularized rows with within_tolerance, chosen and edge (summarise's rule)."""
     best = table.groupby("method")["dev_mean"].transform("max")
     table["within_tolerance"] = table["dev_mean"] >= best - tolerance - 1e-9  # float noise is no loss
     chosen = table[table["within_tolerance"]].groupby("method")["weight"].transform("max")
@@ -90,12 +119,6 @@ def summarise(runs: pd.DataFrame, tolerance: float = DEFAULT_TOLERANCE, zero_sho
     table.loc[table["chosen"] & (table["weight"] == lowest), "edge"] = "weakest"
     table.loc[table["chosen"] & (table["weight"] == highest), "edge"] = "strongest"
     table.loc[table["chosen"] & (lowest == highest), "edge"] = "only weight"
-    if zero_shot is not None and not zero_shot.empty:
-        per_model = zero_shot.groupby(["method", "weight", "seed", "sparsity_target"])["accuracy"].mean()
-        table = table.merge(
-            per_model.groupby(["method", "weight"]).mean().rename("zero_shot_mean").reset_index(),
-            on=["method", "weight"], how="left",
-        )
     return table
 
 
@@ -109,7 +132,8 @@ def _markdown(summary: pd.DataFrame, seeds: list[int], tolerance: float) -> str:
     shown = summary.drop(columns="within_tolerance").copy()
     shown["weight"] = shown["weight"].map("{:g}".format)
     for column in [c for c in shown.columns if c.startswith(("dev_", "zero_shot"))]:
-        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        style = "{:+.1f}" if column.endswith("_vs_unregularized") else "{:.1f}"
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else style.format(v))
     shown["chosen"] = shown["chosen"].map({True: "yes", False: ""})
     header = (
         "English dev accuracy (%) after retraining, mean over seeds "
@@ -118,6 +142,13 @@ def _markdown(summary: pd.DataFrame, seeds: list[int], tolerance: float) -> str:
         + ("; zero_shot_mean is reported, never used to choose" if "zero_shot_mean" in shown else "")
         + ").\n\n"
     )
+    references = summary.loc[summary["regularizer"] == UNREGULARIZED, "method"].tolist()
+    if references:
+        header += (
+            f"Unregularized reference ({', '.join(references)}: regularizer none, weight 0, the same "
+            "ladder, seeds and data order): never chosen; `dev_vs_unregularized` and "
+            "`zero_shot_vs_unregularized` are a weight's mean minus its base's.\n\n"
+        )
     edges = summary[summary["edge"] != ""]
     if not edges.empty:
         header += "".join(
@@ -138,13 +169,20 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = list(dict.fromkeys(summary["method"]))
+    regularized = summary[summary["regularizer"] != UNREGULARIZED]
+    methods = list(dict.fromkeys(regularized["method"]))
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False)
     for ax, method in zip(axes[0], methods):
-        rows = summary[summary["method"] == method].sort_values("weight")
+        rows = regularized[regularized["method"] == method].sort_values("weight")
         ax.plot(rows["weight"], rows["dev_mean"], "o-", label="English dev (chooses)")
-        if "zero_shot_mean" in rows and rows["zero_shot_mean"].notna().any():
+        has_zero_shot = "zero_shot_mean" in rows and rows["zero_shot_mean"].notna().any()
+        if has_zero_shot:
             ax.plot(rows["weight"], rows["zero_shot_mean"], "s--", label="zero-shot test (reported)")
+        # the unregularized base's level (weight 0 has no place on a log axis)
+        for column, style, name in (("dev", "C0", "English dev"), ("zero_shot", "C1", "zero-shot")):
+            if f"{column}_vs_unregularized" in rows and rows[f"{column}_vs_unregularized"].notna().any():
+                level = (rows[f"{column}_mean"] - rows[f"{column}_vs_unregularized"]).iloc[0]
+                ax.axhline(level, color=style, linewidth=0.8, linestyle=":", label=f"{name}, unregularized")
         chosen = rows[rows["chosen"]]
         for weight in chosen["weight"]:
             ax.axvline(weight, color="grey", linestyle=":", label="chosen")
@@ -159,12 +197,15 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_sweep(runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None) -> pd.DataFrame:
+def write_sweep(
+    runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None, references=None
+) -> pd.DataFrame:
     """``outputs``: any of runs (CSV of every run), summary (CSV), markdown, chosen (YAML) and
-    figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs);
-    ``zero_shot``: their zero-shot eval files (collect_zero_shot), reported only."""
+    figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs), the
+    unregularized references' among them; ``zero_shot``: their zero-shot eval files
+    (collect_zero_shot), reported only; ``references``: {regularized method: its base} (summarise)."""
     frame = collect_runs(runs)
-    summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None)
+    summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None, references)
     writes = {
         "runs": lambda tmp: frame.to_csv(tmp, index=False),
         "summary": lambda tmp: summary.to_csv(tmp, index=False),

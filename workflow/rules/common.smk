@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
-from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight
+from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, unregularized_bases
 from alignprune.config_check import model_folder
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
@@ -323,12 +323,23 @@ def sweep_eval_files(task):
     ]
 
 
-def sweep_models(task):
-    """The model folder of every sweep run of a task (sweep_table reads each one's key from it)."""
+def sweep_references():
+    """{regularized method: its unregularized base}, whose weight-0 ladder the sweep table
+    reports beside the grid (alignprune.sweep.unregularized_bases)."""
+    return unregularized_bases(config["methods"], sweep_methods())
+
+
+def sweep_models(task, references=True):
+    """The model folder of every sweep run of a task (sweep_table reads each one's key from it):
+    each weight of each method's grid, then (``references``) each unregularized base once, at
+    weight 0."""
+    runs = [(method, weight) for method in sweep_methods()
+            for weight in SWEEP["weights"][config["methods"][method]["regularizer"]]]
+    if references:
+        runs += [(base, 0) for base in dict.fromkeys(sweep_references().values())]
     return [
         LAYOUT.model_dir(ModelKey.of(task, seed, method, sparsity, weight))
-        for method in sweep_methods()
-        for weight in SWEEP["weights"][config["methods"][method]["regularizer"]]
+        for method, weight in runs
         for seed in SWEEP["seeds"]
         for sparsity in SWEEP_SPARSITIES
     ]

@@ -111,9 +111,10 @@ rule plots:
 checkpoint sweep_choice:
     """The weight chosen per regularized method on English dev: the strongest within
     sweep.tolerance points of the best. A checkpoint: the prune jobs of a `weight: sweep` method
-    are planned with the weight it writes (common.smk: method_spec, chosen_weights)."""
+    are planned with the weight it writes (common.smk: method_spec, chosen_weights). The
+    unregularized reference plays no part in the choice, so the choice does not wait for it."""
     input:
-        lambda wildcards: sweep_models(wildcards.task),
+        lambda wildcards: sweep_models(wildcards.task, references=False),
     output:
         runs=f"{RESULTS}/sweep/{{task}}/runs.csv",
         chosen=sweep_chosen_file("{task}"),
@@ -129,8 +130,9 @@ checkpoint sweep_choice:
 
 rule sweep_table:
     """English dev accuracy of every (regularized method, weight) and the weight chosen (flagged
-    at an edge of its grid), with each weight's zero-shot accuracy beside it (reported, never
-    used to choose): the report's table and figure."""
+    at an edge of its grid), with each weight's zero-shot accuracy beside it and both against the
+    unregularized base's weight-0 ladder (reported, never used to choose): the report's table and
+    figure."""
     input:
         models=lambda wildcards: sweep_models(wildcards.task),
         zero_shot=lambda wildcards: sweep_eval_files(wildcards.task),
@@ -155,6 +157,7 @@ rule sweep_table:
         "../../envs/pipeline.yaml"
     params:
         tolerance=SWEEP["tolerance"],
+        references=sweep_references(),
     script:
         "../scripts/sweep_table.py"
 

@@ -99,7 +99,9 @@ def summarise(
     unregularized = everything["regularizer"] == UNREGULARIZED
     table = _choose(everything[~unregularized].reset_index(drop=True), tolerance)
     reference_rows = everything[unregularized].set_index("method")
-    for column in [c for c in ("dev_mean", "zero_shot_mean") if c in everything and not reference_rows.empty]:
+    if reference_rows.empty:
+        return table
+    for column in [c for c in ("dev_mean", "zero_shot_mean") if c in everything]:
         base = table["method"].map(references or {}).map(reference_rows[column])
         table[column.replace("_mean", "_vs_unregularized")] = table[column] - base
     reference_rows = reference_rows.reset_index().assign(within_tolerance=False, chosen=False, edge="")

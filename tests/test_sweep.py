@@ -137,23 +137,25 @@ def test_a_sweep_without_regularized_methods_is_an_error():
         collect_runs([])
 
 
-def test_each_regularized_method_gets_the_configured_method_that_prunes_alike_as_its_reference():
+def test_each_regularized_method_gets_the_first_enabled_unregularized_method_of_its_criterion_and_scope():
     def spec(criterion, scope="global", regularizer="none", weight=0.0, enabled=True, **extra):
         return {"enabled": enabled, "criterion": criterion, "scope": scope, "regularizer": regularizer,
                 "weight": weight, "reference": "dense", "units": "rows", **extra}
 
     methods = {
         "retrain_only": spec("none"),  # the control prunes nothing: never a base
-        "magnitude_layer": spec("magnitude", "layer", enabled=False),  # a disabled base still counts
+        "magnitude_layer": spec("magnitude", "layer", enabled=False),  # disabled: it has no models
         "magnitude_global": spec("magnitude"),
+        "magnitude_global_again": spec("magnitude"),  # the first in config order is the base
         "gradient": spec("gradient", gradient_batches=32),
         "mg_cosine": spec("magnitude", regularizer="cosine", weight="sweep", reference="pretrained"),
         "ml_l2": spec("magnitude", "layer", regularizer="l2", weight=0.1),
-        "gradient_l2": spec("gradient", regularizer="l2", weight=0.1, gradient_batches=8),  # scores otherwise
+        "gradient_l2": spec("gradient", regularizer="l2", weight=0.1, gradient_batches=8),
         "lamp_cosine": spec("lamp", regularizer="cosine", weight=1.0),
+        "mg_off": spec("magnitude", regularizer="l2", weight=0.1, enabled=False),
     }
-    regularized = ["mg_cosine", "ml_l2", "gradient_l2", "lamp_cosine"]
-    assert unregularized_bases(methods, regularized) == {"mg_cosine": "magnitude_global", "ml_l2": "magnitude_layer"}
+    assert unregularized_bases(methods) == {
+        "mg_cosine": "magnitude_global", "ml_l2": None, "gradient_l2": "gradient", "lamp_cosine": None}
 
 
 @pytest.fixture
@@ -175,6 +177,7 @@ def test_the_unregularized_reference_is_reported_against_each_weight_and_never_c
     assert first["dev_mean"] == pytest.approx(75.0) and first["dev_at_0.50"] == pytest.approx(85.0)
     assert chosen(summary) == chosen(without) == {"mg_cosine": 30.0, "mg_l2": 0.1}
     regularized = summary.iloc[1:].set_index(["method", "weight"])
+    assert (regularized["unregularized"] == "mg").all()
     assert regularized["dev_vs_unregularized"].to_dict() == pytest.approx(
         {("mg_cosine", 1.0): -4.0, ("mg_cosine", 10.0): -3.0, ("mg_cosine", 30.0): -3.3,
          ("mg_cosine", 100.0): -15.0, ("mg_l2", 0.01): 0.0, ("mg_l2", 0.1): 0.0})

@@ -357,10 +357,9 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
         assert row.dev_accuracy == pytest.approx(100 * training["best_dev_accuracy"])
         assert pruned["weight"] == row.weight and pruned["regularizer"] == row.regularizer
         assert pruned["sparsity_prunable"] == pytest.approx(row.sparsity_target, abs=1e-3)
-    every_row = summary
     reference = summary[summary["regularizer"] == "none"]
-    summary = summary[summary["regularizer"] != "none"]
-    for method, rows in summary.groupby("method"):
+    grid = summary[summary["regularizer"] != "none"]
+    for method, rows in grid.groupby("method"):
         means = runs[runs["method"] == method].groupby("weight")["dev_accuracy"].mean()
         assert rows.set_index("weight")["dev_mean"].to_dict() == pytest.approx(means.to_dict())
         # the strongest weight whose mean English dev is within the tolerance of the best weight's
@@ -371,7 +370,7 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
     assert set(chosen) == set(regularized)
     # beside each weight, its zero-shot accuracy from the sweep models' eval files (test split,
     # every language but English): mean over languages per model, then over seeds and targets
-    for row in every_row.itertuples():
+    for row in summary.itertuples():
         per_model = []
         for seed in DEMO_SWEEP_SEEDS:
             for target in SPARSITIES:
@@ -389,9 +388,10 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
                                      "/model/training.json").read_text())["best_dev_accuracy"]
            for seed in DEMO_SWEEP_SEEDS for target in SPARSITIES]
     assert base["dev_mean"] == pytest.approx(sum(dev) / len(dev))
-    assert summary["dev_vs_unregularized"].tolist() == pytest.approx((summary["dev_mean"] - base["dev_mean"]).tolist())
-    assert summary["zero_shot_vs_unregularized"].tolist() == pytest.approx(
-        (summary["zero_shot_mean"] - base["zero_shot_mean"]).tolist())
+    assert (grid["unregularized"] == "magnitude_global").all()
+    assert grid["dev_vs_unregularized"].tolist() == pytest.approx((grid["dev_mean"] - base["dev_mean"]).tolist())
+    assert grid["zero_shot_vs_unregularized"].tolist() == pytest.approx(
+        (grid["zero_shot_mean"] - base["zero_shot_mean"]).tolist())
     # common random numbers: the sweep's targets are the study's here, so its reference ladder is
     # the study's global magnitude ladder, weight for weight
     for seed in DEMO_SWEEP_SEEDS:

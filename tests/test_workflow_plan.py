@@ -26,13 +26,14 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     splits = len(config["eval_splits"])
     assert (seeds, methods, targets, languages) == (3, 11, 9, {"xnli": 15, "pawsx": 7})
     # one evaluation job per model and task: it writes every split x language file of the model;
-    # the sweep's models (weight: sweep) on the zero-shot languages of the test split
-    swept = len(config["sweep"]["sparsities"]) * sum(len(w) for w in config["sweep"]["weights"].values())
+    # the sweep's models (weight: sweep) on the zero-shot languages of the test split: each weight
+    # of each regularizer's grid and the unregularized reference (magnitude_global at weight 0)
+    swept = len(config["sweep"]["sparsities"]) * (1 + sum(len(w) for w in config["sweep"]["weights"].values()))
     assert {rule: n for rule, n in counts.items() if rule.startswith("evaluate")} == {
         "evaluate_xnli": models, "evaluate_pawsx": models, "evaluate_sweep_xnli": swept, "evaluate_sweep_pawsx": swept,
     }
-    assert models == 300 and counts["evaluate_xnli"] + counts["evaluate_pawsx"] == 600 and swept == 36
-    assert (counts["prune_sweep"], counts["sweep_choice"], counts["sweep_table"]) == (72, 2, 2)
+    assert models == 300 and counts["evaluate_xnli"] + counts["evaluate_pawsx"] == 600 and swept == 39
+    assert (counts["prune_sweep"], counts["sweep_choice"], counts["sweep_table"]) == (78, 2, 2)
     eval_files = [path for rule, files in outputs if rule in ("evaluate_xnli", "evaluate_pawsx") for path in files]
     assert len(eval_files) == len(set(eval_files)) == sum(models * splits * n for n in languages.values()) == 13200
     # the xnli dense model of seed 1: one job, 2 splits x 15 languages
@@ -144,13 +145,14 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     regularized = [m for m, spec in config["methods"].items() if spec.get("regularizer", "none") != "none"]
     weights = sum(len(sweep["weights"][config["methods"][m]["regularizer"]]) for m in regularized)
     assert (len(regularized), weights, sweep["seeds"]) == (3, 12, [1])
-    assert counts["prune_sweep"] == 2 * weights * len(sweep["sparsities"]) == 72
+    # and the unregularized reference's ladder (magnitude_global at weight 0), once for all three
+    assert counts["prune_sweep"] == 2 * (weights + 1) * len(sweep["sparsities"]) == 78
     assert counts["finetune"] == 2  # seed 1 of each task: the sweep needs no other seed
     # English train and dev of each task, and the test split of the zero-shot languages (14 + 6):
     # each sweep model is evaluated there for the sweep table (reported beside English dev only)
     assert counts["download_data"] == counts["tokenize"] == 4 + 14 + 6
     assert (counts["sweep_choice"], counts["sweep_table"]) == (2, 2) and "prune" not in counts
-    assert counts["evaluate_sweep_xnli"] == counts["evaluate_sweep_pawsx"] == weights * len(sweep["sparsities"])
+    assert counts["evaluate_sweep_xnli"] == counts["evaluate_sweep_pawsx"] == (weights + 1) * len(sweep["sparsities"])
     assert not [rule for rule in counts if rule.startswith(("evaluate_xnli", "evaluate_pawsx", "representation"))]
 
 

@@ -1,7 +1,7 @@
 """The regularizer-weight sweep's choice file, ``results/sweep/{task}/chosen_weights.yaml``:
 written by the sweep (alignprune.sweep) and read by the Snakefile when it plans the prune jobs
 of a method with ``weight: sweep``; and which method is a regularized method's unregularized
-reference in the sweep. Standard library and yaml only: it is imported at plan time."""
+base (the findings' baseline, the sweep's reference). Standard library and yaml only: it is imported at plan time."""
 
 from __future__ import annotations
 
@@ -34,21 +34,20 @@ def read_chosen_weight(path: str | Path, method: str) -> float:
     return float(methods[method]["weight"])
 
 
-# Keys that only the regularizer reads: a base may differ from its regularized method in these.
-REGULARIZER_KEYS = {"enabled", "regularizer", "weight", "reference", "units"}
+def regularized(spec: dict) -> bool:
+    """A method that retrains with a regularizer: one named, at a weight > 0 or the sweep's."""
+    return spec["regularizer"] != UNREGULARIZED and (spec["weight"] == SWEEP_WEIGHT or spec["weight"] > 0)
 
 
-def unregularized_bases(methods: dict[str, dict], regularized: list[str]) -> dict[str, str]:
-    """{regularized method: the configured method that prunes as it does with no regularizer}
-    (the first in config order, enabled or not); a method without one has no reference."""
-    def pruning(spec):
-        return {k: v for k, v in spec.items() if k not in REGULARIZER_KEYS}
-
-    bases = {}
-    for name in regularized:
-        for candidate, spec in methods.items():
-            if spec.get("regularizer", UNREGULARIZED) == UNREGULARIZED and spec["criterion"] != "none" \
-                    and pruning(spec) == pruning(methods[name]):
-                bases[name] = candidate
-                break
-    return bases
+def unregularized_bases(methods: dict[str, dict]) -> dict[str, str | None]:
+    """{regularized method: its unregularized base, or None}: the first enabled method (config
+    order) that prunes by the same criterion and scope with no regularizer. The findings' claim 2
+    compares each regularized method with it, and the sweep retrains it beside the grid at weight 0."""
+    plain = [name for name, spec in methods.items()
+             if spec.get("enabled", True) and spec["criterion"] != "none" and not regularized(spec)]
+    # criterion "none" is the retraining control (criteria.NO_PRUNING; criteria imports torch)
+    return {
+        name: next((p for p in plain if (methods[p]["criterion"], methods[p]["scope"])
+                    == (spec["criterion"], spec["scope"])), None)
+        for name, spec in methods.items() if spec.get("enabled", True) and regularized(spec)
+    }

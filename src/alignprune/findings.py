@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .chosen_weights import regularized, unregularized_bases
 from .criteria import NO_PRUNING
 from .io import atomic_path
 from .results import load_evals, per_seed_scores, preferred_order
@@ -82,26 +83,17 @@ def roles(methods: dict[str, dict]) -> dict:
     """The control, the unregularized magnitude methods and each regularized method's baseline,
     from the methods' config fields (enabled methods, config order)."""
 
-    def regularized(spec):
-        return spec["regularizer"] != "none" and (spec["weight"] == "sweep" or spec["weight"] > 0)
-
     controls = [name for name, spec in methods.items() if spec["criterion"] == NO_PRUNING]
     if not controls:
         raise ValueError(
             "the findings measure drops against the retraining control, and no enabled method has "
             f"criterion: {NO_PRUNING}; add one to methods (config.yaml has retrain_only: {{criterion: none}})"
         )
-    plain = {name: spec for name, spec in methods.items() if spec["criterion"] != NO_PRUNING and not regularized(spec)}
-    baselines = {}
-    for name, spec in methods.items():
-        if regularized(spec):
-            same = [p for p, s in plain.items()
-                    if (s["criterion"], s["scope"]) == (spec["criterion"], spec["scope"])]
-            baselines[name] = same[0] if same else None
     return {
         "control": controls[0],
-        "magnitude": [name for name, spec in plain.items() if spec["criterion"] == "magnitude"],
-        "regularized": baselines,
+        "magnitude": [name for name, spec in methods.items()
+                      if spec["criterion"] == "magnitude" and not regularized(spec)],
+        "regularized": unregularized_bases(methods),
     }
 
 

@@ -80,10 +80,10 @@ def summarise(
     choice (``chosen``) and whether it sits at an end of its grid (``edge``: weakest, strongest).
 
     ``zero_shot`` (collect_zero_shot): adds zero_shot_mean (mean over languages, then over
-    seeds and targets) for the reader; it is joined after the choice is made.
+    seeds and targets) for the reader; the choice never reads it.
     ``references``: {regularized method: its unregularized base}, whose runs (regularizer none)
-    come first in the table and are never chosen; each regularized row gets dev_vs_unregularized
-    (and zero_shot_vs_unregularized) against its base's row.
+    come first in the table and are never chosen; each regularized row names its base
+    (``unregularized``) and gets dev_vs_unregularized (and zero_shot_vs_unregularized) against it.
     """
     if tolerance < 0:
         raise ValueError(f"sweep tolerance {tolerance} is negative: give accuracy points >= 0")
@@ -101,8 +101,9 @@ def summarise(
     reference_rows = everything[unregularized].set_index("method")
     if reference_rows.empty:
         return table
+    table["unregularized"] = table["method"].map(references or {})
     for column in [c for c in ("dev_mean", "zero_shot_mean") if c in everything]:
-        base = table["method"].map(references or {}).map(reference_rows[column])
+        base = table["unregularized"].map(reference_rows[column])
         table[column.replace("_mean", "_vs_unregularized")] = table[column] - base
     reference_rows = reference_rows.reset_index().assign(within_tolerance=False, chosen=False, edge="")
     return pd.concat([reference_rows, table], ignore_index=True)[list(table.columns)]
@@ -137,6 +138,8 @@ def _markdown(summary: pd.DataFrame, seeds: list[int], tolerance: float) -> str:
         style = "{:+.1f}" if column.endswith("_vs_unregularized") else "{:.1f}"
         shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else style.format(v))
     shown["chosen"] = shown["chosen"].map({True: "yes", False: ""})
+    if "unregularized" in shown:
+        shown["unregularized"] = shown["unregularized"].fillna("")
     header = (
         "English dev accuracy (%) after retraining, mean over seeds "
         f"{', '.join(map(str, seeds))}. Chosen: the strongest weight whose mean over all targets is "
@@ -181,10 +184,12 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
         if has_zero_shot:
             ax.plot(rows["weight"], rows["zero_shot_mean"], "s--", label="zero-shot test (reported)")
         # the unregularized base's level (weight 0 has no place on a log axis)
-        for column, style, name in (("dev", "C0", "English dev"), ("zero_shot", "C1", "zero-shot")):
-            if f"{column}_vs_unregularized" in rows and rows[f"{column}_vs_unregularized"].notna().any():
-                level = (rows[f"{column}_mean"] - rows[f"{column}_vs_unregularized"]).iloc[0]
-                ax.axhline(level, color=style, linewidth=0.8, linestyle=":", label=f"{name}, unregularized")
+        base_name = rows["unregularized"].iloc[0] if "unregularized" in rows else None
+        base = summary[(summary["regularizer"] == UNREGULARIZED) & (summary["method"] == base_name)]
+        for column, colour, name in (("dev_mean", "C0", "English dev"), ("zero_shot_mean", "C1", "zero-shot")):
+            if len(base) and column in base and pd.notna(base[column].iloc[0]):
+                ax.axhline(base[column].iloc[0], color=colour, linewidth=0.8, linestyle=":",
+                           label=f"{name}, unregularized ({base['method'].iloc[0]})")
         chosen = rows[rows["chosen"]]
         for weight in chosen["weight"]:
             ax.axvline(weight, color="grey", linestyle=":", label="chosen")
@@ -203,9 +208,10 @@ def write_sweep(
     runs, outputs: dict[str, str | Path], tolerance: float = DEFAULT_TOLERANCE, zero_shot=None, references=None
 ) -> pd.DataFrame:
     """``outputs``: any of runs (CSV of every run), summary (CSV), markdown, chosen (YAML) and
-    figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs), the
-    unregularized references' among them; ``zero_shot``: their zero-shot eval files
-    (collect_zero_shot), reported only; ``references``: {regularized method: its base} (summarise)."""
+    figure (PNG, a PDF beside it). ``runs``: the sweep models' folders (collect_runs), with the
+    unregularized references' where the table shows them (sweep_table; sweep_choice's runs CSV
+    holds the grid alone); ``zero_shot``: their zero-shot eval files (collect_zero_shot),
+    reported only; ``references``: {regularized method: its base} (summarise)."""
     frame = collect_runs(runs)
     summary = summarise(frame, tolerance, collect_zero_shot(zero_shot) if zero_shot else None, references)
     writes = {

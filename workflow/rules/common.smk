@@ -325,8 +325,9 @@ def sweep_eval_files(task):
 
 def sweep_references():
     """{regularized method: its unregularized base}, whose weight-0 ladder the sweep table
-    reports beside the grid (alignprune.sweep.unregularized_bases)."""
-    return unregularized_bases(config["methods"], sweep_methods())
+    reports beside the grid (alignprune.chosen_weights.unregularized_bases: the findings' baselines)."""
+    bases = unregularized_bases(config["methods"])
+    return {method: bases[method] for method in sweep_methods() if bases.get(method)}
 
 
 def sweep_models(task, references=True):

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from alignprune.chosen_weights import unregularized_bases
 from alignprune.io import write_json
 from alignprune.model_key import Layout, ModelKey
-from alignprune.chosen_weights import unregularized_bases
 from alignprune.sweep import collect_runs, collect_zero_shot, summarise, write_sweep
 
 

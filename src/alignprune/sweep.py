@@ -98,14 +98,14 @@ def summarise(
         )
     unregularized = everything["regularizer"] == UNREGULARIZED
     table = _choose(everything[~unregularized].reset_index(drop=True), tolerance)
-    reference_rows = everything[unregularized].set_index("method")
+    reference_rows = everything[unregularized]
     if reference_rows.empty:
         return table
     table["unregularized"] = table["method"].map(references or {})
     for column in [c for c in ("dev_mean", "zero_shot_mean") if c in everything]:
-        base = table["unregularized"].map(reference_rows[column])
+        base = table["unregularized"].map(reference_rows.set_index("method")[column])
         table[column.replace("_mean", "_vs_unregularized")] = table[column] - base
-    reference_rows = reference_rows.reset_index().assign(within_tolerance=False, chosen=False, edge="")
+    reference_rows = reference_rows.assign(within_tolerance=False, chosen=False, edge="")
     return pd.concat([reference_rows, table], ignore_index=True)[list(table.columns)]
 
 
@@ -180,8 +180,7 @@ def plot_sweep(summary: pd.DataFrame, path: str | Path) -> None:
     for ax, method in zip(axes[0], methods):
         rows = regularized[regularized["method"] == method].sort_values("weight")
         ax.plot(rows["weight"], rows["dev_mean"], "o-", label="English dev (chooses)")
-        has_zero_shot = "zero_shot_mean" in rows and rows["zero_shot_mean"].notna().any()
-        if has_zero_shot:
+        if "zero_shot_mean" in rows and rows["zero_shot_mean"].notna().any():
             ax.plot(rows["weight"], rows["zero_shot_mean"], "s--", label="zero-shot test (reported)")
         # the unregularized base's level (weight 0 has no place on a log axis)
         base_name = rows["unregularized"].iloc[0] if "unregularized" in rows else None

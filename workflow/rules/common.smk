@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
-from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, unregularized_bases
+from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
 from alignprune.config_check import model_folder
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
@@ -287,11 +287,7 @@ SWEEP_SPARSITIES = sorted(target_label(s) for s in SWEEP["sparsities"]) or SPARS
 def sweep_methods():
     """Enabled methods with a regularizer: the ones whose weight the sweep chooses (never a
     retraining control, which the schema keeps free of regularizers)."""
-    return [
-        m
-        for m in METHODS
-        if config["methods"][m]["regularizer"] != "none" and m not in CONTROLS
-    ]
+    return [m for m in METHODS if regularized(config["methods"][m])]
 
 
 def sweep_chosen_file(task):
@@ -326,8 +322,7 @@ def sweep_eval_files(task):
 def sweep_references():
     """{regularized method: its unregularized base}, whose weight-0 ladder the sweep table
     reports beside the grid (alignprune.chosen_weights.unregularized_bases: the findings' baselines)."""
-    bases = unregularized_bases(config["methods"])
-    return {method: bases[method] for method in sweep_methods() if bases.get(method)}
+    return {method: base for method, base in unregularized_bases(config["methods"]).items() if base}
 
 
 def sweep_models(task, references=True):

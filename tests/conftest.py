@@ -46,14 +46,12 @@ def tiny_testbed(model_dir, files: dict, *, sizes: dict, pretrain_steps: int = 2
 
 def tokenized(model_dir, files: dict, *, max_length: int = 32) -> dict:
     """Token files of data files ((task, lang, split) -> path), made with ``model_dir``'s tokenizer."""
-    from alignprune.tasks import task_spec
-    from alignprune.tokens import tokenize_file
+    from alignprune.tokens import tokenize_files
 
-    tokens = {}
-    for key, path in files.items():
-        tokens[key] = Path(path).with_name(f"{Path(path).stem}.tokens.parquet")
-        tokenize_file(path, model_dir, tokens[key], num_labels=task_spec(key[0]).num_labels, max_length=max_length)
-    return tokens
+    def beside(key):
+        return Path(files[key]).with_name(f"{Path(files[key]).stem}.tokens.parquet")
+
+    return tokenize_files(files, model_dir, beside, max_length=max_length)
 
 
 @pytest.fixture

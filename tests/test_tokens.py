@@ -11,7 +11,7 @@ from conftest import PRUNABLE, tiny_testbed
 from alignprune import data, hub, modeling
 from alignprune.model_key import ModelKey
 from alignprune.stages.evaluate import EvalFile, evaluate_model_files
-from alignprune.tokens import read_tokens, tokenize_file, tokenizer_fingerprint
+from alignprune.tokens import read_tokens, tokenize_file, tokenize_files, tokenizer_fingerprint
 
 FILES = [("xnli", "en", "train"), ("xnli", "de", "test")]
 
@@ -86,3 +86,19 @@ def test_the_token_file_records_what_made_it(world, tmp_path):
     table = pq.read_table(tmp_path / "de.parquet")
     assert table.column_names == ["input_ids", "label"] and table.num_rows == 30
     assert [p.name for p in tmp_path.iterdir()] == ["de.parquet"]  # written whole, no temporary left
+
+
+def test_tokenize_files_names_each_file_and_remakes_only_what_it_must(world, tmp_path):
+    root, files, tokens = world
+    made = tokenize_files(files, root / "pretrained", lambda key: tmp_path / "-".join(key) / "t.parquet", max_length=16)
+    assert made == {key: tmp_path / "-".join(key) / "t.parquet" for key in FILES}
+    for key in FILES:  # the same ids as the fixture's files, made by the same call
+        assert read_tokens(made[key], root / "pretrained", max_length=16, num_labels=3) == \
+            read_tokens(tokens[key], root / "pretrained", max_length=16, num_labels=3)
+    stale = made[FILES[0]]
+    stale.write_bytes(b"kept")  # reuse keeps a file that exists; without it, it is made again
+    tokenize_files(files, root / "pretrained", lambda key: made[key], max_length=16, reuse=True)
+    assert stale.read_bytes() == b"kept"
+    tokenize_files(files, root / "pretrained", lambda key: made[key], max_length=16)
+    assert read_tokens(stale, root / "pretrained", max_length=16, num_labels=3)[0].labels == \
+        read_tokens(tokens[FILES[0]], root / "pretrained", max_length=16, num_labels=3)[0].labels

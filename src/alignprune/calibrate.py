@@ -36,7 +36,7 @@ from .rule_runtime import quiet_libraries
 from .stages.finetune import finetune
 from .tasks import task_spec
 from .testbed import build_testbed, settings_from_config
-from .tokens import read_tokens, tokenize_file
+from .tokens import read_tokens, tokenize_files
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ("config.yaml", "profiles/demo/testbed.yaml")
@@ -110,12 +110,10 @@ def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, d
         build_testbed(settings_from_config(config["testbed"]), model_dir, files, progress=progress)
         seconds = time.perf_counter() - started
         (root / "testbed.json").write_text(key)
-    tokens = {}
-    for (task, lang, split), path in files.items():
-        tokens[(task, lang, split)] = root / f"tokens-{config['max_length']}" / task / lang / f"{split}.parquet"
-        if not tokens[(task, lang, split)].exists():
-            tokenize_file(path, model_dir, tokens[(task, lang, split)], num_labels=task_spec(task).num_labels,
-                          max_length=config["max_length"])
+    tokens = tokenize_files(
+        files, model_dir, lambda key: root / f"tokens-{config['max_length']}" / key[0] / key[1] / f"{key[2]}.parquet",
+        max_length=config["max_length"], reuse=True,
+    )
     return model_dir, tokens, seconds
 
 

@@ -97,6 +97,22 @@ def tokenize_file(data_file: str | Path, tokenizer_dir: str | Path, out_file: st
     return record
 
 
+def tokenize_files(data_files: dict, tokenizer_dir: str | Path, token_file, *, max_length: int,
+                   reuse: bool = False) -> dict:
+    """Token files of data files keyed (task, language, split), as the tokenize rule makes them
+    one at a time: ``token_file(key)`` names each; ``reuse`` keeps one that exists. For the
+    callers that build a testbed outside Snakemake (calibration, the start-up bench, tests)."""
+    from .tasks import task_spec
+
+    tokens = {}
+    for key, data_file in data_files.items():
+        tokens[key] = Path(token_file(key))
+        if not (reuse and tokens[key].exists()):
+            tokenize_file(data_file, tokenizer_dir, tokens[key], num_labels=task_spec(key[0]).num_labels,
+                          max_length=max_length)
+    return tokens
+
+
 def read_tokens(path: str | Path, tokenizer_dir: str | Path, *, max_length: int, num_labels: int
                 ) -> tuple[EncodedSplit, int]:
     """The encoded split of a token file and its padding id, after checking that the ids were

@@ -130,12 +130,10 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     model = modeling.load_classifier(pretrained, num_labels=3)
     modeling.save_model(model, folder / "dense")
     # the jobs read token files, as the tokenize rule writes them (not timed: made once per study)
-    from ..tokens import tokenize_file
+    from ..tokens import tokenize_files
 
-    tokens = {}
-    for (task, lang, split), path in files.items():
-        tokens[(task, lang, split)] = folder / "tokens" / task / lang / f"{split}.parquet"
-        tokenize_file(path, pretrained, tokens[(task, lang, split)], num_labels=3, max_length=demo["max_length"])
+    tokens = tokenize_files(files, pretrained, lambda key: folder / "tokens" / key[0] / key[1] / f"{key[2]}.parquet",
+                            max_length=demo["max_length"])
     return Testbed(
         pretrained=pretrained, dense=folder / "dense", train=tokens[(TASK, "en", "train")],
         dev=tokens[(TASK, "en", "validation")], test=tokens[(TASK, "fr", "test")], max_length=demo["max_length"],

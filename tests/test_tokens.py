@@ -90,7 +90,8 @@ def test_the_token_file_records_what_made_it(world, tmp_path):
 
 def test_tokenize_files_names_each_file_and_remakes_only_what_it_must(world, tmp_path):
     root, files, tokens = world
-    made = tokenize_files(files, root / "pretrained", lambda key: tmp_path / "-".join(key) / "t.parquet", max_length=16)
+    made = tokenize_files(files, root / "pretrained", lambda key: tmp_path / "-".join(key) / "t.parquet",
+                          max_length=16)
     assert made == {key: tmp_path / "-".join(key) / "t.parquet" for key in FILES}
     for key in FILES:  # the same ids as the fixture's files, made by the same call
         assert read_tokens(made[key], root / "pretrained", max_length=16, num_labels=3) == \

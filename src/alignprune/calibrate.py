@@ -110,10 +110,9 @@ def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, d
         build_testbed(settings_from_config(config["testbed"]), model_dir, files, progress=progress)
         seconds = time.perf_counter() - started
         (root / "testbed.json").write_text(key)
-    tokens = tokenize_files(
-        files, model_dir, lambda key: root / f"tokens-{config['max_length']}" / key[0] / key[1] / f"{key[2]}.parquet",
-        max_length=config["max_length"], reuse=True,
-    )
+    token_root = root / f"tokens-{config['max_length']}"
+    tokens = tokenize_files(files, model_dir, lambda key: token_root / key[0] / key[1] / f"{key[2]}.parquet",
+                            max_length=config["max_length"], reuse=True)
     return model_dir, tokens, seconds
 
 

@@ -132,7 +132,7 @@ def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Test
     # the jobs read token files, as the tokenize rule writes them (not timed: made once per study)
     from ..tokens import tokenize_files
 
-    tokens = tokenize_files(files, pretrained, lambda key: folder / "tokens" / key[0] / key[1] / f"{key[2]}.parquet",
+    tokens = tokenize_files(files, pretrained, lambda key: folder.joinpath("tokens", *key[:2], f"{key[2]}.parquet"),
                             max_length=demo["max_length"])
     return Testbed(
         pretrained=pretrained, dense=folder / "dense", train=tokens[(TASK, "en", "train")],

@@ -105,6 +105,45 @@ def test_claim_1_excess_zero_shot_drop_against_the_control(table, target, expect
     assert row["verdict"] == expected
 
 
+# fr, de, sw have 30 points above chance at the control, English 57: the same points are a larger share
+@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "supported"), (0.9, "inconclusive")])
+def test_claim_1_in_shares_of_the_control_s_accuracy_above_chance(table, target, expected):
+    row = rows(table, 1, "plain", target, "share lost above chance")
+    chance = 100 / 3
+    control = {s: {l: DENSE[l] + 0.3 * s + RETRAINING[l] - target for l in LANGS} for s in SEEDS}
+    excess = [100 * (sum(DROPS[target][s][l] for l in ("fr", "de", "sw")) / 3
+                     / (sum(control[s][l] for l in ("fr", "de", "sw")) / 3 - chance)
+                     - DROPS[target][s]["en"] / (control[s]["en"] - chance)) for s in SEEDS]
+    mean, low, high = interval(excess)
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high), abs=1e-9)
+    assert row["seeds"] == 3 and row["verdict"] == expected
+
+
+def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_control_at_chance():
+    """Both lose 5 points; zero-shot had 6.7 above chance (3-label chance 33.3), English 56.7."""
+    def evals(zero_shot_control, zero_shot_lost=5.0):
+        rows = []
+        for seed in SEEDS:
+            for method, pruned in (("dense", False), ("baseline_run", False), ("plain", True)):
+                target = 0.0 if method == "dense" else 0.5
+                for lang, accuracy, lost in (("en", 90.0 + 0.1 * seed, 5.0), ("fr", zero_shot_control, zero_shot_lost)):
+                    rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
+                                 "seed": seed, "language": lang, "accuracy": accuracy - lost * pruned})
+        return pd.DataFrame(rows)
+
+    near = findings_table(evals(40.0), METHODS, "en", ["en", "fr"])
+    in_points = rows(near, 1, "plain", 0.5, "zero-shot drop - English drop")
+    assert in_points["mean"] == pytest.approx(0.0) and in_points["verdict"] == "inconclusive"
+    in_shares = rows(near, 1, "plain", 0.5, "share lost above chance")
+    assert in_shares["mean"] == pytest.approx(100 * 5 / (40 - 100 / 3) - sum(
+        100 * 5 / (90 + 0.1 * s - 100 / 3) for s in SEEDS) / 3)
+    assert in_shares["verdict"] == "supported"
+    # 0.25 of 6.7 points (3.7%) is less than 5 of English's 56.7 (8.8%): contradicted in shares
+    less = rows(findings_table(evals(40.0, 0.25), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
+    assert less["verdict"] == "contradicted"
+    at_chance = rows(findings_table(evals(100 / 3), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
+    assert at_chance["seeds"] == 0 and at_chance["verdict"].startswith("not tested")
+
 @pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
 @pytest.mark.parametrize("setting", ["zero-shot", "English"])
 def test_claim_2_regularized_minus_unregularized_drop(table, target, expected, setting):
@@ -149,7 +188,7 @@ def test_claim_3_spread_of_drops_over_languages(table, target, expected):
 def test_one_seed_gives_no_interval_and_says_so():
     table = findings_table(points(fabricated(seeds=(2,))), METHODS, "en", LANGS)
     tested = table[~table["verdict"].str.startswith("not tested")]
-    assert len(tested) == 3 + 6 + 6
+    assert len(tested) == 3 + 3 + 6 + 6  # claim 1 in points and in shares
     assert (tested["verdict"] == "inconclusive (1 seed)").all()
     assert tested["ci_low"].isna().all() and (tested["seeds"] == 1).all()
     row = rows(table, 1, "plain", 0.5, "zero-shot drop - English drop")

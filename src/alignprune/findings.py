@@ -7,7 +7,10 @@ retraining control at the same rung (control minus pruned accuracy, points), so 
 retraining is not counted as pruning's doing.
 
 1. Magnitude pruning degrades zero-shot languages more than English: per unregularized
-   magnitude method and target, (zero-shot drop) - (English drop); supported when > 0.
+   magnitude method and target, (zero-shot drop) - (English drop); supported when > 0. And the
+   same in shares: of the control's accuracy above chance, the share the zero-shot mean loses
+   minus the share English loses (percent). Points alone cannot show the claim once the
+   zero-shot mean nears chance (nothing left to lose, a floor); shares can.
 2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
    drop of the unregularized method of the same criterion and scope, zero-shot and English;
    supported when < 0.
@@ -120,6 +123,16 @@ def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
     return (base - other).dropna().reset_index()
 
 
+def _share_lost(scores: pd.DataFrame, control: str, method: str, chance: float) -> pd.DataFrame:
+    """Per (target, seed): the drop as a share of the control's accuracy above chance (percent),
+    English and zero-shot; NaN where the control is at or below chance (nothing to lose)."""
+    keys = ["sparsity_target", "seed"]
+    base = scores[scores["method"] == control].set_index(keys)[["english", "zero_shot"]]
+    other = scores[scores["method"] == method].set_index(keys)[["english", "zero_shot"]]
+    above = (base - chance).where(base > chance)
+    return (100 * (base - other) / above).dropna(how="all").reset_index()
+
+
 def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: list[str]) -> pd.DataFrame:
     """seed x language table of control minus method accuracy, one per target: {target: frame}."""
     keys = ["sparsity_target", "seed", "language"]
@@ -169,17 +182,24 @@ def findings_table(
     scores = per_seed_scores(evals, train_language)
     order = preferred_order(evals["language"], languages)
     others = [lang for lang in order if lang != train_language]
+    chance = 100.0 / task_spec(evals["task"].iloc[0]).num_labels
     rows: list[dict] = []
 
     # 1. zero-shot drop minus English drop, against the control
     if not role["magnitude"]:
         rows.append(_untested(1, None, "no magnitude method without a regularizer is enabled"))
     for method in role["magnitude"]:
+        shares = _share_lost(scores, control, method, chance)
         for target, part in _drops(scores, control, method).groupby("sparsity_target"):
             excess = part["zero_shot"] - part["english"]
             detail = (f"zero-shot drop {part['zero_shot'].mean():.2f}, English drop {part['english'].mean():.2f} "
                       f"(points, mean over seeds)")
             rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)", excess, +1, detail))
+            share = shares[shares["sparsity_target"] == target]
+            detail = (f"zero-shot {share['zero_shot'].mean():.1f}%, English {share['english'].mean():.1f}% of the "
+                      f"control's accuracy above chance lost (mean over seeds)")
+            rows.append(_row(1, method, control, target, "share lost above chance: zero-shot - English (percent)",
+                             share["zero_shot"] - share["english"], +1, detail))
 
     # 2. regularized minus unregularized drop, zero-shot and English
     if not role["regularized"]:

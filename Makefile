@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # or a CUDA 12.6 build for older drivers: TORCH_INDEX=https://download.pytorch.org/whl/cu126
 TORCH_INDEX ?=
 
-.PHONY: install demo test test-slurm dry-run demo-sweep bench report clean-demo
+.PHONY: install demo demo-paws test test-slurm dry-run demo-sweep bench report clean-demo
 
 # What running the workflow needs
 $(STAMP): pyproject.toml
@@ -34,6 +34,10 @@ install: $(STAMP)
 ## The embedded offline demo: synthetic testbed, CPU, outputs under results/demo/
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo
+
+## The PAWS-like task on a larger testbed (about 3x the demo's cost per job), under results/demo-paws/
+demo-paws: $(STAMP)
+	$(BIN)/snakemake --profile profiles/demo-paws
 
 ## The test suite (unit tests, full-study dry-run, demo end to end at CI size)
 test: $(TEST_STAMP)
@@ -63,4 +67,5 @@ report: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo --report results/demo/report.html
 
 clean-demo:
-	rm -rf results/demo resources/demo logs/demo benchmarks/demo checkpoints/demo
+	rm -rf results/demo resources/demo logs/demo benchmarks/demo checkpoints/demo tensorboard/demo
+	rm -rf results/demo-paws resources/demo-paws logs/demo-paws benchmarks/demo-paws checkpoints/demo-paws tensorboard/demo-paws

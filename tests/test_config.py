@@ -39,6 +39,22 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
 
 
 
+def test_demo_paws_profile_runs_the_demo_s_study_on_the_paws_task_with_the_larger_testbed():
+    profile = yaml.safe_load((ROOT / "profiles/demo-paws/config.yaml").read_text())
+    paws = load_config(*profile["configfile"])
+    demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
+    assert [task for task, spec in paws["tasks"].items() if spec["enabled"]] == ["pawsx"]
+    assert paws["tasks"]["pawsx"]["finetune"] == demo["tasks"]["pawsx"]["finetune"]
+    assert (paws["testbed"]["hidden_size"], paws["testbed"]["pretrain_steps"]) == (256, 3000)
+    assert {k: v for k, v in paws["testbed"].items() if k not in ("hidden_size", "pretrain_steps")} == {
+        k: v for k, v in demo["testbed"].items() if k not in ("hidden_size", "pretrain_steps")}
+    # beside the demo's outputs, never over them
+    assert not set(paws["paths"].values()) & set(demo["paths"].values())
+    # the rest is the demo's study: methods, weights, seeds, targets, fine-tuning, retraining
+    rest = set(demo) - {"paths", "tasks", "testbed"}
+    assert {k: paws[k] for k in rest} == {k: demo[k] for k in rest}
+
+
 M = {"criterion": "magnitude"}
 # (test id, overlay merged over config.yaml, words the message must hold: key, bad value, what is allowed)
 BAD_CONFIGS = [

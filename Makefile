@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # or a CUDA 12.6 build for older drivers: TORCH_INDEX=https://download.pytorch.org/whl/cu126
 TORCH_INDEX ?=
 
-.PHONY: install demo demo-paws test test-slurm dry-run demo-sweep bench report clean-demo
+.PHONY: install demo demo-paws test test-slurm dry-run demo-sweep bench report clean-demo clean-demo-paws
 
 # What running the workflow needs
 $(STAMP): pyproject.toml
@@ -35,7 +35,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo
 
-## The PAWS-like task on a larger testbed (about 3x the demo's cost per job), under results/demo-paws/
+## The PAWS-like task on a larger testbed (about an hour on 2 cores), under results/demo-paws/
 demo-paws: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo-paws
 
@@ -68,4 +68,7 @@ report: $(STAMP)
 
 clean-demo:
 	rm -rf results/demo resources/demo logs/demo benchmarks/demo checkpoints/demo tensorboard/demo
+
+## Remove the PAWS-like demo's outputs (about an hour to remake)
+clean-demo-paws:
 	rm -rf results/demo-paws resources/demo-paws logs/demo-paws benchmarks/demo-paws checkpoints/demo-paws tensorboard/demo-paws

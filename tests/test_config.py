@@ -44,7 +44,8 @@ def test_demo_paws_profile_runs_the_demo_s_study_on_the_paws_task_with_the_large
     paws = load_config(*profile["configfile"])
     demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
     assert [task for task, spec in paws["tasks"].items() if spec["enabled"]] == ["pawsx"]
-    assert paws["tasks"]["pawsx"]["finetune"] == demo["tasks"]["pawsx"]["finetune"]
+    assert paws["tasks"]["pawsx"] == demo["tasks"]["pawsx"] | {"enabled": True}
+    assert paws["tasks"]["xnli"] == demo["tasks"]["xnli"] | {"enabled": False}
     assert (paws["testbed"]["hidden_size"], paws["testbed"]["pretrain_steps"]) == (256, 3000)
     assert {k: v for k, v in paws["testbed"].items() if k not in ("hidden_size", "pretrain_steps")} == {
         k: v for k, v in demo["testbed"].items() if k not in ("hidden_size", "pretrain_steps")}

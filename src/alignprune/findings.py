@@ -130,7 +130,7 @@ def _share_lost(scores: pd.DataFrame, control: str, method: str, chance: float) 
     base = scores[scores["method"] == control].set_index(keys)[["english", "zero_shot"]]
     other = scores[scores["method"] == method].set_index(keys)[["english", "zero_shot"]]
     above = (base - chance).where(base > chance)
-    return (100 * (base - other) / above).dropna(how="all").reset_index()
+    return (100 * (base - other) / above).dropna().reset_index()  # seeds with both, as the measure
 
 
 def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: list[str]) -> pd.DataFrame:

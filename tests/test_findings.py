@@ -144,6 +144,7 @@ def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_contr
     at_chance = rows(findings_table(evals(100 / 3), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
     assert at_chance["seeds"] == 0 and at_chance["verdict"].startswith("not tested")
 
+
 @pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
 @pytest.mark.parametrize("setting", ["zero-shot", "English"])
 def test_claim_2_regularized_minus_unregularized_drop(table, target, expected, setting):

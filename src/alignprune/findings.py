@@ -115,22 +115,27 @@ def _untested(claim, method, reason) -> dict:
             "seeds": 0, "verdict": f"not tested ({reason})"}
 
 
-def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
-    """Per (target, seed): control minus method, English and zero-shot (points); seeds paired."""
+def _control_and_method(scores: pd.DataFrame, control: str, method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """English and zero-shot scores of the control and of the method, indexed by (target, seed)."""
     keys = ["sparsity_target", "seed"]
     base = scores[scores["method"] == control].set_index(keys)[["english", "zero_shot"]]
     other = scores[scores["method"] == method].set_index(keys)[["english", "zero_shot"]]
+    return base, other
+
+
+def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
+    """Per (target, seed): control minus method, English and zero-shot (points); seeds paired."""
+    base, other = _control_and_method(scores, control, method)
     return (base - other).dropna().reset_index()
 
 
 def _share_lost(scores: pd.DataFrame, control: str, method: str, chance: float) -> pd.DataFrame:
     """Per (target, seed): the drop as a share of the control's accuracy above chance (percent),
-    English and zero-shot; NaN where the control is at or below chance (nothing to lose)."""
-    keys = ["sparsity_target", "seed"]
-    base = scores[scores["method"] == control].set_index(keys)[["english", "zero_shot"]]
-    other = scores[scores["method"] == method].set_index(keys)[["english", "zero_shot"]]
+    English and zero-shot; a seed is left out where the control is at or below chance (nothing
+    to lose) in either, as _drops leaves out a seed one of them lacks."""
+    base, other = _control_and_method(scores, control, method)
     above = (base - chance).where(base > chance)
-    return (100 * (base - other) / above).dropna().reset_index()  # seeds with both, as the measure
+    return (100 * (base - other) / above).dropna().reset_index()
 
 
 def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: list[str]) -> pd.DataFrame:
@@ -161,10 +166,9 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float]:
     return float(f), float(stats.f.sf(f, df1, df2))
 
 
-def _retention(evals: pd.DataFrame, train_language: str, languages: list[str]) -> pd.DataFrame:
+def _retention(evals: pd.DataFrame, train_language: str, languages: list[str], chance: float) -> pd.DataFrame:
     """Dense model's retention per seed (rows) and zero-shot language (columns)."""
     dense = evals[evals["method"] == "dense"]
-    chance = 100.0 / task_spec(dense["task"].iloc[0]).num_labels
     accuracy = dense.pivot_table(index="seed", columns="language", values="accuracy", aggfunc="mean")
     above = accuracy.sub(chance)
     return above[[l for l in languages if l in above.columns]].div(above[train_language], axis=0)
@@ -221,7 +225,7 @@ def findings_table(
                                  f"{name} drop: regularized - unregularized (points)", difference, -1))
 
     # 3. per-language drops: their spread, and their rank correlation with dense retention
-    retention = _retention(evals, train_language, others)
+    retention = _retention(evals, train_language, others, chance)
     for method in role["magnitude"]:
         for target, drops in _language_drops(evals, control, method, others).items():
             means = drops.mean()

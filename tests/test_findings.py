@@ -215,3 +215,17 @@ def test_an_eval_table_without_the_control_is_refused():
     evals = points(fabricated())
     with pytest.raises(ValueError, match=r"no rows of \['baseline_run'\]"):
         findings_table(evals[evals["method"] != "baseline_run"], METHODS, "en", LANGS)
+
+
+def test_a_model_missing_a_language_is_refused_naming_it():
+    """A zero-shot mean over fewer languages is another quantity: pairing it with the control's
+    full set would credit the method with the missing language's difference."""
+    evals = points(fabricated())
+    hard = (evals["method"] == "plain") & (evals["sparsity_target"] == 0.9) & (evals["seed"] == 2)
+    with pytest.raises(ValueError, match=r"plain at 0\.9 seed 2: sw\. Evaluate those languages"):
+        findings_table(evals[~(hard & (evals["language"] == "sw"))], METHODS, "en", LANGS)
+    # a language left out of every model is another language set, not a gap
+    table = findings_table(evals[evals["language"] != "sw"], METHODS, "en", ["en", "fr", "de"])
+    row = rows(table, 1, "plain", 0.5, "zero-shot drop - English drop")
+    excess = [sum(DROPS[0.5][s][l] for l in ("fr", "de")) / 2 - DROPS[0.5][s]["en"] for s in SEEDS]
+    assert row["mean"] == pytest.approx(sum(excess) / 3)

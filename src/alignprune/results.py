@@ -47,12 +47,33 @@ def order_methods(frame: pd.DataFrame, methods: list[str] | None = None) -> pd.D
 
 
 def per_seed_scores(evals: pd.DataFrame, train_language: str) -> pd.DataFrame:
-    """English accuracy and zero-shot average per (method, sparsity, seed)."""
+    """English accuracy and zero-shot average per (method, sparsity, seed).
+
+    Every model must have been evaluated on the same languages: a zero-shot average over fewer
+    languages is another quantity, and a paired difference with it would be the languages'
+    difference, not the methods'."""
+    check_same_languages(evals, train_language)
     english = evals[evals["language"] == train_language]
     other = evals[evals["language"] != train_language]
     scores = english.groupby(KEYS + ["seed"])["accuracy"].mean().rename("english").to_frame()
     scores["zero_shot"] = other.groupby(KEYS + ["seed"])["accuracy"].mean()
     return scores.reset_index()
+
+
+def check_same_languages(evals: pd.DataFrame, train_language: str) -> None:
+    """Raise, naming the models and languages, where a model lacks an evaluated language."""
+    expected = set(evals["language"]) | {train_language}
+    have = evals.groupby(KEYS + ["seed"])["language"].agg(frozenset)
+    lacking = {key: sorted(expected - languages) for key, languages in have.items() if languages != expected}
+    if lacking:
+        listed = "; ".join(f"{method} at {target} seed {seed}: {', '.join(langs)}"
+                           for (method, target, seed), langs in sorted(lacking.items())[:5])
+        more = f" (and {len(lacking) - 5} more models)" if len(lacking) > 5 else ""
+        raise ValueError(
+            f"models evaluated on different languages would average different zero-shot sets; "
+            f"missing evals: {listed}{more}. Evaluate those languages (rerun the models' evaluate "
+            f"jobs) or leave the languages out of every model"
+        )
 
 
 def measured_sparsity(evals: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from alignprune.findings import findings_table, roles, write_findings
 
 T975 = {2: 4.302652729911275}  # t quantile 0.975 for 2 degrees of freedom (3 seeds)
 SEEDS = (1, 2, 3)
+N_TEST = 1000  # examples per test set: a model at 3-label chance scores 33.3 +- 1.49 points (1 standard error)
 LANGS = ["en", "fr", "de", "sw"]
 # dense accuracy (points): retention (acc - 33.3) / (acc_en - 33.3) is fr 0.8 > de 0.6 > sw 0.3
 DENSE = {"en": 90.0, "fr": 80.0, "de": 65.0, "sw": 50.0}
@@ -49,7 +50,7 @@ def fabricated(seeds=SEEDS) -> pd.DataFrame:
 
     def add(method, target, seed, lang, accuracy):
         rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
-                     "seed": seed, "language": lang, "accuracy": accuracy / 100})
+                     "seed": seed, "language": lang, "accuracy": accuracy / 100, "n_examples": N_TEST})
 
     for seed in seeds:
         for lang in LANGS:
@@ -128,7 +129,8 @@ def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_contr
                 target = 0.0 if method == "dense" else 0.5
                 for lang, accuracy, lost in (("en", 90.0 + 0.1 * seed, 5.0), ("fr", zero_shot_control, zero_shot_lost)):
                     rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
-                                 "seed": seed, "language": lang, "accuracy": accuracy - lost * pruned})
+                                 "seed": seed, "language": lang, "accuracy": accuracy - lost * pruned,
+                                 "n_examples": N_TEST})
         return pd.DataFrame(rows)
 
     near = findings_table(evals(40.0), METHODS, "en", ["en", "fr"])
@@ -143,6 +145,18 @@ def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_contr
     assert less["verdict"] == "contradicted"
     at_chance = rows(findings_table(evals(100 / 3), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
     assert at_chance["seeds"] == 0 and at_chance["verdict"].startswith("not tested")
+    assert "within two standard errors of chance" in at_chance["detail"]
+    # two standard errors at chance on 1,000 examples: 200 * sqrt((1/3)(2/3)/1000) = 2.98 points;
+    # a control 2.5 points above chance could be at chance (no share), one 3.5 points above is not
+    se2 = 200 * math.sqrt((1 / 3) * (2 / 3) / N_TEST)
+    assert se2 == pytest.approx(2.981, abs=1e-3)
+    inside = rows(findings_table(evals(100 / 3 + 2.5, 0.5), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5,
+                  "share lost")
+    assert inside["seeds"] == 0 and inside["verdict"].startswith("not tested")
+    outside = rows(findings_table(evals(100 / 3 + 3.5, 0.5), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5,
+                   "share lost")
+    assert outside["seeds"] == 3 and outside["mean"] == pytest.approx(100 * 0.5 / 3.5 - sum(
+        100 * 5 / (90 + 0.1 * s - 100 / 3) for s in SEEDS) / 3)
 
 
 @pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
@@ -229,3 +243,18 @@ def test_a_model_missing_a_language_is_refused_naming_it():
     row = rows(table, 1, "plain", 0.5, "zero-shot drop - English drop")
     excess = [sum(DROPS[0.5][s][l] for l in ("fr", "de")) / 2 - DROPS[0.5][s]["en"] for s in SEEDS]
     assert row["mean"] == pytest.approx(sum(excess) / 3)
+
+
+def test_the_noise_at_chance_is_two_binomial_standard_errors_of_each_mean():
+    """English: one test set; the zero-shot mean of k sets of n_i examples: sqrt(sum p(1-p)/n_i) / k."""
+    from alignprune.findings import _chance_noise
+
+    sizes = {"en": 1000, "fr": 500, "de": 1000, "sw": 2000}
+    evals = pd.DataFrame([{"method": "plain", "sparsity_target": 0.5, "seed": 1, "language": lang,
+                           "accuracy": 50.0, "n_examples": n} for lang, n in sizes.items()])
+    noise = _chance_noise(evals, "en", 100 / 3).loc[("plain", 0.5, 1)]
+    p = 1 / 3
+    assert noise["english"] == pytest.approx(200 * math.sqrt(p * (1 - p) / 1000))
+    assert noise["zero_shot"] == pytest.approx(200 * math.sqrt(p * (1 - p) * (1 / 500 + 1 / 1000 + 1 / 2000)) / 3)
+    with pytest.raises(ValueError, match="lack n_examples: rerun their evaluation"):
+        _chance_noise(evals.drop(columns="n_examples"), "en", 100 / 3)

@@ -10,7 +10,8 @@ retraining is not counted as pruning's doing.
    magnitude method and target, (zero-shot drop) - (English drop); supported when > 0. And the
    same in shares: of the control's accuracy above chance, the share the zero-shot mean loses
    minus the share English loses (percent). Points alone cannot show the claim once the
-   zero-shot mean nears chance (nothing left to lose, a floor); shares can.
+   zero-shot mean nears chance (nothing left to lose, a floor); shares can. A seed whose control
+   is within two binomial standard errors of chance (on its test sets' sizes) has no share.
 2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
    drop of the unregularized method of the same criterion and scope, zero-shot and English;
    supported when < 0.
@@ -129,12 +130,33 @@ def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
     return (base - other).dropna().reset_index()
 
 
-def _share_lost(scores: pd.DataFrame, control: str, method: str, chance: float) -> pd.DataFrame:
+def _chance_noise(evals: pd.DataFrame, train_language: str, chance: float) -> pd.DataFrame:
+    """Per (method, target, seed): two binomial standard errors (points) of the English accuracy
+    and of the zero-shot mean that a model at chance would show on these test sets; a margin
+    above chance no larger than this is not told apart from chance."""
+    if "n_examples" not in evals.columns:
+        raise ValueError("the eval files lack n_examples: rerun their evaluation")
+    p = chance / 100
+    frame = evals.assign(variance=p * (1 - p) / evals["n_examples"])
+    keys = ["method", "sparsity_target", "seed"]
+    english = frame["language"] == train_language
+    # the zero-shot mean of k languages: variance sum(p(1-p)/n_i) / k^2
+    noise = pd.DataFrame({
+        "english": frame[english].groupby(keys)["variance"].sum(),
+        "zero_shot": frame[~english].groupby(keys)["variance"].agg(lambda v: v.sum() / len(v) ** 2),
+    })
+    return 200 * np.sqrt(noise)
+
+
+def _share_lost(
+    scores: pd.DataFrame, control: str, method: str, chance: float, noise: pd.DataFrame
+) -> pd.DataFrame:
     """Per (target, seed): the drop as a share of the control's accuracy above chance (percent),
-    English and zero-shot; a seed is left out where the control is at or below chance (nothing
-    to lose) in either, as _drops leaves out a seed one of them lacks."""
+    English and zero-shot. A seed is left out where the control's margin above chance is within
+    two standard errors of chance (``noise``) in either: a margin that could be nothing would
+    make any drop a share in the hundreds or thousands; so _drops leaves out a seed one lacks."""
     base, other = _control_and_method(scores, control, method)
-    above = (base - chance).where(base > chance)
+    above = (base - chance).where(base - chance > noise.loc[control].reindex(base.index))
     return (100 * (base - other) / above).dropna().reset_index()
 
 
@@ -187,13 +209,14 @@ def findings_table(
     order = preferred_order(evals["language"], languages)
     others = [lang for lang in order if lang != train_language]
     chance = 100.0 / task_spec(evals["task"].iloc[0]).num_labels
+    noise = _chance_noise(evals, train_language, chance)
     rows: list[dict] = []
 
     # 1. zero-shot drop minus English drop, against the control
     if not role["magnitude"]:
         rows.append(_untested(1, None, "no magnitude method without a regularizer is enabled"))
     for method in role["magnitude"]:
-        shares = _share_lost(scores, control, method, chance)
+        shares = _share_lost(scores, control, method, chance, noise)
         for target, part in _drops(scores, control, method).groupby("sparsity_target"):
             excess = part["zero_shot"] - part["english"]
             detail = (f"zero-shot drop {part['zero_shot'].mean():.2f}, English drop {part['english'].mean():.2f} "
@@ -201,7 +224,8 @@ def findings_table(
             rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)", excess, +1, detail))
             share = shares[shares["sparsity_target"] == target]
             detail = (f"zero-shot {share['zero_shot'].mean():.1f}%, English {share['english'].mean():.1f}% of the "
-                      f"control's accuracy above chance lost (mean over seeds)")
+                      f"control's accuracy above chance lost (mean over seeds)" if len(share) else
+                      "the control is within two standard errors of chance on every seed: no share to lose")
             rows.append(_row(1, method, control, target, "share lost above chance: zero-shot - English (percent)",
                              share["zero_shot"] - share["english"], +1, detail))
 

@@ -246,7 +246,8 @@ def test_a_model_missing_a_language_is_refused_naming_it():
 
 
 def test_the_noise_at_chance_is_two_binomial_standard_errors_of_each_mean():
-    """English: one test set; the zero-shot mean of k sets of n_i examples: sqrt(sum p(1-p)/n_i) / k."""
+    """English: its test set's; the zero-shot mean: the mean of its languages' (their sets are
+    translations of one set, so a near-chance model may fail the same items in all of them)."""
     from alignprune.findings import _chance_noise
 
     sizes = {"en": 1000, "fr": 500, "de": 1000, "sw": 2000}
@@ -255,6 +256,37 @@ def test_the_noise_at_chance_is_two_binomial_standard_errors_of_each_mean():
     noise = _chance_noise(evals, "en", 100 / 3).loc[("plain", 0.5, 1)]
     p = 1 / 3
     assert noise["english"] == pytest.approx(200 * math.sqrt(p * (1 - p) / 1000))
-    assert noise["zero_shot"] == pytest.approx(200 * math.sqrt(p * (1 - p) * (1 / 500 + 1 / 1000 + 1 / 2000)) / 3)
-    with pytest.raises(ValueError, match="lack n_examples: rerun their evaluation"):
-        _chance_noise(evals.drop(columns="n_examples"), "en", 100 / 3)
+    assert noise["zero_shot"] == pytest.approx(
+        sum(200 * math.sqrt(p * (1 - p) / n) for n in (500, 1000, 2000)) / 3)
+    for broken in (evals.drop(columns="n_examples"), evals.assign(n_examples=[1000, None, 1000, 1000]),
+                   evals.assign(n_examples=[1000, 0, 1000, 1000])):
+        with pytest.raises(ValueError, match="lack n_examples .* rerun their evaluation"):
+            _chance_noise(broken, "en", 100 / 3)
+
+
+def test_each_share_is_gated_by_its_own_noise():
+    """English on 1,000 examples (two standard errors at chance 2.98 points), two zero-shot
+    languages on 250 each (5.96): a zero-shot margin of 4.5 could be nothing, one of 7 could not;
+    an English margin of 2.5 could be nothing whatever the zero-shot languages have."""
+    def evals(english_control, zero_shot_control):
+        rows = []
+        for seed in SEEDS:
+            for method, lost in (("dense", 0.0), ("baseline_run", 0.0), ("plain", 1.0)):
+                target = 0.0 if method == "dense" else 0.5
+                for lang, accuracy, n in (("en", english_control + 0.1 * seed, 1000),
+                                          ("fr", zero_shot_control, 250), ("de", zero_shot_control, 250)):
+                    rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
+                                 "seed": seed, "language": lang, "accuracy": accuracy - lost, "n_examples": n})
+        return pd.DataFrame(rows)
+
+    def share(english_control, zero_shot_control):
+        table = findings_table(evals(english_control, zero_shot_control), METHODS, "en", ["en", "fr", "de"])
+        return rows(table, 1, "plain", 0.5, "share lost above chance")
+
+    chance = 100 / 3
+    assert share(90.0, chance + 4.5)["seeds"] == 0  # within the zero-shot mean's 5.96
+    kept = share(90.0, chance + 7.0)
+    assert kept["seeds"] == 3 and kept["mean"] == pytest.approx(
+        100 / 7.0 - sum(100 / (90 + 0.1 * s - chance) for s in SEEDS) / 3)
+    assert share(chance + 2.5 - 0.2, 80.0)["seeds"] == 0  # English within its 2.98 on every seed
+    assert share(chance + 3.5 - 0.2, 80.0)["seeds"] == 3

@@ -10,8 +10,9 @@ retraining is not counted as pruning's doing.
    magnitude method and target, (zero-shot drop) - (English drop); supported when > 0. And the
    same in shares: of the control's accuracy above chance, the share the zero-shot mean loses
    minus the share English loses (percent). Points alone cannot show the claim once the
-   zero-shot mean nears chance (nothing left to lose, a floor); shares can. A seed whose control
-   is within two binomial standard errors of chance (on its test sets' sizes) has no share.
+   zero-shot mean nears chance (nothing left to lose, a floor); shares can. A seed whose control,
+   in English or in the zero-shot mean, is within two binomial standard errors of chance (on its
+   test sets' sizes; for the mean, the mean of its languages' errors) has no share.
 2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
    drop of the unregularized method of the same criterion and scope, zero-shot and English;
    supported when < 0.
@@ -134,18 +135,21 @@ def _chance_noise(evals: pd.DataFrame, train_language: str, chance: float) -> pd
     """Per (method, target, seed): two binomial standard errors (points) of the English accuracy
     and of the zero-shot mean that a model at chance would show on these test sets; a margin
     above chance no larger than this is not told apart from chance."""
-    if "n_examples" not in evals.columns:
-        raise ValueError("the eval files lack n_examples: rerun their evaluation")
+    n = evals["n_examples"] if "n_examples" in evals.columns else pd.Series(dtype=float)
+    if n.empty or n.isna().any() or (n <= 0).any():
+        raise ValueError("the eval files lack n_examples (or have none): rerun their evaluation")
     p = chance / 100
-    frame = evals.assign(variance=p * (1 - p) / evals["n_examples"])
+    frame = evals.assign(two_se=200 * np.sqrt(p * (1 - p) / n))
     keys = ["method", "sparsity_target", "seed"]
     english = frame["language"] == train_language
-    # the zero-shot mean of k languages: variance sum(p(1-p)/n_i) / k^2
-    noise = pd.DataFrame({
-        "english": frame[english].groupby(keys)["variance"].sum(),
-        "zero_shot": frame[~english].groupby(keys)["variance"].agg(lambda v: v.sum() / len(v) ** 2),
+    # The zero-shot mean's standard error is at most the mean of the languages' standard errors,
+    # reached when the languages fail the same items: their test sets are translations of one
+    # set, so a near-chance model's errors need not be independent across them (the bound for
+    # independent sets, sqrt(sum se_i^2) / k, would be sqrt(k) times smaller).
+    return pd.DataFrame({
+        "english": frame[english].groupby(keys)["two_se"].mean(),
+        "zero_shot": frame[~english].groupby(keys)["two_se"].mean(),
     })
-    return 200 * np.sqrt(noise)
 
 
 def _share_lost(

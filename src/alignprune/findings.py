@@ -157,8 +157,8 @@ def _share_lost(
 ) -> pd.DataFrame:
     """Per (target, seed): the drop as a share of the control's accuracy above chance (percent),
     English and zero-shot. A seed is left out where the control's margin above chance is within
-    two standard errors of chance (``noise``) in either: a margin that could be nothing would
-    make any drop a share in the hundreds or thousands; so _drops leaves out a seed one lacks."""
+    two standard errors of chance (``noise``) in either, as _drops leaves out a seed either
+    model lacks: a margin that could be nothing would make any drop a share in the thousands."""
     base, other = _control_and_method(scores, control, method)
     above = (base - chance).where(base - chance > noise.loc[control].reindex(base.index))
     return (100 * (base - other) / above).dropna().reset_index()

@@ -20,7 +20,12 @@ retraining is not counted as pruning's doing.
    verdict from a repeated-measures F-test of language x seed: supported when p < 0.05, else
    inconclusive), and whether the drops follow the dense model's transfer: Spearman correlation
    over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
-   supported when < 0 (the languages that transfer worst lose most), contradicted when > 0.
+   supported when < 0 (the languages that transfer worst lose most), contradicted when > 0. And
+   the same with each drop a share of that language's control accuracy above chance: in points a
+   language near chance has little to lose, so the drops rise with retention whatever pruning
+   does (a floor); in shares they need not. A language whose control is within two binomial
+   standard errors of chance on a seed has no share there; a seed with fewer than 3 languages
+   left has no correlation.
 
 Verdict: supported / contradicted when the interval lies on one side of 0, inconclusive when it
 spans 0, "inconclusive (1 seed)" when there is one seed (no interval). Which methods are the
@@ -131,15 +136,20 @@ def _drops(scores: pd.DataFrame, control: str, method: str) -> pd.DataFrame:
     return (base - other).dropna().reset_index()
 
 
-def _chance_noise(evals: pd.DataFrame, train_language: str, chance: float) -> pd.DataFrame:
-    """Per (method, target, seed): two binomial standard errors (points) of the English accuracy
-    and of the zero-shot mean that a model at chance would show on these test sets; a margin
-    above chance no larger than this is not told apart from chance."""
+def _two_standard_errors(evals: pd.DataFrame, chance: float) -> pd.Series:
+    """Per eval row: two binomial standard errors (points) of a model at chance on its test set."""
     n = evals["n_examples"] if "n_examples" in evals.columns else pd.Series(dtype=float)
     if n.empty or n.isna().any() or (n <= 0).any():
         raise ValueError("the eval files lack n_examples (or have none): rerun their evaluation")
     p = chance / 100
-    frame = evals.assign(two_se=200 * np.sqrt(p * (1 - p) / n))
+    return 200 * np.sqrt(p * (1 - p) / n)
+
+
+def _chance_noise(evals: pd.DataFrame, train_language: str, chance: float) -> pd.DataFrame:
+    """Per (method, target, seed): two binomial standard errors (points) of the English accuracy
+    and of the zero-shot mean that a model at chance would show on these test sets; a margin
+    above chance no larger than this is not told apart from chance."""
+    frame = evals.assign(two_se=_two_standard_errors(evals, chance))
     keys = ["method", "sparsity_target", "seed"]
     english = frame["language"] == train_language
     # The zero-shot mean's standard error is at most the mean of the languages' standard errors,
@@ -173,6 +183,42 @@ def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: l
     drops = (base - other).dropna().unstack("language")
     return {target: frame.droplevel(0)[[l for l in languages if l in frame.columns]]
             for target, frame in drops.groupby(level=0)}
+
+
+def _language_shares(
+    evals: pd.DataFrame, control: str, method: str, languages: list[str], chance: float
+) -> dict[float, pd.DataFrame]:
+    """As _language_drops, each drop a share of the control's accuracy above chance (percent);
+    NaN where that margin is within two standard errors of chance on the language's test set."""
+    keys = ["sparsity_target", "seed", "language"]
+    part = evals[evals["language"].isin(languages)].assign(two_se=lambda f: _two_standard_errors(f, chance))
+    base = part[part["method"] == control].set_index(keys)
+    other = part[part["method"] == method].set_index(keys)["accuracy"]
+    drops = (base["accuracy"] - other).dropna()  # the paired rows; a NaN below is a margin left out
+    margin = base["accuracy"].reindex(drops.index) - chance
+    above = margin.where(margin > base["two_se"].reindex(drops.index))
+    shares = (100 * drops / above).unstack("language")
+    return {target: frame.droplevel(0)[[l for l in languages if l in frame.columns]]
+            for target, frame in shares.groupby(level=0)}
+
+
+def _spearman_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[float]:
+    """Per seed (row of ``values``): Spearman correlation over languages of dense retention and
+    the value; NaN with fewer than 3 languages or a constant column."""
+    rho = []
+    for seed, row in values.iterrows():
+        paired = pd.concat([retention.loc[seed, values.columns], row], axis=1).dropna()
+        constant = paired.nunique().min() < 2 if len(paired) else True
+        rho.append(math.nan if len(paired) < 3 or constant else
+                   stats.spearmanr(paired.iloc[:, 0], paired.iloc[:, 1]).statistic)
+    return rho
+
+
+def _correlation_row(method, control, target, measure, rho, detail) -> dict:
+    row = _row(3, method, control, target, measure, rho, -1, detail)
+    # a correlation lies in [-1, 1]; clipping the interval there changes no verdict
+    row["ci_low"], row["ci_high"] = max(row["ci_low"], -1.0), min(row["ci_high"], 1.0)
+    return row
 
 
 def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float]:
@@ -255,6 +301,7 @@ def findings_table(
     # 3. per-language drops: their spread, and their rank correlation with dense retention
     retention = _retention(evals, train_language, others, chance)
     for method in role["magnitude"]:
+        language_shares = _language_shares(evals, control, method, others, chance)
         for target, drops in _language_drops(evals, control, method, others).items():
             means = drops.mean()
             listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
@@ -267,20 +314,28 @@ def findings_table(
                 spread, +1, f"drops: {listed}{test}",
                 verdict="inconclusive (1 seed)" if n == 1 else ("supported" if p < 0.05 else "inconclusive"),
             ))
-            rho = []
-            for seed, row in drops.iterrows():
-                paired = pd.concat([retention.loc[seed, drops.columns], row], axis=1).dropna()
-                constant = paired.nunique().min() < 2 if len(paired) else True
-                rho.append(math.nan if len(paired) < 3 or constant else
-                           stats.spearmanr(paired.iloc[:, 0], paired.iloc[:, 1]).statistic)
             kept = retention.loc[drops.index, drops.columns].mean()
-            row = _row(
-                3, method, control, target, "Spearman correlation of dense retention and drop over languages",
-                rho, -1, "dense retention: " + ", ".join(f"{lang} {kept[lang]:.2f}" for lang in drops.columns),
-            )
-            # a correlation lies in [-1, 1]; clipping the interval there changes no verdict
-            row["ci_low"], row["ci_high"] = max(row["ci_low"], -1.0), min(row["ci_high"], 1.0)
-            rows.append(row)
+            rows.append(_correlation_row(
+                method, control, target, "Spearman correlation of dense retention and drop over languages",
+                _spearman_by_seed(retention, drops),
+                "dense retention: " + ", ".join(f"{lang} {kept[lang]:.2f}" for lang in drops.columns),
+            ))
+            # In points a language near chance cannot lose much, so the drops follow the transfer
+            # whatever pruning does; in shares of each language's margin above chance they need not.
+            shares = language_shares[target]
+            mean_share = shares.mean()
+            listed = ", ".join(f"{lang} {mean_share[lang]:.1f}%" for lang in shares.columns
+                               if not math.isnan(mean_share[lang]))
+            left_out = [f"{lang} ({shares[lang].isna().sum()} of {len(shares)} seeds)" for lang in shares.columns
+                        if shares[lang].isna().any()]
+            rows.append(_correlation_row(
+                method, control, target,
+                "Spearman correlation of dense retention and share lost above chance over languages",
+                _spearman_by_seed(retention, shares),
+                f"share lost (mean over seeds): {listed or 'none'}" + (
+                    "; left out where the control is within two standard errors of chance: " + ", ".join(left_out)
+                    if left_out else ""),
+            ))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -23,7 +23,9 @@ retraining is not counted as pruning's doing.
    supported when < 0 (the languages that transfer worst lose most), contradicted when > 0. And
    the same with each drop a share of that language's control accuracy above chance: in points a
    language near chance has little to lose, so the drops rise with retention whatever pruning
-   does (a floor); in shares they need not. A language whose control is within two binomial
+   does (a floor); in shares they need not. Each has its own null: every language losing the
+   same points (the correlation in shares is then < 0), or the same share of its margin (the
+   one in points is then > 0). A language whose control is within two binomial
    standard errors of chance on a seed has no share there; a seed with fewer than 3 languages
    left has no correlation.
 

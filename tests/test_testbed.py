@@ -59,6 +59,53 @@ def test_nli_labels_follow_their_definition():
             assert hypothesis != premise
 
 
+@pytest.mark.parametrize("spec", LANGS, ids=lambda s: s.code)
+def test_nli_contrasts_take_the_label_away_from_length_and_negation(spec):
+    """At 0 the surface cues (negation in one sentence only, a shorter hypothesis) label every
+    NLI-like pair; each contrast pair of entailment or neutral (2/3 of them) they label wrong,
+    so at c they label 1 - 2c/3 of the pairs, and the labels stay balanced."""
+    lex = lexicon()
+    for contrasts, expected in ((0.0, 1.0), (0.5, 1 - 0.5 * 2 / 3), (1.0, 1 / 3)):
+        frame = tb.task_frame("xnli", 3000, spec, lex, seed=7, nli_contrasts=contrasts)
+        cues = [tb.surface_cue_label(a, b, lex.neg[spec.code]) for a, b in zip(frame["text_a"], frame["text_b"])]
+        assert (frame["label"] == cues).mean() == pytest.approx(expected, abs=0.03)
+        assert frame["label"].value_counts(normalize=True).min() > 0.3
+    # no draw at 0: the data are those of a testbed without the knob
+    pd.testing.assert_frame_equal(tb.task_frame("xnli", 300, spec, lex, seed=7, nli_contrasts=0.0),
+                                  tb.task_frame("xnli", 300, spec, lex, seed=7))
+
+
+def test_nli_contrast_pairs_follow_their_definition():
+    rng = random.Random(3)
+    lex = lexicon()
+    for label in (0, 1, 2) * 100:
+        premise, hypothesis, got = tb.contrast_nli_example(rng, label)
+        assert got == label
+        a, b = tb.render(premise, LANGS[0], lex), tb.render(hypothesis, LANGS[0], lex)
+        if label == 0:  # the same proposition: entailed, though the cues say neutral
+            assert a == b and tb.surface_cue_label(a, b, lex.neg["en"]) == 1
+        elif label == 1:  # another object, so nothing follows, though the cues say entailment or contradiction
+            assert hypothesis.obj not in (premise.obj, premise.subject)
+            assert (hypothesis.subject, hypothesis.verb) == (premise.subject, premise.verb)
+            assert tb.surface_cue_label(a, b, lex.neg["en"]) in (0, 2)
+        else:
+            assert hypothesis == dataclasses.replace(premise, negated=not premise.negated)
+
+
+def test_cue_contrast_probe_is_labelled_wrong_by_the_cues_and_parallel():
+    settings = tb.TestbedSettings(seed=0, languages=LANGS)
+    lex = tb.testbed_lexicon(settings)
+    assert lex.words == lexicon().words  # the build's lexicon: the first draws of the seed
+    frames = {spec.code: tb.cue_contrast_frame(settings, lex, spec, 400) for spec in LANGS}
+    for code, frame in frames.items():
+        cues = [tb.surface_cue_label(a, b, lex.neg[code]) for a, b in zip(frame["text_a"], frame["text_b"])]
+        assert not (frame["label"] == cues).any()
+        assert frame["label"].tolist() == [0, 1] * 200
+    assert frames["en"]["text_a"].tolist() != frames["de"]["text_a"].tolist()
+    same = lambda frame: (frame["text_a"] == frame["text_b"]).tolist()  # the entailed pairs, in every language
+    assert same(frames["en"]) == same(frames["de"]) == same(frames["fr"]) == [True, False] * 200
+
+
 def test_paws_labels_depend_on_roles_not_on_the_words():
     rng = random.Random(0)
     lex = lexicon()

@@ -4,7 +4,9 @@ Builds the testbed of a config, fine-tunes each seed on English for each enabled
 through the workflow's own fine-tuning job, evaluates every configured language's test set
 and prints accuracy and retention r = (acc - chance) / (acc_en - chance) per task, seed and
 language, with the calibration targets that fail. Pruned models play no part, so the
-pruning outcome is free to come out either way.
+pruning outcome is free to come out either way. For the NLI-like task it also scores each
+model on pairs that length and negation label wrong (testbed.cue_contrast_frame): whether
+it compares the two sentences' words or reads those cues.
 
     python -m alignprune.calibrate                      # the demo config, its seeds
     python -m alignprune.calibrate --seeds 1 --tasks pawsx \\
@@ -35,7 +37,8 @@ from .operational import task_finetune
 from .rule_runtime import quiet_libraries
 from .stages.finetune import finetune
 from .tasks import task_spec
-from .testbed import build_testbed, settings_from_config
+from .data import encode
+from .testbed import build_testbed, cue_contrast_frame, settings_from_config, testbed_lexicon
 from .tokens import read_tokens, tokenize_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +141,7 @@ def measure(
     timings = {"testbed": build_seconds}
     device = torch.device("cpu")
     rows = []
+    probes = cue_contrasts(config, model_dir) if "xnli" in tasks else {}
     try:
         for task in tasks:
             num_labels = task_spec(task).num_labels
@@ -166,11 +170,32 @@ def measure(
                         model, encoded, batch_size=config["evaluation"]["batch_size"],
                         pad_id=pad_id, device=device,
                     )
-                    rows.append({"task": task, "seed": seed, "language": lang, "accuracy": result["accuracy"],
-                                 "dev_accuracy": history["best_dev_accuracy"], "best_step": history["best_step"]})
+                    row = {"task": task, "seed": seed, "language": lang, "accuracy": result["accuracy"],
+                           "dev_accuracy": history["best_dev_accuracy"], "best_step": history["best_step"]}
+                    if task == "xnli":
+                        row["cue_contrast_accuracy"] = accuracy(
+                            model, probes[lang], batch_size=config["evaluation"]["batch_size"],
+                            pad_id=pad_id, device=device,
+                        )["accuracy"]
+                    rows.append(row)
     finally:
         torch.set_num_threads(threads)
     return with_retention(pd.DataFrame(rows)), timings
+
+
+CUE_CONTRASTS = 1000  # pairs per language
+
+
+def cue_contrasts(config: dict, model_dir: Path) -> dict:
+    """Per NLI language: the encoded cue-contrast probe (testbed.cue_contrast_frame), pairs that
+    length and negation label wrong. A model that reads only those cues scores 0 on it; one that
+    compares the two sentences' words, up to 100."""
+    settings = settings_from_config(config["testbed"])
+    lexicon, specs = testbed_lexicon(settings), {spec.code: spec for spec in settings.languages}
+    tokenizer = modeling.load_tokenizer(model_dir)
+    return {lang: encode(tokenizer, cue_contrast_frame(settings, lexicon, specs[lang], CUE_CONTRASTS),
+                         config["max_length"])
+            for lang in config["tasks"]["xnli"]["languages"]}
 
 
 def with_retention(table: pd.DataFrame) -> pd.DataFrame:
@@ -226,6 +251,12 @@ def render(table: pd.DataFrame) -> str:
             if lang != "en" else f"{100 * mean.loc[lang, 'accuracy']:11.1f}"
             for lang in langs
         ))
+        if "cue_contrast_accuracy" in group and group["cue_contrast_accuracy"].notna().any():
+            lines.append(f"{task}: accuracy % on {CUE_CONTRASTS} pairs that length and negation label wrong "
+                         "(a model reading only them: 0)")
+            probe = group.pivot_table(index="seed", columns="language", values="cue_contrast_accuracy", sort=False)
+            for seed, values in probe.iterrows():
+                lines.append(f"{seed:<4}  " + "  ".join(f"{100 * values[lang]:11.1f}" for lang in langs))
     return "\n".join(lines)
 
 

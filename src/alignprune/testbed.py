@@ -192,9 +192,41 @@ def render(
 # --- tasks -----------------------------------------------------------------
 
 
-def nli_example(rng: random.Random) -> tuple[Proposition, Proposition, int]:
-    """(premise, hypothesis, label) with XNLI's labels: 0 entailment, 1 neutral, 2 contradiction."""
+def surface_cue_label(premise: str, hypothesis: str, negation: str) -> int:
+    """The label two surface cues give, with no word of the pair compared: the negation word in
+    one sentence only -> contradiction (2), a shorter hypothesis -> entailment (0), else neutral
+    (1). With ``nli_contrasts`` 0 this rule labels every NLI-like pair right."""
+    if (negation in premise.split()) != (negation in hypothesis.split()):
+        return 2
+    return 0 if len(hypothesis.split()) < len(premise.split()) else 1
+
+
+def contrast_nli_example(rng: random.Random, label: int) -> tuple[Proposition, Proposition, int]:
+    """A pair whose label the surface cues get wrong, so only comparing the words tells it:
+    entailment, the same proposition (the cues say neutral); neutral, an adjective dropped or the
+    negation flipped, and the object changed (the cues say entailment or contradiction).
+    Contradiction has no such pair here (no antonyms): the usual flipped negation."""
+    premise = random_proposition(rng)
+    if label == 0:
+        return premise, premise, 0
+    if label == 1:
+        other = rng.choice([n for n in range(N_NOUNS) if n not in (premise.obj, premise.subject)])
+        adjectives = [slot for slot in ("subject_adj", "object_adj") if getattr(premise, slot) is not None]
+        if adjectives and rng.random() < 0.5:
+            return premise, replace(premise, obj=other, **{rng.choice(adjectives): None}), 1
+        return premise, replace(premise, obj=other, negated=not premise.negated), 1
+    return premise, replace(premise, negated=not premise.negated), 2
+
+
+def nli_example(rng: random.Random, contrasts: float = 0.0) -> tuple[Proposition, Proposition, int]:
+    """(premise, hypothesis, label) with XNLI's labels: 0 entailment, 1 neutral, 2 contradiction.
+
+    With probability ``contrasts`` a pair from contrast_nli_example; else the usual pairs, which
+    length and negation alone label (surface_cue_label). No draw is made when it is 0, so the
+    data stay as they were."""
     label = rng.randrange(3)
+    if contrasts and rng.random() < contrasts:
+        return contrast_nli_example(rng, label)
     while True:
         premise = random_proposition(rng)
         adjectives = [slot for slot in ("subject_adj", "object_adj") if getattr(premise, slot) is not None]
@@ -247,7 +279,7 @@ def paws_example(rng: random.Random, synonyms: float = 0.15) -> tuple[Propositio
 
 def task_frame(
     task: str, n: int, spec: LanguageSpec, lexicon: Lexicon, seed: int, paws_synonyms: float = 0.15,
-    particles: float = 0.0,
+    particles: float = 0.0, nli_contrasts: float = 0.0,
 ) -> pd.DataFrame:
     """n examples; the same seed gives the same propositions in every language (parallel test sets)."""
     rng = random.Random(seed)
@@ -256,7 +288,7 @@ def task_frame(
     surface_rng = random.Random(f"surface {seed}")
     rows = []
     for _ in range(n):
-        a, b, label = nli_example(rng) if task == "xnli" else paws_example(rng, paws_synonyms)
+        a, b, label = nli_example(rng, nli_contrasts) if task == "xnli" else paws_example(rng, paws_synonyms)
         pair_spec = spec.sentence_order(surface_rng)  # one order for both sentences of a pair
         rows.append((render(a, pair_spec, lexicon, surface_rng, particles),
                      render(b, pair_spec, lexicon, surface_rng, particles), label))
@@ -352,6 +384,7 @@ class TestbedSettings:
     parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
     vocab_size: int = 2000
     paws_synonyms: float = 0.15  # share of a PAWS-like second sentence's words replaced by synonyms
+    nli_contrasts: float = 0.0  # share of NLI-like pairs whose length and negation mislead (contrast_nli_example)
     particles: float = 0.0  # chance of each of two meaning-free particles in a sentence (with_particles)
     tokenizer: str = "unigram"  # sentencepiece model type: unigram or word (train_tokenizer)
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
@@ -409,6 +442,27 @@ def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progr
     return model
 
 
+def testbed_lexicon(settings: TestbedSettings) -> Lexicon:
+    """The words of every language of a testbed: the first draws of its seed."""
+    return build_lexicon(settings.languages, random.Random(settings.seed), particles=settings.particles > 0)
+
+
+def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: LanguageSpec, n: int) -> pd.DataFrame:
+    """n NLI-like pairs that length and negation label wrong (contrast_nli_example's entailment
+    and neutral pairs, alternately), in ``spec``'s language: a probe of whether a model compares
+    the two sentences' words, on which one that reads only those cues scores 0. The same
+    propositions in every language (seeded apart from every split)."""
+    rng = random.Random(f"cue contrasts {settings.seed}")
+    surface_rng = random.Random(f"cue contrasts surface {settings.seed}")
+    rows = []
+    for i in range(n):
+        a, b, label = contrast_nli_example(rng, i % 2)
+        pair_spec = spec.sentence_order(surface_rng)
+        rows.append((render(a, pair_spec, lexicon, surface_rng, settings.particles),
+                     render(b, pair_spec, lexicon, surface_rng, settings.particles), label))
+    return pd.DataFrame(rows, columns=["text_a", "text_b", "label"]).astype({"label": "int64"})
+
+
 def build_testbed(
     settings: TestbedSettings,
     model_dir: Path,
@@ -421,8 +475,7 @@ def build_testbed(
     """
     if settings.languages[0].code != "en":
         raise ValueError("the testbed's first language must be English (en), the training language")
-    rng = random.Random(settings.seed)
-    lexicon = build_lexicon(settings.languages, rng, particles=settings.particles > 0)
+    lexicon = testbed_lexicon(settings)
     by_code = {s.code: s for s in settings.languages}
     unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
     if unknown:
@@ -440,6 +493,7 @@ def build_testbed(
             seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
             paws_synonyms=settings.paws_synonyms,
             particles=settings.particles,
+            nli_contrasts=settings.nli_contrasts,
         )
         write_split(frame, path, provenance=hub.testbed_record(settings.seed))
         log.info("wrote %s (%d rows)", path, len(frame))
@@ -468,7 +522,8 @@ def settings_from_config(testbed: dict) -> TestbedSettings:
     """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
     languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
     keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
-            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms", "particles", "tokenizer")
+            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms", "particles", "tokenizer",
+            "nli_contrasts")
     return TestbedSettings(
         seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
     )

@@ -89,12 +89,12 @@ def test_dense_demo_model_transfers_like_xlmr(calibration, task, seed):
 # compared (testbed.surface_cue_label: negation in one sentence only, a shorter hypothesis), and
 # the dense models answer by them: 0.0% English on 1,000 pairs those cues label wrong, on seeds 1-3
 # (testbed.cue_contrast_frame; README, the offline demo). A model that compared the words would
-# score near 100%.
+# score near 100%; always one label, or "identical sentences: entailment, else the cues", 50%.
 @pytest.mark.xfail(strict=True, reason="the dense NLI models read length and negation, not the words: "
                                        "0.0% English on pairs those cues label wrong (seeds 1-3)")
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_nli_model_compares_the_two_sentences_words(calibration, seed):
-    assert cell(calibration, "xnli", seed).loc["en", "cue_contrast_accuracy"] >= 0.5
+    assert cell(calibration, "xnli", seed).loc["en", "cue_contrast_accuracy"] >= 0.9
 
 
 def fabricated(retention: dict, english=0.95, task="xnli"):

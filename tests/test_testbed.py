@@ -70,9 +70,22 @@ def test_nli_contrasts_take_the_label_away_from_length_and_negation(spec):
         cues = [tb.surface_cue_label(a, b, lex.neg[spec.code]) for a, b in zip(frame["text_a"], frame["text_b"])]
         assert (frame["label"] == cues).mean() == pytest.approx(expected, abs=0.03)
         assert frame["label"].value_counts(normalize=True).min() > 0.3
-    # no draw at 0: the data are those of a testbed without the knob
-    pd.testing.assert_frame_equal(tb.task_frame("xnli", 300, spec, lex, seed=7, nli_contrasts=0.0),
-                                  tb.task_frame("xnli", 300, spec, lex, seed=7))
+
+
+def test_task_data_are_those_made_before_nli_contrasts():
+    """No draw at nli_contrasts 0: both tasks' pairs, with and without particles and own_order,
+    hash as the code before the knob made them (sha256 of their CSV, recorded at that commit)."""
+    import hashlib
+
+    specs = LANGS + [tb.LanguageSpec("ja", order="SOV", own_order=0.5)]
+    lex = tb.build_lexicon(specs, random.Random(0), particles=True)
+    digest = hashlib.sha256()
+    for task in ("xnli", "pawsx"):
+        for spec in specs:
+            for particles in (0.0, 0.3):
+                frame = tb.task_frame(task, 200, spec, lex, seed=7, particles=particles, nli_contrasts=0.0)
+                digest.update(frame.to_csv(index=False).encode())
+    assert digest.hexdigest() == "f4f15abe840d65edb917eb9273cc73acb3dc5b5548c1b9ea3a37fa0d23edb190"
 
 
 def test_nli_contrast_pairs_follow_their_definition():
@@ -104,6 +117,23 @@ def test_cue_contrast_probe_is_labelled_wrong_by_the_cues_and_parallel():
     assert frames["en"]["text_a"].tolist() != frames["de"]["text_a"].tolist()
     same = lambda frame: (frame["text_a"] == frame["text_b"]).tolist()  # the entailed pairs, in every language
     assert same(frames["en"]) == same(frames["de"]) == same(frames["fr"]) == [True, False] * 200
+    # the same propositions in every language: one word per slot, so the same lengths
+    lengths = lambda frame: [(len(a.split()), len(b.split())) for a, b in zip(frame["text_a"], frame["text_b"])]
+    assert lengths(frames["en"]) == lengths(frames["de"]) == lengths(frames["fr"])
+
+
+def test_cue_contrast_probe_is_rendered_as_the_testbed_renders_its_tasks():
+    """Particles and own_order apply to the probe as to the task data."""
+    de = tb.LanguageSpec("de", order="SOV", own_order=0.5)
+    settings = tb.TestbedSettings(seed=0, languages=[LANGS[0], de], particles=0.5)
+    lex = tb.testbed_lexicon(settings)
+    frame = tb.cue_contrast_frame(settings, lex, de, 400)
+    particles = set(lex.particles["de"])
+    with_particle = sum(bool(particles & set(a.split())) for a in frame["text_a"])
+    assert 0.5 * 400 < with_particle < 0.9 * 400  # 1 - 0.5^2 = 75% of sentences get one
+    verbs = {w for forms in lex.words["de"]["verb"] for w in forms}
+    last = sum(a.split()[-1] in verbs for a in frame["text_a"])  # verb-final: de's own order
+    assert 0.2 * 400 < last < 0.6 * 400  # own order in half the pairs, less where a particle ends it
 
 
 def test_paws_labels_depend_on_roles_not_on_the_words():

@@ -188,8 +188,9 @@ CUE_CONTRASTS = 1000  # pairs per language
 
 def cue_contrasts(config: dict, model_dir: Path) -> dict:
     """Per NLI language: the encoded cue-contrast probe (testbed.cue_contrast_frame), pairs that
-    length and negation label wrong. A model that reads only those cues scores 0 on it; one that
-    compares the two sentences' words, up to 100."""
+    length and negation label wrong. A model that reads only those cues scores 0 on it (without
+    particles), one that also tells identical sentences 50, one that compares the two
+    sentences' words up to 100."""
     settings = settings_from_config(config["testbed"])
     lexicon, specs = testbed_lexicon(settings), {spec.code: spec for spec in settings.languages}
     tokenizer = modeling.load_tokenizer(model_dir)

@@ -25,7 +25,8 @@ retraining is not counted as pruning's doing.
    language near chance has little to lose, so the drops rise with retention whatever pruning
    does (a floor); in shares they need not. Each has its own null: every language losing the
    same points (the correlation in shares is then < 0), or the same share of its margin (the
-   one in points is then > 0). A language whose control is within two binomial
+   one in points is then > 0), where the drops are positive and the control's margins rank the
+   languages as dense retention does. A language whose control is within two binomial
    standard errors of chance on a seed has no share there; a seed with fewer than 3 languages
    left has no correlation.
 
@@ -328,6 +329,7 @@ def findings_table(
             mean_share = shares.mean()
             listed = ", ".join(f"{lang} {mean_share[lang]:.1f}%" for lang in shares.columns
                                if not math.isnan(mean_share[lang]))
+            # a NaN share is a margin within noise: per_seed_scores refused unpaired languages
             left_out = [f"{lang} ({shares[lang].isna().sum()} of {len(shares)} seeds)" for lang in shares.columns
                         if shares[lang].isna().any()]
             rows.append(_correlation_row(

@@ -195,7 +195,7 @@ def render(
 def surface_cue_label(premise: str, hypothesis: str, negation: str) -> int:
     """The label two surface cues give, with no word of the pair compared: the negation word in
     one sentence only -> contradiction (2), a shorter hypothesis -> entailment (0), else neutral
-    (1). With ``nli_contrasts`` 0 this rule labels every NLI-like pair right."""
+    (1). With ``nli_contrasts`` 0 and no particles this rule labels every NLI-like pair right."""
     if (negation in premise.split()) != (negation in hypothesis.split()):
         return 2
     return 0 if len(hypothesis.split()) < len(premise.split()) else 1
@@ -384,7 +384,7 @@ class TestbedSettings:
     parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
     vocab_size: int = 2000
     paws_synonyms: float = 0.15  # share of a PAWS-like second sentence's words replaced by synonyms
-    nli_contrasts: float = 0.0  # share of NLI-like pairs whose length and negation mislead (contrast_nli_example)
+    nli_contrasts: float = 0.0  # share of NLI-like pairs from contrast_nli_example (2/3 of them: cues mislead)
     particles: float = 0.0  # chance of each of two meaning-free particles in a sentence (with_particles)
     tokenizer: str = "unigram"  # sentencepiece model type: unigram or word (train_tokenizer)
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
@@ -450,8 +450,9 @@ def testbed_lexicon(settings: TestbedSettings) -> Lexicon:
 def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: LanguageSpec, n: int) -> pd.DataFrame:
     """n NLI-like pairs that length and negation label wrong (contrast_nli_example's entailment
     and neutral pairs, alternately), in ``spec``'s language: a probe of whether a model compares
-    the two sentences' words, on which one that reads only those cues scores 0. The same
-    propositions in every language (seeded apart from every split)."""
+    the two sentences' words, on which one that reads only those cues scores 0 (without
+    particles), and one that answers "identical sentences: entailment, else the cues", or always
+    one label, 50%. The same propositions in every language (seeded apart from every split)."""
     rng = random.Random(f"cue contrasts {settings.seed}")
     surface_rng = random.Random(f"cue contrasts surface {settings.seed}")
     rows = []

@@ -188,21 +188,14 @@ def _language_drops(evals: pd.DataFrame, control: str, method: str, languages: l
             for target, frame in drops.groupby(level=0)}
 
 
-def _language_shares(
-    evals: pd.DataFrame, control: str, method: str, languages: list[str], chance: float
-) -> dict[float, pd.DataFrame]:
-    """As _language_drops, each drop a share of the control's accuracy above chance (percent);
-    NaN where that margin is within two standard errors of chance on the language's test set."""
-    keys = ["sparsity_target", "seed", "language"]
-    part = evals[evals["language"].isin(languages)].assign(two_se=lambda f: _two_standard_errors(f, chance))
-    base = part[part["method"] == control].set_index(keys)
-    other = part[part["method"] == method].set_index(keys)["accuracy"]
-    drops = (base["accuracy"] - other).dropna()  # the paired rows; a NaN below is a margin left out
-    margin = base["accuracy"].reindex(drops.index) - chance
-    above = margin.where(margin > base["two_se"].reindex(drops.index))
-    shares = (100 * drops / above).unstack("language")
-    return {target: frame.droplevel(0)[[l for l in languages if l in frame.columns]]
-            for target, frame in shares.groupby(level=0)}
+def _control_margins(evals: pd.DataFrame, control: str, languages: list[str], chance: float) -> dict:
+    """seed x language table of the control's accuracy above chance, one per target: {target:
+    frame}; NaN where that margin is within two standard errors of chance on the language's test
+    set (a margin that could be nothing would make any drop a share in the thousands)."""
+    part = evals[(evals["method"] == control) & evals["language"].isin(languages)]
+    margin = (part["accuracy"] - chance).where(part["accuracy"] - chance > _two_standard_errors(part, chance))
+    margins = part.assign(margin=margin).set_index(["sparsity_target", "seed", "language"])["margin"]
+    return {target: frame.droplevel(0) for target, frame in margins.unstack("language").groupby(level=0)}
 
 
 def _spearman_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[float]:
@@ -303,8 +296,8 @@ def findings_table(
 
     # 3. per-language drops: their spread, and their rank correlation with dense retention
     retention = _retention(evals, train_language, others, chance)
+    margins = _control_margins(evals, control, others, chance)
     for method in role["magnitude"]:
-        language_shares = _language_shares(evals, control, method, others, chance)
         for target, drops in _language_drops(evals, control, method, others).items():
             means = drops.mean()
             listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
@@ -325,7 +318,7 @@ def findings_table(
             ))
             # In points a language near chance cannot lose much, so the drops follow the transfer
             # whatever pruning does; in shares of each language's margin above chance they need not.
-            shares = language_shares[target]
+            shares = 100 * drops / margins[target].reindex_like(drops)
             mean_share = shares.mean()
             listed = ", ".join(f"{lang} {mean_share[lang]:.1f}%" for lang in shares.columns
                                if not math.isnan(mean_share[lang]))

@@ -283,12 +283,18 @@ def task_frame(
 ) -> pd.DataFrame:
     """n examples; the same seed gives the same propositions in every language (parallel test sets)."""
     rng = random.Random(seed)
+    pairs = [nli_example(rng, nli_contrasts) if task == "xnli" else paws_example(rng, paws_synonyms)
+             for _ in range(n)]
     # Word order and particles draw from their own stream (seeded apart from every split's
     # propositions), so the propositions stay parallel across languages.
-    surface_rng = random.Random(f"surface {seed}")
+    return render_pairs(pairs, spec, lexicon, random.Random(f"surface {seed}"), particles)
+
+
+def render_pairs(pairs: list, spec: LanguageSpec, lexicon: Lexicon, surface_rng: random.Random,
+                 particles: float) -> pd.DataFrame:
+    """(proposition, proposition, label) triples as text_a, text_b, label in ``spec``'s language."""
     rows = []
-    for _ in range(n):
-        a, b, label = nli_example(rng, nli_contrasts) if task == "xnli" else paws_example(rng, paws_synonyms)
+    for a, b, label in pairs:
         pair_spec = spec.sentence_order(surface_rng)  # one order for both sentences of a pair
         rows.append((render(a, pair_spec, lexicon, surface_rng, particles),
                      render(b, pair_spec, lexicon, surface_rng, particles), label))
@@ -454,14 +460,9 @@ def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: Langua
     particles), and one that answers "identical sentences: entailment, else the cues", or always
     one label, 50%. The same propositions in every language (seeded apart from every split)."""
     rng = random.Random(f"cue contrasts {settings.seed}")
-    surface_rng = random.Random(f"cue contrasts surface {settings.seed}")
-    rows = []
-    for i in range(n):
-        a, b, label = contrast_nli_example(rng, i % 2)
-        pair_spec = spec.sentence_order(surface_rng)
-        rows.append((render(a, pair_spec, lexicon, surface_rng, settings.particles),
-                     render(b, pair_spec, lexicon, surface_rng, settings.particles), label))
-    return pd.DataFrame(rows, columns=["text_a", "text_b", "label"]).astype({"label": "int64"})
+    pairs = [contrast_nli_example(rng, i % 2) for i in range(n)]
+    return render_pairs(pairs, spec, lexicon, random.Random(f"cue contrasts surface {settings.seed}"),
+                        settings.particles)
 
 
 def build_testbed(

@@ -298,6 +298,31 @@ def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
     row = rows(written, 1, "plain", 0.5, "zero-shot drop")
     assert f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in markdown
     assert "| supported" in markdown and "| contradicted" in markdown
+    assert "made by the code (not recorded)" in markdown  # fabricated rows carry no code digest
+    assert "Warning" not in markdown
+
+
+def test_the_markdown_names_the_code_and_warns_when_two_versions_made_the_evaluations(tmp_path):
+    csv = tmp_path / "evals.csv"
+    evals = fabricated().assign(code="aaaaaaaaaaaa")
+    evals.assign(code="012345678901").to_csv(csv, index=False)  # digits only: read back as text, not a number
+    write_findings(csv, [tmp_path / "findings.csv", tmp_path / "findings.md"], methods=METHODS,
+                   train_language="en", split="test", languages=LANGS)
+    assert "made by the code 012345678901 " in (tmp_path / "findings.md").read_text()
+    evals.to_csv(csv, index=False)
+    outputs = [tmp_path / "findings.csv", tmp_path / "findings.md"]
+    write_findings(csv, outputs, methods=METHODS, train_language="en", split="test", languages=LANGS)
+    one = outputs[1].read_text()
+    assert f"From {len(evals)} evaluations made by the code aaaaaaaaaaaa " in one and "Warning" not in one
+    # one model re-evaluated after an edit, another pruned from a model of the old code
+    evals.loc[evals.index[:7], "code"] = "bbbbbbbbbbbb"
+    evals.loc[evals.index[7:9], "code"] = "aaaaaaaaaaaa+bbbbbbbbbbbb"
+    evals.to_csv(csv, index=False)
+    write_findings(csv, outputs, methods=METHODS, train_language="en", split="test", languages=LANGS)
+    two = outputs[1].read_text()
+    assert "made by the code aaaaaaaaaaaa, bbbbbbbbbbbb " in two
+    assert "**Warning**: the evaluations were made by 2 versions of the code (aaaaaaaaaaaa, bbbbbbbbbbbb" in two
+    assert two.split("\nFrom ")[0] == one.split("\nFrom ")[0]  # the same numbers: the code is not an input
 
 
 def test_an_eval_table_without_the_control_is_refused():

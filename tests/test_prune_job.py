@@ -257,3 +257,44 @@ def test_sparsity_check_accepts_zero_for_the_control_only(dense, monkeypatch):
     monkeypatch.setattr(prune_stage, "compute_masks", prune_nothing)
     with pytest.raises(RuntimeError, match=r"differs from 0\.5 \(target\)"):
         prune(dense, "broken", method(criterion="magnitude", scope="layer"), 0.5)
+
+
+def test_every_model_and_evaluation_names_the_code_that_made_it(dense, tmp_path):
+    """code.json: the testbed's, the fine-tuning's and each rung's code; an evaluation adds its
+    own. A model started from one made by other code carries both, and the tables warn."""
+    from alignprune import code_version
+    from alignprune.model_key import ModelKey
+    from alignprune.results import code_warning, collect_evals, inputs_table, load_evals
+    from alignprune.stages.evaluate import EvalFile, evaluate_model_files
+
+    root, files = dense
+    now = code_version.package_digest()
+    for folder in ("pretrained", "dense"):
+        assert json.loads((root / folder / code_version.CODE_FILE).read_text()) == {"code": [now]}
+    spec = method(criterion="magnitude", scope="global")
+    _, current = prune(dense, "code-now", spec, 0.5, out=tmp_path / "now")
+    assert json.loads((current / code_version.CODE_FILE).read_text()) == {"code": [now]}
+    # a start model made by an older version of the code (its record as that version wrote it)
+    import shutil
+    older = tmp_path / "older-dense"
+    shutil.copytree(root / "dense", older)
+    (older / code_version.CODE_FILE).write_text(json.dumps({"code": ["0123456789ab"]}))
+    _, mixed = prune(dense, "code-mixed", spec, 0.5, start=older, reference=older, out=tmp_path / "mixed")
+    assert json.loads((mixed / code_version.CODE_FILE).read_text()) == {"code": sorted(["0123456789ab", now])}
+    # and a rung started from the mixed one keeps the older version in its lineage
+    _, next_rung = prune(dense, "code-mixed", spec, 0.7, start=mixed, out=tmp_path / "mixed-0.7")
+    assert json.loads((next_rung / code_version.CODE_FILE).read_text())["code"] == sorted(["0123456789ab", now])
+
+    records = []
+    for name, folder in (("now", current), ("mixed", mixed)):
+        records += evaluate_model_files(
+            key=ModelKey.of("xnli", 1, name, 0.50), model_dir=folder, tokenizer_dir=root / "pretrained",
+            files=[EvalFile("validation", "en", files[("xnli", "en", "validation")], tmp_path / f"{name}.json")],
+            batch_size=16, max_length=32, prunable=PRUNABLE, device=torch.device("cpu"),
+        )
+    assert [r["code"] for r in records] == [now, "+".join(sorted(["0123456789ab", now]))]
+    collect_evals([tmp_path / "now.json", tmp_path / "mixed.json"], tmp_path / "evals.csv")
+    inputs = inputs_table(load_evals(tmp_path / "evals.csv", "validation"))
+    assert sorted(inputs["code"]) == sorted([now, "+".join(sorted(["0123456789ab", now]))])
+    assert "2 versions of the code" in code_warning(inputs) and "0123456789ab" in code_warning(inputs)
+    assert code_warning(inputs[inputs["code"] == now]) is None

@@ -273,7 +273,7 @@ def test_build_writes_resources_in_the_download_formats(tmp_path):
     model = load_classifier(tmp_path / "model", num_labels=3)
     assert type(model).__name__ == "XLMRobertaForSequenceClassification"
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
-        "config.json", "model.safetensors", "provenance.json", "tokenizer.json", "tokenizer_config.json",
+        "code.json", "config.json", "model.safetensors", "provenance.json", "tokenizer.json", "tokenizer_config.json",
     ]
     # where the inputs came from, as the download jobs record it: the testbed and its seed
     from alignprune import hub

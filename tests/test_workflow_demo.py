@@ -11,6 +11,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from alignprune import code_version
+
 from workflow_helpers import ROOT, job_counts, load_config, snakemake
 
 SEEDS = [1, 2]
@@ -108,8 +110,10 @@ def test_every_eval_file_exists_with_its_measured_sparsity(demo):
                     # the inputs it was made from, as recorded by the testbed job: the testbed and its seed
                     source = f"testbed (seed {DEMO['testbed']['seed']})"
                     assert (record["model_source"], record["data_source"]) == (source, source)
-        inputs = pd.read_csv(root / f"results/tables/{task}/inputs.csv")
+        inputs = pd.read_csv(root / f"results/tables/{task}/inputs.csv", dtype={"code": str})
         assert inputs[["model_source", "data_source"]].values.tolist() == [[source, source]]
+        # every model and evaluation made by this code: one digest, no "+"
+        assert inputs["code"].tolist() == [code_version.package_digest()]
 
 
 def test_pruned_models_have_exact_sparsity_and_zeros_where_masked(demo):

@@ -49,7 +49,7 @@ from scipy import stats
 from .chosen_weights import regularized, unregularized_bases
 from .criteria import NO_PRUNING
 from .io import atomic_path
-from .results import load_evals, per_seed_scores, preferred_order
+from .results import code_versions, code_warning, load_evals, per_seed_scores, preferred_order
 from .tasks import task_spec
 
 log = logging.getLogger(__name__)
@@ -370,8 +370,15 @@ def write_findings(
     by_name = {Path(p).name: Path(p) for p in outputs}
     with atomic_path(by_name["findings.csv"]) as tmp:
         table.to_csv(tmp, index=False)
+    versions = code_versions(evals)
+    made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions) or '(not recorded)'} "
+               "(`python -m alignprune.code_version` prints the current one).\n")
+    warning = code_warning(evals)
+    if warning:
+        log.warning("%s: %s", evals_csv, warning)
+        made_by += f"\n**Warning**: {warning}.\n"
     with atomic_path(by_name["findings.md"]) as tmp:
-        tmp.write_text(markdown(table))
+        tmp.write_text(markdown(table) + made_by)
     for _, row in table.iterrows():
         log.info("claim %s %s %s %s: %s", row["claim"], row["method"], row["target"], row["measure"], row["verdict"])
     return table

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import code_version
 from .io import atomic_path, write_json
 
 MASKS_FILE = "masks.safetensors"
@@ -94,11 +95,14 @@ def save_model(
     masks: dict[str, torch.Tensor] | None = None,
     tensors: dict[str, dict[str, torch.Tensor]] | None = None,
     reports: dict[str, dict] | None = None,
+    parents: tuple = (),
 ) -> None:
-    """save_pretrained (safetensors) plus masks, other tensors (file name -> tensors) and
-    JSON reports, renamed into place at the end."""
+    """save_pretrained (safetensors) plus masks, other tensors (file name -> tensors), JSON
+    reports and the code that made it (with that of the ``parents`` folders it started from:
+    alignprune.code_version), renamed into place at the end."""
     with atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)
+        code_version.write_record(tmp, *parents)
         for filename, group in {**({MASKS_FILE: masks} if masks is not None else {}), **(tensors or {})}.items():
             save_file({n: t.contiguous().cpu() for n, t in group.items()}, tmp / filename)
         for filename, data in (reports or {}).items():

@@ -12,12 +12,15 @@ minus control) and what pruning did (control minus pruned) in the degradation_sp
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from . import formatting
 from .io import atomic_path, read_json
+
+log = logging.getLogger(__name__)
 
 KEYS = ["method", "sparsity_target"]
 
@@ -31,7 +34,8 @@ def collect_evals(files, out_csv: str | Path) -> pd.DataFrame:
 
 
 def load_evals(csv: str | Path, split: str) -> pd.DataFrame:
-    frame = pd.read_csv(csv)
+    # digests stay text: one of only decimal digits would otherwise be read as a number
+    frame = pd.read_csv(csv, dtype={"code": str, "model_commit": str, "data_commit": str})
     frame = frame[frame["split"] == split].copy()
     if frame.empty:
         raise ValueError(f"{csv}: no evaluations on split {split!r}")
@@ -200,15 +204,37 @@ FORMATS = ("csv", "md", "tex")
 
 #: Where an evaluation's inputs came from (``alignprune.hub.provenance``), as eval-file fields.
 PROVENANCE = [f"{what}_{field}" for what in ("model", "data") for field in ("source", "revision", "commit")]
+#: ... and the code that made its model and evaluated it (``alignprune.code_version``).
+INPUT_COLUMNS = [*PROVENANCE, "code"]
 
 
 def inputs_table(evals: pd.DataFrame) -> pd.DataFrame:
-    """Each distinct pair of inputs (pretrained model, task data: source, revision asked for,
-    commit or digest got) and how many evaluations used it; more than one row means the inputs
-    changed between jobs (e.g. a branch moved between downloads). "-": not applicable or not
-    recorded (eval files written before inputs were recorded)."""
-    frame = evals.reindex(columns=PROVENANCE).astype(object).fillna("-")
-    return frame.groupby(PROVENANCE, sort=False).size().rename("evaluations").reset_index()
+    """Each distinct set of inputs (pretrained model, task data: source, revision asked for,
+    commit or digest got; the code digests of the jobs that made the model and evaluated it)
+    and how many evaluations used it; more than one row means the inputs or the code changed
+    between jobs (e.g. a branch moved between downloads, or a module was edited and only some
+    jobs reran), as does a "+" in ``code``. "-": not applicable or not recorded (eval files
+    written before inputs, or code, were recorded)."""
+    frame = evals.reindex(columns=INPUT_COLUMNS).astype(object).fillna("-")
+    return frame.groupby(INPUT_COLUMNS, sort=False).size().rename("evaluations").reset_index()
+
+
+def code_versions(frame: pd.DataFrame) -> list[str]:
+    """The code digests in the ``code`` column of eval rows or of inputs_table, sorted; none
+    where not recorded."""
+    cells = frame["code"] if "code" in frame else []
+    return sorted({v for cell in cells if isinstance(cell, str) and cell != "-" for v in cell.split("+")})
+
+
+def code_warning(frame: pd.DataFrame) -> str | None:
+    """A warning when the evaluations (eval rows or inputs_table) were made by more than one
+    version of the code, else None."""
+    versions = code_versions(frame)
+    if len(versions) < 2:
+        return None
+    return (f"the evaluations were made by {len(versions)} versions of the code ({', '.join(versions)}; "
+            "the inputs table says which): rerun the stale jobs with --forcerun <rule or file>, "
+            "or ignore this if the edits changed no result")
 
 
 def write_table(
@@ -253,8 +279,12 @@ def write_tables(
     degradation = mark_best(degradation, "zero_shot_avg", higher_is_better=False, controls=controls)
     # no "best" gap: a negative gap can come from a collapse in English, not from a good method
     gap = gap_table(evals, train_language, methods)
+    inputs = inputs_table(evals)
+    warning = code_warning(inputs)
+    if warning:
+        log.warning("%s: %s", evals_csv, warning)
     tables = {
-        "inputs": (inputs_table(evals), None),
+        "inputs": (inputs, None),
         "summary": (summary, ["english", "zero_shot"]),
         "per_language": (per_language_table(evals, methods, languages), None),
         "degradation": (degradation, None),

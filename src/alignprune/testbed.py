@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import hub
+from . import code_version, hub
 from .data import write_split
 from .io import atomic_path
 
@@ -518,6 +518,7 @@ def build_testbed(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         hub.write_model_record(tmp, hub.testbed_record(settings.seed))
+        code_version.write_record(tmp)  # the code that drew its data and pretrained it
 
 
 def settings_from_config(testbed: dict) -> TestbedSettings:

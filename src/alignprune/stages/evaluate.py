@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .. import hub, modeling, tokens
+from .. import code_version, hub, modeling, tokens
 from ..evaluate import accuracy
 from ..io import write_json
 from ..tasks import task_spec
@@ -74,6 +74,7 @@ def evaluate_model_files(
     # the weights do not change between evaluations: measured once
     sparsity = {k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")}
     pretrained = hub.provenance(tokenizer_dir)  # the pretrained model's source and commit: read once
+    code = code_version.evaluation_field(model_dir)  # the code that made the model and evaluates it
     results = []
     for file, (encoded, pad_id) in zip(files, splits):
         result = {
@@ -84,6 +85,7 @@ def evaluate_model_files(
             **sparsity,
             **pretrained,
             **hub.data_provenance(file.token_file),  # the data's source and commit
+            **code,
         }
         write_json(file.out_file, result)
         log.info("%s %s: accuracy %.4f (%d of %d)", file.split, file.lang, result["accuracy"],

@@ -47,7 +47,7 @@ def finetune(
         pad_id=pad_id, device=device, progress=progress, checkpoint=checkpoint,
         **reporting(settings, "finetune"),
     )
-    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history})
+    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history}, parents=(pretrained_dir,))
     remove_checkpoints(checkpoint_dir)
     return history
 

@@ -171,6 +171,7 @@ def prune_and_retrain(
     modeling.save_model(
         model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
+        parents=(start_dir, reference_dir),
     )
     remove_checkpoints(checkpoint_dir)
     return report

@@ -28,6 +28,10 @@ def test_the_digest_changes_with_any_byte_or_name_of_the_package_source(tmp_path
     assert changed != first
     (package / "a.py").write_text("x = 1\n")
     assert digest() == first
+    (package / ".#a.py").symlink_to(package / "gone.py")  # an editor's lock file: hidden, dangling
+    (package / ".cache").mkdir()
+    (package / ".cache" / "d.py").write_text("z = 3\n")
+    assert digest() == first
     (package / "sub" / "b.py").rename(package / "sub" / "c.py")  # same bytes, another module
     assert digest() not in (first, changed)
     code_version.package_digest.cache_clear()

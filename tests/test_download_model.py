@@ -46,6 +46,10 @@ def test_download_model_writes_safetensors_and_a_working_tokenizer(tmp_path):
 
     files = sorted(p.name for p in out.iterdir())
     assert "model.safetensors" in files and "tokenizer.json" in files
+    # the code that wrote it, so a model fine-tuned from it has no 'unrecorded' start (code_version)
+    from alignprune import code_version
+
+    assert json.loads((out / code_version.CODE_FILE).read_text()) == {"code": [code_version.package_digest()]}
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl"))]
     saved = load_file(out / "model.safetensors")
     original = load_file(snapshot / "model.safetensors")

@@ -298,7 +298,7 @@ def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
     row = rows(written, 1, "plain", 0.5, "zero-shot drop")
     assert f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in markdown
     assert "| supported" in markdown and "| contradicted" in markdown
-    assert "made by the code (not recorded)" in markdown  # fabricated rows carry no code digest
+    assert "made by the code unrecorded " in markdown  # fabricated rows carry no code digest
     assert "Warning" not in markdown
 
 

@@ -298,3 +298,65 @@ def test_every_model_and_evaluation_names_the_code_that_made_it(dense, tmp_path)
     assert sorted(inputs["code"]) == sorted([now, "+".join(sorted(["0123456789ab", now]))])
     assert "2 versions of the code" in code_warning(inputs) and "0123456789ab" in code_warning(inputs)
     assert code_warning(inputs[inputs["code"] == now]) is None
+
+
+def test_a_job_resumed_from_a_checkpoint_of_other_code_records_both_versions(dense, tmp_path, monkeypatch):
+    """Fine-tuning and pruning stopped at their final save (after a checkpoint), the checkpoint
+    marked as written by older code, then rerun: the model names both versions. Missing records
+    (a start model or checkpoint from before code was recorded) count as 'unrecorded'."""
+    from alignprune import code_version
+
+    root, files = dense
+    now = code_version.package_digest()
+    real_save = modeling.save_model
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def older(checkpoints, digests):
+        (state,) = checkpoints.glob("*/step-*/state.json")
+        record = json.loads(state.read_text())
+        record["code"] = digests
+        state.write_text(json.dumps(record))
+
+    # fine-tuning: a pretrained model whose record names an older version, too
+    import shutil
+    pretrained = tmp_path / "pretrained"
+    shutil.copytree(root / "pretrained", pretrained)
+    (pretrained / code_version.CODE_FILE).write_text(json.dumps({"code": ["aaaaaaaaaaaa"]}))
+    fine = dict(task="xnli", seed=1, pretrained_dir=pretrained, train_file=files[("xnli", "en", "train")],
+                dev_file=files[("xnli", "en", "validation")], out_dir=tmp_path / "dense",
+                settings=config_section("finetune", {"learning_rate": 1e-3, "batch_size": 16, "epochs": 1,
+                                                     "eval_every": 10, "checkpoint_every": 5}),
+                max_length=32, prunable=PRUNABLE, device=torch.device("cpu"), progress=False,
+                checkpoint_dir=tmp_path / "ckpt-dense")
+    monkeypatch.setattr(modeling, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(**fine)
+    older(tmp_path / "ckpt-dense", ["0123456789ab"])
+    monkeypatch.setattr(modeling, "save_model", real_save)
+    finetune(**fine)
+    assert json.loads((tmp_path / "dense" / code_version.CODE_FILE).read_text())["code"] == sorted(
+        ["0123456789ab", "aaaaaaaaaaaa", now])
+
+    # a prune job resumed from a checkpoint of older code, from a start model without a record
+    start = tmp_path / "start"
+    shutil.copytree(root / "dense", start)
+    (start / code_version.CODE_FILE).unlink()
+    settings = config_section("retrain", {"learning_rate": 3e-3, "batch_size": 16, "steps": 30, "eval_every": 15,
+                                          "checkpoint_every": 10})
+    spec = method(criterion="magnitude", scope="global")
+    monkeypatch.setattr(modeling, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prune(dense, "resumed", spec, 0.5, start=start, reference=root / "dense", out=tmp_path / "pruned",
+              settings=settings, checkpoint_dir=tmp_path / "ckpt-prune")
+    (state,) = (tmp_path / "ckpt-prune").glob("*/step-*/state.json")
+    record = json.loads(state.read_text())
+    assert record["code"] == [now]  # the runs' code; the start model's lineage is added at the save
+    record["code"] = ["bbbbbbbbbbbb"]  # as an older version wrote it
+    state.write_text(json.dumps(record))
+    monkeypatch.setattr(modeling, "save_model", real_save)
+    prune(dense, "resumed", spec, 0.5, start=start, reference=root / "dense", out=tmp_path / "pruned",
+          settings=settings, checkpoint_dir=tmp_path / "ckpt-prune")
+    assert json.loads((tmp_path / "pruned" / code_version.CODE_FILE).read_text())["code"] == sorted(
+        [code_version.UNRECORDED, "bbbbbbbbbbbb", now])

@@ -225,3 +225,34 @@ def test_figures_draw_the_control_as_a_labelled_grey_line_beside_dense(evals, tm
     assert len(panels) == 1 and panels[0].containers
     plots.plot_degradation_heatmaps(frame, {"retrain_only": tmp_path / "d.png"}, methods, LANGS, controls)
     assert figures[3].axes[0].get_title().startswith(plots.control_label("retrain_only"))
+
+
+def test_the_tables_job_warns_when_two_versions_of_the_code_made_the_evaluations(evals, tmp_path, caplog):
+    _, csv = evals
+    frame = pd.read_csv(csv)
+    outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
+    frame.assign(code="aaaaaaaaaaaa").to_csv(tmp_path / "one.csv", index=False)
+    with caplog.at_level("WARNING", logger="alignprune.results"):
+        write_tables(tmp_path / "one.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
+                     languages=LANGS)
+    assert not caplog.records
+    # one model made by a later version: its row names both, and the job says so
+    last = frame.index[frame["split"] == "test"][-1]
+    frame["code"] = "aaaaaaaaaaaa"
+    frame.loc[last, "code"] = "aaaaaaaaaaaa+bbbbbbbbbbbb"
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    with caplog.at_level("WARNING", logger="alignprune.results"):
+        write_tables(tmp_path / "two.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
+                     languages=LANGS)
+    assert "2 versions of the code (aaaaaaaaaaaa, bbbbbbbbbbbb" in caplog.text
+    inputs = pd.read_csv(tmp_path / "inputs.csv")
+    assert sorted(inputs["code"]) == ["aaaaaaaaaaaa", "aaaaaaaaaaaa+bbbbbbbbbbbb"]
+    # rows without a digest (written before code was recorded) beside recorded ones: 'unrecorded'
+    frame["code"] = "aaaaaaaaaaaa"
+    frame.loc[last, "code"] = None
+    frame.to_csv(tmp_path / "old.csv", index=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="alignprune.results"):
+        write_tables(tmp_path / "old.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
+                     languages=LANGS)
+    assert "(aaaaaaaaaaaa, unrecorded;" in caplog.text

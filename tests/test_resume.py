@@ -104,6 +104,24 @@ def test_a_run_stopped_at_any_step_resumes_to_the_same_model_masks_scores_and_hi
     assert not [p for p in (tmp_path / "ckpt").iterdir() if p.name.startswith(".")]
 
 
+def test_a_resumed_run_keeps_the_code_of_the_run_it_resumed(tmp_path):
+    """The checkpoint names the code that wrote it; resuming one from before code was recorded
+    adds 'unrecorded' (alignprune.code_version), and the next checkpoint carries both."""
+    from alignprune import code_version
+
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=5)
+    (state,) = (tmp_path / "ckpt").glob("step-*/state.json")
+    record = json.loads(state.read_text())
+    assert record["code"] == [code_version.package_digest()]
+    del record["code"]
+    state.write_text(json.dumps(record))
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=9)
+    (state,) = (tmp_path / "ckpt").glob("step-*/state.json")
+    assert json.loads(state.read_text())["code"] == sorted([code_version.UNRECORDED, code_version.package_digest()])
+
+
 def test_checkpoints_keep_only_the_latest_step_and_the_best_model(tmp_path):
     with pytest.raises(Stop):
         run(tmp_path / "ckpt", stop_after=13)

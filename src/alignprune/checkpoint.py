@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from . import code_version
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class Checkpointer:
     every: int
     identity: dict = field(default_factory=dict)
     save_at_end: bool = False
+    # the code of the runs this one resumed (alignprune.code_version): the model it ends with is
+    # theirs too. Not part of the identity: an edit must not throw the checkpoints away.
+    code: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -103,7 +107,8 @@ class Checkpointer:
                 },
                 tmp / "state.pt",
             )
-            state = {"identity": self.identity, "step": step, "best_file": best_file, "loop": loop}
+            state = {"identity": self.identity, "step": step, "best_file": best_file, "loop": loop,
+                     "code": code_version.lineage(extra=self.code)}
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
         for old in self.folder.glob("step-*[0-9]"):
             if old != final:
@@ -117,6 +122,7 @@ class Checkpointer:
                 tensors: dict[str, dict[str, torch.Tensor]], device: torch.device) -> tuple[dict, dict | None]:
         """Load checkpoint ``path`` into the given objects (tensors in place); return (loop, best_state)."""
         state = json.loads((path / STATE_FILE).read_text())
+        self.code.update(state.get("code", [code_version.UNRECORDED]))
         load_model(model, str(path / "model.safetensors"), device=str(device))
         for name, group in tensors.items():
             for key, value in load_file(path / f"{name}.safetensors").items():

@@ -371,7 +371,7 @@ def write_findings(
     with atomic_path(by_name["findings.csv"]) as tmp:
         table.to_csv(tmp, index=False)
     versions = code_versions(evals)
-    made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions) or '(not recorded)'} "
+    made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions)} "
                "(`python -m alignprune.code_version` prints the current one).\n")
     warning = code_warning(evals)
     if warning:

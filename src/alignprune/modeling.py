@@ -96,13 +96,14 @@ def save_model(
     tensors: dict[str, dict[str, torch.Tensor]] | None = None,
     reports: dict[str, dict] | None = None,
     parents: tuple = (),
+    code=(),
 ) -> None:
     """save_pretrained (safetensors) plus masks, other tensors (file name -> tensors), JSON
-    reports and the code that made it (with that of the ``parents`` folders it started from:
-    alignprune.code_version), renamed into place at the end."""
+    reports and the code that made it (with that of the ``parents`` folders it started from and
+    ``code``, the digests of resumed runs: alignprune.code_version), renamed into place at the end."""
     with atomic_path(out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)
-        code_version.write_record(tmp, *parents)
+        code_version.write_record(tmp, *parents, extra=code)
         for filename, group in {**({MASKS_FILE: masks} if masks is not None else {}), **(tensors or {})}.items():
             save_file({n: t.contiguous().cpu() for n, t in group.items()}, tmp / filename)
         for filename, data in (reports or {}).items():

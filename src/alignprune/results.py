@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import formatting
+from .code_version import UNRECORDED
 from .io import atomic_path, read_json
 
 log = logging.getLogger(__name__)
@@ -220,10 +221,12 @@ def inputs_table(evals: pd.DataFrame) -> pd.DataFrame:
 
 
 def code_versions(frame: pd.DataFrame) -> list[str]:
-    """The code digests in the ``code`` column of eval rows or of inputs_table, sorted; none
-    where not recorded."""
-    cells = frame["code"] if "code" in frame else []
-    return sorted({v for cell in cells if isinstance(cell, str) and cell != "-" for v in cell.split("+")})
+    """The code digests in the ``code`` column of eval rows or of inputs_table, sorted; a row
+    without one (written before code was recorded) counts as ``unrecorded``."""
+    if "code" not in frame:
+        return [UNRECORDED]
+    return sorted({version for cell in frame["code"]
+                   for version in (cell.split("+") if isinstance(cell, str) and cell != "-" else [UNRECORDED])})
 
 
 def code_warning(frame: pd.DataFrame) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .. import data, hub
+from .. import code_version, data, hub
 from ..io import atomic_path
 from ..tasks import task_spec
 
@@ -32,6 +32,7 @@ def download_model(model_id: str, out_dir: str | Path, revision: str = "main") -
         AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
         AutoModelForMaskedLM.from_pretrained(folder, use_safetensors=True).save_pretrained(tmp)
         hub.write_model_record(tmp, record)
+        code_version.write_record(tmp)  # the code that copied it (a local folder's own code.json is not carried)
     log.info("model %s: %s", model_id, record)
     return record
 

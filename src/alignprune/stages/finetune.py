@@ -47,7 +47,8 @@ def finetune(
         pad_id=pad_id, device=device, progress=progress, checkpoint=checkpoint,
         **reporting(settings, "finetune"),
     )
-    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history}, parents=(pretrained_dir,))
+    modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history}, parents=(pretrained_dir,),
+                        code=checkpoint.code if checkpoint else ())
     remove_checkpoints(checkpoint_dir)
     return history
 

@@ -58,6 +58,7 @@ class PruneJob:
     checkpoint_dir: Path | None
     progress: bool
     params: dict[str, torch.Tensor] = field(init=False)  # the model's, by name
+    checkpoints: list = field(init=False, default_factory=list)  # every phase's, for the code they resumed
     generator: torch.Generator = field(init=False)  # the random criterion's draws
 
     def __post_init__(self):
@@ -100,8 +101,15 @@ class PruneJob:
         return {name: torch.zeros_like(self.params[name]) for name in self.names}
 
     def checkpoint(self, phase: str, run: TrainSettings, save_at_end: bool = False):
-        return checkpointer(self.checkpoint_dir, phase, self.settings, run, *self.inputs, job=self.identity,
+        made = checkpointer(self.checkpoint_dir, phase, self.settings, run, *self.inputs, job=self.identity,
                             save_at_end=save_at_end)
+        if made is not None:
+            self.checkpoints.append(made)
+        return made
+
+    def resumed_code(self) -> set[str]:
+        """The code digests of the runs this job's phases resumed from checkpoints."""
+        return set().union(*(c.code for c in self.checkpoints))
 
     def retrain(self, run: TrainSettings, masks: Masks, movement, **extra) -> dict:
         """Retrain the model under ``masks`` (none for the control: no masking pass per step),
@@ -171,7 +179,7 @@ def prune_and_retrain(
     modeling.save_model(
         model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
-        parents=(start_dir, reference_dir),
+        parents=(start_dir, reference_dir), code=job.resumed_code(),
     )
     remove_checkpoints(checkpoint_dir)
     return report

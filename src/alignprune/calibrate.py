@@ -32,12 +32,12 @@ import torch
 import yaml
 
 from . import modeling
+from .data import encode
 from .evaluate import accuracy
 from .operational import task_finetune
 from .rule_runtime import quiet_libraries
 from .stages.finetune import finetune
 from .tasks import task_spec
-from .data import encode
 from .testbed import build_testbed, cue_contrast_frame, settings_from_config, testbed_lexicon
 from .tokens import read_tokens, tokenize_files
 

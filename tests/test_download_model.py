@@ -210,8 +210,8 @@ def test_the_tables_list_the_inputs_of_the_evaluations_with_their_commits(tmp_pa
     lines = (tmp_path / "inputs.md").read_text().splitlines()
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
     assert cells[0] == [*PROVENANCE_COLUMNS, "code", "evaluations"]
-    assert cells[2] == ["org/tiny-xlmr", "v1", COMMIT_B, "org/xnli", "main", COMMIT_A, "-", "2"]
-    assert cells[4] == ["-"] * 7 + ["1"]
+    assert cells[2] == ["org/tiny-xlmr", "v1", COMMIT_B, "org/xnli", "main", COMMIT_A, "unrecorded", "2"]
+    assert cells[4] == ["-"] * 6 + ["unrecorded", "1"]
 
 
 def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cache, tmp_path):

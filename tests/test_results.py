@@ -256,3 +256,6 @@ def test_the_tables_job_warns_when_two_versions_of_the_code_made_the_evaluations
         write_tables(tmp_path / "old.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
                      languages=LANGS)
     assert "(aaaaaaaaaaaa, unrecorded;" in caplog.text
+    inputs = pd.read_csv(tmp_path / "inputs.csv")
+    assert sorted(inputs["code"]) == ["aaaaaaaaaaaa", "unrecorded"]
+    assert inputs.loc[inputs["code"] == "unrecorded", "evaluations"].tolist() == [1]

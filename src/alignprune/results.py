@@ -215,8 +215,11 @@ def inputs_table(evals: pd.DataFrame) -> pd.DataFrame:
     and how many evaluations used it; more than one row means the inputs or the code changed
     between jobs (e.g. a branch moved between downloads, or a module was edited and only some
     jobs reran), as does a "+" in ``code``. "-": not applicable or not recorded (eval files
-    written before inputs, or code, were recorded)."""
-    frame = evals.reindex(columns=INPUT_COLUMNS).astype(object).fillna("-")
+    written before inputs were recorded); ``code`` says ``unrecorded`` there instead, as the
+    tables job's warning and findings.md do."""
+    frame = evals.reindex(columns=INPUT_COLUMNS).astype(object)
+    frame["code"] = frame["code"].fillna(UNRECORDED)
+    frame = frame.fillna("-")
     return frame.groupby(INPUT_COLUMNS, sort=False).size().rename("evaluations").reset_index()
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from alignprune import alignment
+from alignprune import alignment, code_version
 from alignprune.data import EncodedSplit
 from alignprune.model_key import ModelKey
 from conftest import tiny_testbed, tokenized
@@ -186,6 +186,7 @@ def measure(root, lang, token_file, out, max_examples=30):
 def test_english_against_itself_is_perfectly_aligned_at_every_layer(testbed):
     result = measure(testbed, "en", testbed / "en.tokens.parquet", testbed / "en.json")
     assert result["parallel"] and result["n_examples"] == 30
+    assert result["code"] == code_version.CURRENT  # the testbed's and this job's: one version
     assert [layer["layer"] for layer in result["layers"]] == [0, 1, 2]  # embeddings + 2 layers
     for layer in result["layers"]:
         assert layer["cka"] == pytest.approx(1.0, abs=1e-9)
@@ -257,6 +258,8 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
             if name in names:
                 param[: param.shape[0] // 2] = 0.0  # half of the units pruned entirely: cosine 0
     model.save_pretrained(tmp_path / "pruned")
+    # the dense model made by an older version, the pruned one's record missing
+    (tmp_path / "dense" / code_version.CODE_FILE).write_text(json.dumps({"code": ["aaaaaaaaaaaa"]}))
     same = measure_weight_alignment(key=ModelKey.of("xnli", 1, "random", 0.50),
                                     model_dir=tmp_path / "dense", dense_dir=tmp_path / "dense",
                                     out_file=tmp_path / "same.csv", prunable=prunable)
@@ -271,3 +274,6 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
     assert written["layer"].tolist() == [float(name.split(".")[3]) for name in names]
     assert set(written["method"]) == {"random"} and set(written["sparsity_target"]) == {0.5}
     assert len(pruned) == len(names)
+    lineage = "+".join(sorted({"aaaaaaaaaaaa", code_version.CURRENT, code_version.UNRECORDED}))
+    assert set(written["code"]) == {lineage}
+    assert set(same["code"]) == {"+".join(sorted({"aaaaaaaaaaaa", code_version.CURRENT}))}

@@ -161,3 +161,36 @@ def test_correlations_are_taken_within_each_sparsity_target():
     assert together.loc["de", "pearson_cka"] == pytest.approx(
         pd.Series([1, 2, 3, 5]).corr(pd.Series([-3, -1, 1, 9]))
     )
+
+
+def test_the_analysis_job_warns_when_two_versions_of_the_code_made_its_files(inputs, caplog):
+    root, _ = inputs
+    weight_files, representation_files = sorted(root.glob("weights-*.csv")), sorted(root.glob("rep-*.json"))
+    names = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+    outputs = [root / f"{n}.{e}" for n in names for e in ("csv", "md", "tex")]
+    outputs += [root / "representation_layers.csv", root / "alignment_points.csv"]
+
+    def run():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="alignprune.analysis"):
+            write_analysis_tables(weight_files, representation_files, root / "evals.csv", outputs, split="test",
+                                  methods=["random", "magnitude"], languages=["en", *LANGS, "ur"])
+        return caplog.text
+
+    def mark(code, last_representation=None, last_weights=None):
+        evals = pd.read_csv(root / "evals.csv")
+        evals.assign(code=code).to_csv(root / "evals.csv", index=False)
+        for path in weight_files:
+            frame = pd.read_csv(path)
+            frame.assign(code=last_weights if path == weight_files[-1] and last_weights else code).to_csv(path, index=False)
+        for path in representation_files:
+            record = json.loads(path.read_text())
+            record["code"] = last_representation if path == representation_files[-1] and last_representation else code
+            path.write_text(json.dumps(record))
+
+    mark("012345678901")  # one version, of decimal digits only (read back as text)
+    assert run() == ""
+    mark("012345678901", last_weights="012345678901+bbbbbbbbbbbb")
+    assert "2 versions of the code (012345678901, bbbbbbbbbbbb" in run()
+    mark("012345678901", last_representation="cccccccccccc")
+    assert "2 versions of the code (012345678901, cccccccccccc" in run()

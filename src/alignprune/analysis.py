@@ -16,17 +16,21 @@ over all weights beside the target (from the eval files).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from .io import read_json
-from .results import FORMATS, KEYS, load_evals, order_methods, preferred_order, with_measured_sparsity, write_table
+from .results import (FORMATS, KEYS, code_warning, load_evals, order_methods, preferred_order,
+                      with_measured_sparsity, write_table)
+
+log = logging.getLogger(__name__)
 
 MEASURES = ["cka", "cosine", "cka_shuffled", "cosine_shuffled"]
 
 def collect_weight_alignment(files) -> pd.DataFrame:
-    frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_csv(f, dtype={"code": str}) for f in files], ignore_index=True)
     frame["module"] = frame["parameter"].str.replace(r"^.*layer\.\d+\.|\.weight$", "", regex=True)
     return frame
 
@@ -44,7 +48,9 @@ def collect_representation_alignment(files) -> tuple[pd.DataFrame, pd.DataFrame]
     """(per-layer measurements of parallel test sets, one row per file with its parallel flag)."""
     records = [read_json(f) for f in files]
     keys = ["task", "seed", "method", "sparsity_target", "split", "language"]
-    status = pd.DataFrame([{k: r[k] for k in [*keys, "parallel", "reason", "n_examples"]} for r in records])
+    # "code": absent from files written before code was recorded
+    status = pd.DataFrame([{**{k: r[k] for k in [*keys, "parallel", "reason", "n_examples"]}, "code": r.get("code")}
+                           for r in records])
     layers = pd.DataFrame(
         [{**{k: r[k] for k in keys}, **layer} for r in records if r["parallel"] for layer in r["layers"]],
         columns=[*keys, "layer", *MEASURES],
@@ -144,6 +150,10 @@ def write_analysis_tables(
     weights = collect_weight_alignment(weight_files)
     layers, status = collect_representation_alignment(representation_files)
     evals = load_evals(evals_csv, split)
+    # the same check as the tables job's, over every file these tables read
+    warning = code_warning(pd.concat([frame.reindex(columns=["code"]) for frame in (weights, status, evals)]))
+    if warning:
+        log.warning(warning)
     points = alignment_accuracy_points(layers, evals)
     tables = {
         "weight_alignment": (with_measured_sparsity(weight_alignment_table(weights, methods), evals), ["cosine"]),

@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import pandas as pd
 import torch
 
-from .. import alignment, modeling, tokens
+from .. import alignment, code_version, modeling, tokens
 from ..io import atomic_path, write_json
 from ..tasks import task_spec
 from ..model_key import ModelKey
@@ -29,6 +29,8 @@ def measure_weight_alignment(
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
+    # the code that made both models and measured them (alignprune.code_version), as eval files carry
+    table["code"] = "+".join(code_version.lineage(model_dir, dense_dir))
     with atomic_path(out_file) as tmp:
         table.to_csv(tmp, index=False)
     return table
@@ -98,9 +100,10 @@ def measure_representation_alignment_files(
     others = [tokens.read_tokens(file.token_file, **read)[0] for file in files]
     model = reference = None
     records = []
+    code = code_version.evaluation_field(model_dir)  # the model's code and this job's
     for file, other in zip(files, others):
         record = {**key.record(), "split": split, "language": file.lang,
-                  "reference_language": reference_lang}
+                  "reference_language": reference_lang, **code}
         reason = alignment.not_parallel_reason(english.labels, other.labels, file.lang)
         if reason is not None:
             log.warning("%s %s not parallel: %s", split, file.lang, reason)

@@ -284,6 +284,11 @@ def test_every_model_and_evaluation_names_the_code_that_made_it(dense, tmp_path)
     # and a rung started from the mixed one keeps the older version in its lineage
     _, next_rung = prune(dense, "code-mixed", spec, 0.7, start=mixed, out=tmp_path / "mixed-0.7")
     assert json.loads((next_rung / code_version.CODE_FILE).read_text())["code"] == sorted(["0123456789ab", now])
+    # the reference model a regularizer aligns to is a parent too (in the workflow it is always an
+    # ancestor of the start model as well; here it alone was made by the older code)
+    _, aligned = prune(dense, "code-reference", method(criterion="magnitude", scope="global", regularizer="cosine",
+                                                       weight=1.0), 0.5, reference=older, out=tmp_path / "ref")
+    assert json.loads((aligned / code_version.CODE_FILE).read_text())["code"] == sorted(["0123456789ab", now])
 
     records = []
     for name, folder in (("now", current), ("mixed", mixed)):

@@ -14,24 +14,32 @@ retraining is not counted as pruning's doing.
    in English or in the zero-shot mean, is within two binomial standard errors of chance (on its
    test sets' sizes; for the mean, the mean of its languages' errors) has no share.
 2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
-   drop of the unregularized method of the same criterion and scope, zero-shot and English;
-   supported when < 0.
+   drop of the unregularized method of the same criterion and scope, zero-shot and English, and
+   the same for claim 1's excess (zero-shot drop - English drop), which is what "reduce that"
+   asks: a regularizer that spares every language alike lowers both drops and not the excess.
+   Supported when < 0. (l2 is the classic baseline, not one of the paper's two; its rows say so.)
 3. Degradation differs by language: the spread of the per-language zero-shot drops (max - min;
    verdict from a repeated-measures F-test of language x seed: supported when p < 0.05, else
    inconclusive), and whether the drops follow the dense model's transfer: Spearman correlation
    over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
-   supported when < 0 (the languages that transfer worst lose most), contradicted when > 0. And
-   the same with each drop a share of that language's control accuracy above chance: in points a
-   language near chance has little to lose, so the drops rise with retention whatever pruning
-   does (a floor); in shares they need not. Each has its own null: every language losing the
-   same points (the correlation in shares is then < 0), or the same share of its margin (the
-   one in points is then > 0), where the drops are positive and the control's margins rank the
-   languages as dense retention does. A language whose control is within two binomial
-   standard errors of chance on a seed has no share there; a seed with fewer than 3 languages
-   left has no correlation.
+   supported when < 0 (the languages that transfer worst lose most), contradicted when > 0, by a
+   permutation test of the mean over seeds (each seed's drops shuffled over its languages; p <
+   0.05): a correlation over a few languages takes a handful of values, where a t-interval can
+   have width 0. And the same with each drop a share of that language's control accuracy above
+   chance: in points a language near chance has little to lose, so the drops rise with retention
+   whatever pruning does (a floor); in shares they need not. Each has its own null: every language
+   losing the same points (the correlation in shares is then < 0), or the same share of its
+   margin (the one in points is then > 0), where the drops are positive and the control's margins
+   rank the languages as dense retention does. So the two are read together: a verdict stands
+   where both give it, else the row says "inconclusive (... in points, ... in shares: read
+   together)". A language whose control is within two binomial standard errors of chance on a
+   seed has no share there; a seed with fewer than 3 languages left, or whose values do not
+   differ, has no correlation; a seed without its dense model is left out.
 
 Verdict: supported / contradicted when the interval lies on one side of 0, inconclusive when it
-spans 0, "inconclusive (1 seed)" when there is one seed (no interval). Which methods are the
+spans 0, "inconclusive (1 seed)" when there is one seed and "inconclusive (no spread over seeds:
+no interval)" when every seed gives the same value. Every target a compared method was
+evaluated at gets its rows ("not tested" where they share no seed). Which methods are the
 control, magnitude pruning and its regularized variants comes from their config fields
 (criterion, scope, regularizer, weight), never from their names.
 """
@@ -55,6 +63,8 @@ from .tasks import task_spec
 log = logging.getLogger(__name__)
 
 LEVEL = 0.95
+PERMUTATIONS = 10_000  # draws of the correlations' permutation test (fixed seed: the table is reproducible)
+PAPER_REGULARIZERS = ("cosine", "frobenius")  # the paper's two; l2 is the classic baseline
 STATEMENTS = {
     1: "magnitude pruning degrades zero-shot languages more than English",
     2: "the alignment regularizers reduce the degradation",
@@ -68,15 +78,17 @@ FORMATS = ("csv", "md")
 
 
 def t_interval(values) -> tuple[int, float, float, float]:
-    """(n, mean, low, high): the 95% t-interval of the mean; low = high = NaN with one value."""
+    """(n, mean, low, high): the 95% t-interval of the mean; low = high = NaN with one value, or
+    with values that do not differ (a t-interval of width 0 would claim a certainty that a few
+    seeds cannot give, e.g. a rank correlation over 3 languages, which takes 4 values)."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     n = len(values)
     if n == 0:
         return 0, math.nan, math.nan, math.nan
     mean = float(values.mean())
-    if n == 1:
-        return 1, mean, math.nan, math.nan
+    if n == 1 or values.std() == 0:
+        return n, mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return n, mean, mean - half, mean + half
 
@@ -87,6 +99,8 @@ def verdict(n: int, low: float, high: float, expected: int) -> str:
         return "not tested (no paired seeds)"
     if n == 1:
         return "inconclusive (1 seed)"
+    if math.isnan(low):
+        return "inconclusive (no spread over seeds: no interval)"
     if low > 0 or high < 0:
         return "supported" if (low > 0) == (expected > 0) else "contradicted"
     return "inconclusive"
@@ -198,23 +212,67 @@ def _control_margins(evals: pd.DataFrame, control: str, languages: list[str], ch
     return {target: frame.droplevel(0) for target, frame in margins.unstack("language").groupby(level=0)}
 
 
-def _spearman_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[float]:
-    """Per seed (row of ``values``): Spearman correlation over languages of dense retention and
-    the value; NaN with fewer than 3 languages or a constant column."""
-    rho = []
+def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per seed (row of ``values``): dense retention and the value over the languages that have
+    both; None with fewer than 3 languages or a constant one (no correlation)."""
+    pairs = []
     for seed, row in values.iterrows():
-        paired = pd.concat([retention.loc[seed, values.columns], row], axis=1).dropna()
+        # rounded: two drops equal in points (accuracies are multiples of 1/n) tie, not ranked by
+        # the float error of their subtractions
+        paired = pd.concat([retention.loc[seed, values.columns], row], axis=1).dropna().round(9)
         constant = paired.nunique().min() < 2 if len(paired) else True
-        rho.append(math.nan if len(paired) < 3 or constant else
-                   stats.spearmanr(paired.iloc[:, 0], paired.iloc[:, 1]).statistic)
-    return rho
+        pairs.append(None if len(paired) < 3 or constant else (paired.iloc[:, 0].to_numpy(), paired.iloc[:, 1].to_numpy()))
+    return pairs
 
 
-def _correlation_row(method, control, target, measure, rho, detail) -> dict:
+def _permutation_p(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Two-sided p-value of the mean Spearman correlation over seeds, under the null that on each
+    seed the values are exchangeable over its languages (their order owes nothing to retention):
+    each seed's values shuffled PERMUTATIONS times, the mean recomputed. (Written here: scipy's
+    permutation_test permutes one sample, not each seed's within itself.) Its verdict replaces the
+    t-interval's for correlations, which take a handful of values over a few languages (4 over 3),
+    where a t-interval can have width 0 or cover impossible values."""
+    rng = np.random.default_rng(0)
+    observed, null = 0.0, np.zeros(PERMUTATIONS)
+    for x, y in pairs:
+        # Spearman's rho is Pearson's r of the ranks (ties: average ranks, as scipy's)
+        rx, ry = stats.rankdata(x), stats.rankdata(y)
+        rx, ry = rx - rx.mean(), ry - ry.mean()
+        norm = math.sqrt((rx @ rx) * (ry @ ry))
+        observed += rx @ ry / norm
+        null += rng.permuted(np.tile(ry, (PERMUTATIONS, 1)), axis=1) @ rx / norm
+    observed, null = observed / len(pairs), null / len(pairs)
+    return float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (PERMUTATIONS + 1))
+
+
+def _correlation_row(method, control, target, measure, retention, values, detail) -> dict:
+    """A claim-3 correlation row: mean Spearman over seeds, its t-interval (clipped to [-1, 1];
+    none without spread) and a verdict from the permutation test (supported when < 0)."""
+    pairs = _paired_by_seed(retention, values)
+    rho = [math.nan if p is None else float(stats.spearmanr(*p).statistic) for p in pairs]
     row = _row(3, method, control, target, measure, rho, -1, detail)
-    # a correlation lies in [-1, 1]; clipping the interval there changes no verdict
     row["ci_low"], row["ci_high"] = max(row["ci_low"], -1.0), min(row["ci_high"], 1.0)
+    n, tested = row["seeds"], [p for p in pairs if p is not None]
+    if n == 0 and len(pairs):
+        row["verdict"] = "not tested (on no seed 3 languages with values that differ)"
+    elif n >= 2:
+        p = _permutation_p(tested)
+        row["detail"] += f"; permutation p = {p:.3g}"
+        row["verdict"] = ("inconclusive" if p >= 1 - LEVEL else "supported" if row["mean"] < 0 else "contradicted")
     return row
+
+
+def _read_together(in_points: dict, in_shares: dict) -> None:
+    """The two correlations of claim 3 stand or fall together. Each has its own null: every
+    language losing the same points makes the one in shares negative, every language losing the
+    same share of its margin makes the one in points positive. So a verdict stands only where
+    both give it; where the other does not, a row says inconclusive and what each found."""
+    points, shares = in_points["verdict"], in_shares["verdict"]
+    if points != shares:
+        found = f"{points.split(' (')[0]} in points, {shares.split(' (')[0]} in shares"
+        for row in (in_points, in_shares):
+            if row["verdict"] in ("supported", "contradicted"):
+                row["verdict"] = f"inconclusive ({found}: read together)"
 
 
 def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float]:
@@ -242,6 +300,12 @@ def _retention(evals: pd.DataFrame, train_language: str, languages: list[str], c
     return above[[l for l in languages if l in above.columns]].div(above[train_language], axis=0)
 
 
+def _targets(evals: pd.DataFrame, *methods: str) -> list[float]:
+    """Every target any of ``methods`` was evaluated at: each gets its rows, "not tested" where
+    the methods compared share no seed there."""
+    return sorted(set(evals.loc[evals["method"].isin(methods), "sparsity_target"]))
+
+
 def findings_table(
     evals: pd.DataFrame, methods: dict[str, dict], train_language: str, languages: list[str] | None = None
 ) -> pd.DataFrame:
@@ -262,25 +326,27 @@ def findings_table(
     if not role["magnitude"]:
         rows.append(_untested(1, None, "no magnitude method without a regularizer is enabled"))
     for method in role["magnitude"]:
-        shares = _share_lost(scores, control, method, chance, noise)
-        for target, part in _drops(scores, control, method).groupby("sparsity_target"):
-            excess = part["zero_shot"] - part["english"]
+        drops, shares = _drops(scores, control, method), _share_lost(scores, control, method, chance, noise)
+        for target in _targets(evals, control, method):
+            part = drops[drops["sparsity_target"] == target]
             detail = (f"zero-shot drop {part['zero_shot'].mean():.2f}, English drop {part['english'].mean():.2f} "
-                      f"(points, mean over seeds)")
-            rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)", excess, +1, detail))
+                      f"(points, mean over seeds)" if len(part) else "")
+            rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)",
+                             part["zero_shot"] - part["english"], +1, detail))
             share = shares[shares["sparsity_target"] == target]
             detail = (f"zero-shot {share['zero_shot'].mean():.1f}%, English {share['english'].mean():.1f}% of the "
                       f"control's accuracy above chance lost (mean over seeds)" if len(share) else
-                      "the control is within two standard errors of chance on every seed: no share to lose")
+                      "the control is within two standard errors of chance on every seed: no share to lose"
+                      if len(part) else "")
             rows.append(_row(1, method, control, target, "share lost above chance: zero-shot - English (percent)",
                              share["zero_shot"] - share["english"], +1, detail))
 
-    # 2. regularized minus unregularized drop, zero-shot and English
+    # 2. regularized minus unregularized drop: zero-shot, English, and claim 1's excess
     if not role["regularized"]:
         rows.append(_untested(2, None, "no method with a regularizer is enabled"))
     for method, baseline in role["regularized"].items():
+        spec = methods[method]
         if baseline is None:
-            spec = methods[method]
             rows.append(_untested(2, method, f"no unregularized {spec['criterion']} method with scope "
                                              f"{spec['scope']} is enabled"))
             continue
@@ -288,17 +354,30 @@ def findings_table(
         drops = _drops(scores, control, method).merge(
             _drops(scores, control, baseline), on=["sparsity_target", "seed"], suffixes=("", "_baseline")
         )
-        for target, part in drops.groupby("sparsity_target"):
+        detail = ("" if spec["regularizer"] in PAPER_REGULARIZERS else
+                  f"{spec['regularizer']}: a baseline regularizer, not one of the paper's two")
+        for target in _targets(evals, control, method, baseline):
+            part = drops[drops["sparsity_target"] == target]
             for column, name in (("zero_shot", "zero-shot"), ("english", "English")):
-                difference = part[column] - part[f"{column}_baseline"]
-                rows.append(_row(2, method, baseline, target,
-                                 f"{name} drop: regularized - unregularized (points)", difference, -1))
+                rows.append(_row(2, method, baseline, target, f"{name} drop: regularized - unregularized (points)",
+                                 part[column] - part[f"{column}_baseline"], -1, detail))
+            # "reduce that": the excess of claim 1, not each drop alone (a regularizer that spares
+            # English and the zero-shot languages alike reduces both drops and not the excess)
+            excess = (part["zero_shot"] - part["english"]) - (part["zero_shot_baseline"] - part["english_baseline"])
+            rows.append(_row(2, method, baseline, target,
+                             "zero-shot drop - English drop: regularized - unregularized (points)", excess, -1, detail))
 
     # 3. per-language drops: their spread, and their rank correlation with dense retention
     retention = _retention(evals, train_language, others, chance)
     margins = _control_margins(evals, control, others, chance)
     for method in role["magnitude"]:
-        for target, drops in _language_drops(evals, control, method, others).items():
+        by_target = _language_drops(evals, control, method, others)
+        for target in _targets(evals, control, method):
+            drops = by_target.get(target, pd.DataFrame(columns=others, dtype=float))
+            # the correlations need the dense model of the seed: a seed without one is left out
+            no_dense = sorted(set(drops.index) - set(retention.index))
+            drops = drops.loc[[seed for seed in drops.index if seed in retention.index]]
+            left_out = f"; seeds without a dense model left out: {', '.join(map(str, no_dense))}" if no_dense else ""
             means = drops.mean()
             listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
             f, p = _repeated_measures_f(drops)
@@ -307,32 +386,36 @@ def findings_table(
             test = "" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p:.3g}"
             rows.append(_row(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
-                spread, +1, f"drops: {listed}{test}",
-                verdict="inconclusive (1 seed)" if n == 1 else ("supported" if p < 0.05 else "inconclusive"),
+                spread, +1, f"drops: {listed}{test}{left_out}" if n else "",
+                verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
+                         "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
             kept = retention.loc[drops.index, drops.columns].mean()
-            rows.append(_correlation_row(
+            in_points = _correlation_row(
                 method, control, target, "Spearman correlation of dense retention and drop over languages",
-                _spearman_by_seed(retention, drops),
-                "dense retention: " + ", ".join(f"{lang} {kept[lang]:.2f}" for lang in drops.columns),
-            ))
+                retention, drops,
+                "dense retention: " + ", ".join(f"{lang} {kept[lang]:.2f}" for lang in drops.columns) + left_out
+                if n else "",
+            )
             # In points a language near chance cannot lose much, so the drops follow the transfer
             # whatever pruning does; in shares of each language's margin above chance they need not.
-            shares = 100 * drops / margins[target].reindex_like(drops)
+            shares = 100 * drops / margins[target].reindex_like(drops) if n else drops
             mean_share = shares.mean()
             listed = ", ".join(f"{lang} {mean_share[lang]:.1f}%" for lang in shares.columns
                                if not math.isnan(mean_share[lang]))
             # a NaN share is a margin within noise: per_seed_scores refused unpaired languages
-            left_out = [f"{lang} ({shares[lang].isna().sum()} of {len(shares)} seeds)" for lang in shares.columns
-                        if shares[lang].isna().any()]
-            rows.append(_correlation_row(
+            gated = [f"{lang} ({shares[lang].isna().sum()} of {len(shares)} seeds)" for lang in shares.columns
+                     if shares[lang].isna().any()]
+            in_shares = _correlation_row(
                 method, control, target,
                 "Spearman correlation of dense retention and share lost above chance over languages",
-                _spearman_by_seed(retention, shares),
+                retention, shares,
                 f"share lost (mean over seeds): {listed or 'none'}" + (
-                    "; left out where the control is within two standard errors of chance: " + ", ".join(left_out)
-                    if left_out else ""),
-            ))
+                    "; left out where the control is within two standard errors of chance: " + ", ".join(gated)
+                    if gated else "") + left_out if n else "",
+            )
+            _read_together(in_points, in_shares)
+            rows += [in_points, in_shares]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -57,12 +57,35 @@ def per_seed_scores(evals: pd.DataFrame, train_language: str) -> pd.DataFrame:
     Every model must have been evaluated on the same languages: a zero-shot average over fewer
     languages is another quantity, and a paired difference with it would be the languages'
     difference, not the methods'."""
+    check_one_accuracy_each(evals)
     check_same_languages(evals, train_language)
     english = evals[evals["language"] == train_language]
     other = evals[evals["language"] != train_language]
     scores = english.groupby(KEYS + ["seed"])["accuracy"].mean().rename("english").to_frame()
     scores["zero_shot"] = other.groupby(KEYS + ["seed"])["accuracy"].mean()
     return scores.reset_index()
+
+
+def check_one_accuracy_each(evals: pd.DataFrame) -> None:
+    """Raise, naming them, where a (model, language) has no accuracy or more than one row: a mean
+    would skip the missing one (another language set, as check_same_languages refuses) or
+    average the two silently."""
+    keys = [*KEYS, "seed", "language"]
+    duplicated = evals[evals.duplicated(keys, keep=False)]
+    if len(duplicated):
+        raise ValueError(f"more than one eval row for {_named(duplicated)}: each model and language is "
+                         "evaluated once (two eval files for one model? remove the stale one and rerun the aggregate)")
+    missing = evals[evals["accuracy"].isna()]
+    if len(missing):
+        raise ValueError(f"eval rows without an accuracy: {_named(missing)}. Rerun those models' evaluate jobs")
+
+
+def _named(rows: pd.DataFrame, limit: int = 5) -> str:
+    """The first ``limit`` (model, language) pairs of ``rows``, for an error message."""
+    keys = rows[[*KEYS, "seed", "language"]].drop_duplicates()
+    listed = "; ".join(f"{r.method} at {r.sparsity_target} seed {r.seed} {r.language}"
+                       for r in keys[:limit].itertuples())
+    return listed + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
 
 
 def check_same_languages(evals: pd.DataFrame, train_language: str) -> None:

@@ -1,5 +1,7 @@
 """Planning the full study: job counts per rule, and no network at planning time."""
 
+import re
+
 import yaml
 
 from workflow_helpers import ROOT, job_counts, snakemake
@@ -113,6 +115,18 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
     assert set(profile["set-resources"]) <= set(counts)
     for rule in ("finetune", "prune", *per_model):
         assert profile["set-resources"][rule]["gpu"] == 1
+    # every rule whose jobs hold a GPU (as the dry run shows them) is sized and threaded, not left
+    # at the defaults (30 minutes, 2 CPUs): the sweep's prune jobs once were
+    holding, rule = set(), None
+    for line in output.splitlines():
+        if re.match(r"(local)?rule \w+:", line):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("    resources:") and re.search(r"\bgpu=1\b", line):
+            holding.add(rule)
+    assert {"finetune", "prune", "prune_sweep"} <= holding
+    for rule in holding:
+        sized = profile["set-resources"][rule]
+        assert sized["gpu"] == 1 and sized["runtime"] >= 60 and sized["cpus_per_task"] == profile["set-threads"][rule]
     # the per-model jobs go in groups of a few models per submission, each with its own threads
     assert profile["groups"] == [
         "tokenize=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",

@@ -289,6 +289,16 @@ def test_every_model_and_evaluation_names_the_code_that_made_it(dense, tmp_path)
     _, aligned = prune(dense, "code-reference", method(criterion="magnitude", scope="global", regularizer="cosine",
                                                        weight=1.0), 0.5, reference=older, out=tmp_path / "ref")
     assert json.loads((aligned / code_version.CODE_FILE).read_text())["code"] == sorted(["0123456789ab", now])
+    # a weight the sweep chose: the code that made the choice joins the record (unrecorded for a
+    # choice file from before the records)
+    from alignprune.chosen_weights import chosen_weights_text
+    chosen = tmp_path / "chosen_weights.yaml"
+    spec = method(criterion="magnitude", scope="global", regularizer="cosine", weight=1.0)
+    for code, expected in ((["cccccccccccc"], ["cccccccccccc", now]), (None, [code_version.UNRECORDED, now])):
+        chosen.write_text(chosen_weights_text({"code-chosen": 1.0}, 0.5, code=code))
+        report, swept = prune(dense, "code-chosen", spec, 0.5, out=tmp_path / f"swept-{bool(code)}",
+                              chosen_file=chosen)
+        assert json.loads((swept / code_version.CODE_FILE).read_text())["code"] == sorted(expected)
 
     records = []
     for name, folder in (("now", current), ("mixed", mixed)):

@@ -1,13 +1,16 @@
 """The regularizer-weight sweep's table and choice, on hand-written run folders."""
 
 import itertools
+import json
 import random
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from alignprune.chosen_weights import unregularized_bases
+from alignprune import code_version
+from alignprune.chosen_weights import read_chosen_code, unregularized_bases
 from alignprune.io import write_json
 from alignprune.model_key import Layout, ModelKey
 from alignprune.sweep import collect_runs, collect_zero_shot, summarise, write_sweep
@@ -118,10 +121,14 @@ def test_write_sweep_writes_every_output_and_a_mergeable_yaml(runs, tmp_path):
     outputs = {name: tmp_path / "out" / f"{name}.{ext}" for name, ext in
                [("runs", "csv"), ("summary", "csv"), ("markdown", "md"), ("chosen", "yaml"), ("figure", "png")]}
     zero_shot = zero_shot_files(tmp_path, runs, lambda method, weight, *rest: 0.5 - weight / 1000)
+    # one run made by another version of the code (the rest have no record: written by hand)
+    (Path(runs[0]) / code_version.CODE_FILE).write_text(json.dumps({"code": ["aaaaaaaaaaaa"]}))
     write_sweep(runs, outputs, tolerance=0.5, zero_shot=zero_shot)
     assert yaml.safe_load(outputs["chosen"].read_text()) == {
         "methods": {"mg_cosine": {"weight": 30.0}, "mg_l2": {"weight": 0.1}}
     }
+    # the code that made the runs and chose, in a comment: the file stays a config the schema takes
+    assert read_chosen_code(outputs["chosen"]) == sorted(["aaaaaaaaaaaa", code_version.CURRENT, code_version.UNRECORDED])
     assert len(pd.read_csv(outputs["runs"])) == 18
     summary = pd.read_csv(outputs["summary"]).set_index(["method", "weight"])
     assert summary.loc[("mg_cosine", 100.0), "zero_shot_mean"] == pytest.approx(40.0)

@@ -372,6 +372,11 @@ def test_sweep_tables_hold_each_runs_english_dev_accuracy_and_the_best_weight(de
         assert rows[rows["chosen"]]["weight"].tolist() == [expected]
     chosen = yaml.safe_load((root / "results/sweep/xnli/chosen_weights.yaml").read_text())["methods"]
     assert set(chosen) == set(regularized)
+    # the choice names the code that made the runs and chose; cosine's prune jobs (weight: sweep)
+    # read the choice, so their models carry that code too (here one version: this checkout's)
+    from alignprune import code_version
+    from alignprune.chosen_weights import read_chosen_code
+    assert read_chosen_code(root / "results/sweep/xnli/chosen_weights.yaml") == [code_version.CURRENT]
     # beside each weight, its zero-shot accuracy from the sweep models' eval files (test split,
     # every language but English): mean over languages per model, then over seeds and targets
     for row in summary.itertuples():

@@ -12,15 +12,28 @@ import yaml
 # the value of a method's ``weight`` that asks for the sweep's choice
 SWEEP_WEIGHT = "sweep"
 UNREGULARIZED = "none"  # a method's regularizer when it has none
+CODE_COMMENT = "# made by the code: "  # the choice file's line naming the code digests
 
 
-def chosen_weights_text(chosen: dict[str, float], tolerance: float) -> str:
-    """The file's text: ``methods: {method: {weight: w}}``, ready to merge into a config."""
+def chosen_weights_text(chosen: dict[str, float], tolerance: float, code: list[str] | None = None) -> str:
+    """The file's text: ``methods: {method: {weight: w}}``, ready to merge into a config, and a
+    comment naming ``code``, the digests of the code that made the sweep's models and chose
+    (alignprune.code_version): a comment, since a key beside ``methods`` would make the file no
+    config the schema accepts."""
     return (
         f"# Weights chosen by the sweep on English dev (strongest within {tolerance:g} points of the "
         "best); methods with weight: sweep use them, or merge them into the config's methods.\n"
+        + (f"{CODE_COMMENT}{' '.join(code)}\n" if code else "")
         + yaml.safe_dump({"methods": {method: {"weight": float(w)} for method, w in chosen.items()}}, sort_keys=False)
     )
+
+
+def read_chosen_code(path: str | Path) -> list[str] | None:
+    """The code digests a choice file records; None for one written before they were recorded."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(CODE_COMMENT):
+            return line[len(CODE_COMMENT):].split()
+    return None
 
 
 def read_chosen_weight(path: str | Path, method: str) -> float:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import code_version
 from .chosen_weights import UNREGULARIZED, chosen_weights_text
 from .io import atomic_path, read_json
 from .model_key import ModelKey
@@ -217,7 +218,8 @@ def write_sweep(
         "runs": lambda tmp: frame.to_csv(tmp, index=False),
         "summary": lambda tmp: summary.to_csv(tmp, index=False),
         "markdown": lambda tmp: tmp.write_text(_markdown(summary, sorted(set(frame["seed"])), tolerance)),
-        "chosen": lambda tmp: tmp.write_text(chosen_weights_text(chosen_weights(summary), tolerance)),
+        "chosen": lambda tmp: tmp.write_text(
+            chosen_weights_text(chosen_weights(summary), tolerance, code=code_version.lineage(*runs))),
     }
     unknown = set(outputs) - set(writes) - {"figure", "figure_pdf"}  # figure_pdf: written beside the PNG
     if unknown:

@@ -22,5 +22,6 @@ with rule_job(snakemake) as device:
         schedule=snakemake.params.schedule,
         gradual=snakemake.params.gradual,
         checkpoint_dir=snakemake.params.checkpoints,
+        chosen_file=snakemake.input.chosen or None,  # the sweep's choice, for a weight: sweep method
         device=device,
     )

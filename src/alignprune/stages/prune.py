@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .. import modeling
-from ..chosen_weights import SWEEP_WEIGHT
+from .. import code_version, modeling
+from ..chosen_weights import SWEEP_WEIGHT, read_chosen_code
 from ..criteria import prunes
 from ..data import EncodedSplit
 from ..evaluate import accuracy
@@ -122,6 +122,13 @@ class PruneJob:
         )
 
 
+def _choice_code(chosen_file) -> set[str]:
+    """The code that made the sweep's choice of this job's weight (none without a choice)."""
+    if not chosen_file:
+        return set()
+    return set(read_chosen_code(chosen_file) or [code_version.UNRECORDED])
+
+
 def prune_and_retrain(
     *,
     task: str,
@@ -142,11 +149,13 @@ def prune_and_retrain(
     schedule: str = "ladder",
     gradual: dict | None = None,
     checkpoint_dir: str | Path | None = None,
+    chosen_file: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Prune the start model to ``sparsity`` on ``schedule`` (ladder or independent; ``gradual``:
     the validated gradual section, for independent), retrain, save; returns the sparsity report.
-    ``method``: the validated methods entry; ``settings``: the validated retrain section."""
+    ``method``: the validated methods entry; ``settings``: the validated retrain section;
+    ``chosen_file``: the sweep's choice the weight came from (its code joins the model's record)."""
     if method["weight"] == SWEEP_WEIGHT:
         raise ValueError(
             f"{method_name}: weight: sweep reached the prune job unresolved; the Snakefile passes the weight the "
@@ -179,7 +188,7 @@ def prune_and_retrain(
     modeling.save_model(
         model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
-        parents=(start_dir, reference_dir), code=job.resumed_code(),
+        parents=(start_dir, reference_dir), code=job.resumed_code() | _choice_code(chosen_file),
     )
     remove_checkpoints(checkpoint_dir)
     return report

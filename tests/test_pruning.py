@@ -64,6 +64,13 @@ def test_n_to_prune_rounds_half_up():
     assert n_to_prune(0.5, 5) == 3
     assert n_to_prune(0.3, 10) == 3
     assert n_to_prune(0.97, 100) == 97
+    # 0.29 * 50 is 14.499999999999998 in floating point: the rule asks for 15
+    assert n_to_prune(0.29, 50) == 15
+    from fractions import Fraction
+    for hundredths in range(1, 100):
+        for n in range(1, 1000):
+            exact = Fraction(hundredths, 100) * n
+            assert n_to_prune(hundredths / 100, n) == int(exact + Fraction(1, 2)), (hundredths, n)
 
 
 @pytest.mark.parametrize("criterion", sorted(CRITERIA))

@@ -5,8 +5,9 @@
 - gradient: first-order Taylor, sum over English training batches of |w * dL/dw|;
 - movement (Sanh et al. 2020): -w * dL/dw summed over retraining steps; weights that
   move towards zero score low;
-- lamp (Lee et al. 2021): within a layer, w_u^2 over the sum of squares of the
-  weights at least as large (in the magnitude order), pruned on that score globally;
+- lamp (Lee et al. 2021): within a layer, w_u^2 over the sum of squares of itself and
+  the weights after it in ascending magnitude order (equal weights ordered by position, as
+  in the authors' code), pruned on that score globally;
 - lookahead (Park et al. 2020): w_jk^2 times the squared norm of row k of the previous
   layer and of column j of the next layer(s), neighbours of the XLM-R block below,
   a missing neighbour counting as 1.

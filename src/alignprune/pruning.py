@@ -19,8 +19,10 @@ SCOPES = ("layer", "global")
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
-    """Number of weights to prune, rounded half up (not banker's rounding)."""
-    return int(math.floor(sparsity * n + 0.5))
+    """Number of weights to prune, rounded half up (not banker's rounding). The product is
+    rounded to 9 decimals first: 0.29 * 50 is 14.499999999999998 in floating point, half a
+    weight short of the 14.5 it stands for."""
+    return int(math.floor(round(sparsity * n, 9) + 0.5))
 
 
 def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -92,7 +92,7 @@ def schema_problems(instance, schema: dict, part: dict | None = None) -> list[st
     """One sentence per violation of the schema (or its ``part``), formats included."""
     validator = _validator(jsonschema.Draft202012Validator, schema, part,
                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    return [line for error in validator.iter_errors(instance) for line in _describe(error)]
+    return [line for error in validator.iter_errors(instance) for line in _describe(error, instance)]
 
 
 def _validator(cls, schema: dict, part: dict | None, **kwargs):
@@ -132,7 +132,7 @@ def _bounds(schema: dict) -> str:
     return "must be " + " and ".join(parts)
 
 
-def _describe(error: jsonschema.ValidationError) -> list[str]:
+def _describe(error: jsonschema.ValidationError, root=None) -> list[str]:
     key, value, schema, kind = _key(error.absolute_path), error.instance, error.schema, error.validator
     if "errorMessage" in schema and kind not in ("additionalProperties", "required"):
         return [f"{key} = {_show(value)}: {schema['errorMessage']}"]
@@ -143,7 +143,10 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if kind == "enum":
         return [f"{key} = {_show(value)}: not allowed; choose one of {', '.join(map(str, schema['enum']))}"]
     if kind == "type":
-        return [f"{key} = {_show(value)}: must be of type {error.validator_value}"]
+        # --config key=value hands over text for what YAML would read as true or a list's numbers
+        hint = ("; on the command line --config reads true and list items as text: write True, or put the "
+                "value in a YAML --configfile" if isinstance(value, str) else "")
+        return [f"{key} = {_show(value)}: must be of type {error.validator_value}{hint}"]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         return [f"{key} = {_show(value)}: {_bounds(schema)}"]
     if kind == "uniqueItems":
@@ -155,6 +158,12 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
         return [f"{key}: empty; name at least {schema['minProperties']} entry"]
     if kind == "required":
         missing = [name for name in schema["required"] if name not in value]
+        path = list(error.absolute_path)
+        if len(path) == 2 and path[0] == "methods" and missing == ["criterion"] and isinstance(root, dict):
+            # an overlay's entry for a method no config defines: most often a misspelt name
+            others = sorted(m for m in root.get("methods", {}) if m != path[1] and "criterion" in root["methods"][m])
+            return [f"methods.{path[1]}: not a method of the config ({', '.join(others)}); a new method needs "
+                    "a criterion, a change to an existing one its name as written there"]
         return [f"{_key([*error.absolute_path, name])}: missing; this key is required" for name in missing]
     if kind == "pattern":  # also a method name: jsonschema reports propertyNames by their pattern
         return [f"{key} = {_show(value)}: must match {schema['pattern']}"]
@@ -201,6 +210,15 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
         )
     if not any(spec["enabled"] for spec in config["methods"].values()):
         problems.append("methods: every method has enabled: false; enable at least one")
+    problems += _method_problems(config["methods"])
+    if config["schedule"] == "independent":
+        steps, pruning_steps = config["retrain"]["steps"], config["gradual"]["pruning_steps"]
+        if steps < pruning_steps:
+            problems.append(
+                f"retrain.steps = {steps}: the independent schedule prunes gradually within the retraining, "
+                f"in gradual.pruning_steps = {pruning_steps} steps; give retrain.steps >= {pruning_steps} "
+                "(or lower gradual.pruning_steps, or use schedule: ladder)"
+            )
     if config["table_split"] not in config["eval_splits"]:
         problems.append(
             f"table_split = {config['table_split']!r}: must be one of eval_splits {config['eval_splits']}"
@@ -210,6 +228,26 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
         problems.append(
             f"max_length = {config['max_length']}: longer than the model {config['model']!r} reads; at most {limit}"
         )
+    return problems
+
+
+def _method_problems(methods: dict) -> list[str]:
+    """A regularizer weight on a method without a regularizer: nothing would use it, and
+    weight: sweep would make the study wait for the sweep's retraining, then find no choice."""
+    problems = []
+    for name, spec in methods.items():
+        if not spec["enabled"] or spec["regularizer"] != "none" or spec["weight"] == 0:
+            continue
+        if spec["weight"] == "sweep":
+            problems.append(
+                f"methods.{name}.weight = sweep: the sweep chooses a regularizer's weight, and {name} has "
+                "regularizer: none; give it a regularizer (l2, cosine, frobenius) or a weight of 0"
+            )
+        else:
+            problems.append(
+                f"methods.{name}.weight = {spec['weight']}: unused, {name} has regularizer: none; "
+                "give it a regularizer (l2, cosine, frobenius) or a weight of 0"
+            )
     return problems
 
 

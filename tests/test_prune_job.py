@@ -375,3 +375,34 @@ def test_a_job_resumed_from_a_checkpoint_of_other_code_records_both_versions(den
           settings=settings, checkpoint_dir=tmp_path / "ckpt-prune")
     assert json.loads((tmp_path / "pruned" / code_version.CODE_FILE).read_text())["code"] == sorted(
         [code_version.UNRECORDED, "bbbbbbbbbbbb", now])
+
+
+def test_a_checkpoint_of_other_prunable_weights_is_not_resumed(dense, tmp_path, monkeypatch):
+    """An edit of prunable reruns the prune jobs on the same inputs: a checkpoint killed before it
+    holds masks and scores of other weights, and must be started over, not resumed."""
+    root, files = dense
+    real_save = modeling.save_model
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def run(prunable):
+        return prune_stage.prune_and_retrain(
+            task="xnli", seed=1, method_name="edited", method=method(criterion="magnitude", scope="global"),
+            sparsity=0.5, start_dir=root / "dense", reference_dir=root / "dense", tokenizer_dir=root / "pretrained",
+            train_file=files[("xnli", "en", "train")], dev_file=files[("xnli", "en", "validation")],
+            out_dir=tmp_path / "pruned", settings=config_section("retrain", {**RETRAIN, "checkpoint_every": 10}),
+            max_length=32, prunable=prunable, device=torch.device("cpu"), progress=False,
+            checkpoint_dir=tmp_path / "ckpt")
+
+    monkeypatch.setattr(modeling, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(PRUNABLE)
+    assert list((tmp_path / "ckpt").glob("*/step-*"))
+    monkeypatch.setattr(modeling, "save_model", real_save)
+    queries = {"include": [r"attention\.self\.query\.weight$"], "exclude": []}
+    report = run(queries)
+    training = json.loads((tmp_path / "pruned" / modeling.TRAINING_FILE).read_text())
+    assert training["resumed_from_step"] is None
+    assert sorted(load_file(tmp_path / "pruned" / "masks.safetensors")) == sorted(report["layers"])
+    assert all(name.endswith("attention.self.query.weight") for name in report["layers"])

@@ -177,7 +177,9 @@ def prune_and_retrain(
         seed=stable_seed(task, seed, target_label(sparsity)),
         start_dir=start_dir, start_masks=_start_masks(start_dir, names, control, device),
         reference_dir=reference_dir, inputs=(start_dir, reference_dir, train_file, dev_file),
-        identity={"method": method, "sparsity": sparsity, "schedule": schedule, "gradual": gradual},
+        # the prunable weights too: after an edit of prunable the job reruns on the same inputs,
+        # and a checkpoint's masks and scores of other weights must not be resumed
+        identity={"method": method, "sparsity": sparsity, "schedule": schedule, "gradual": gradual, "prunable": names},
         checkpoint_dir=checkpoint_dir, progress=progress,
     )
     if schedule == "independent":

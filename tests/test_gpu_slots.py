@@ -100,3 +100,42 @@ def test_four_rule_jobs_at_once_run_on_four_gpus_a_fifth_waits_and_a_killed_job_
     expected = [0] * 5
     expected[killed] = -signal.SIGKILL
     assert [job.returncode for job in [*jobs, fifth]] == expected
+
+
+SAVING = """
+import sys, time, types
+from pathlib import Path
+from alignprune.io import atomic_path
+from alignprune.rule_runtime import rule_job
+out = Path(sys.argv[1])
+job = types.SimpleNamespace(threads=1, log=[str(out) + ".log"], rule="prune", resources=types.SimpleNamespace(gpu=0))
+with rule_job(job):
+    with atomic_path(out, directory=True) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"0" * 1000)
+        (out.parent / "saving").touch()
+        while True:  # a save that SIGTERM interrupts
+            time.sleep(0.05)
+"""
+
+
+def test_sigterm_during_a_save_leaves_no_temporary_folder_and_the_log_keeps_each_attempt(tmp_path):
+    """SLURM ends a job at its time limit with SIGTERM: the half-saved model's temporary folder
+    is removed (Python's default would leave it, a model's size, beside the output), the job
+    exits 143 with the reason in its log; a second attempt appends to that log."""
+    env = {**os.environ}
+    env.pop("ALIGNPRUNE_DEVICE", None)
+    for attempt in (1, 2):
+        (tmp_path / "saving").unlink(missing_ok=True)
+        job = subprocess.Popen([sys.executable, "-c", SAVING, str(tmp_path / "model")], env=env, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "saving").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")]  # the save's temporary folder
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=60) == 143
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")]
+        assert not (tmp_path / "model").exists()
+    log = (tmp_path / "model.log").read_text()
+    assert log.count("job failed") == 2 and log.count("SystemExit: 143") == 2
+    assert log.count("the job runs again") == 1

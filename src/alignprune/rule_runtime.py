@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
+from datetime import datetime
 
 import torch
 
@@ -44,14 +47,37 @@ def quiet_libraries() -> None:
 
 
 @contextmanager
+def _terminate_as_exit():
+    """SIGTERM raises SystemExit(143) while the job runs (Python's default ends the process
+    without running ``finally`` blocks); the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def rule_job(snakemake):
     """Send logging, warnings and progress bars to ``snakemake.log[0]``; yield the torch device.
 
     On failure the traceback goes to the log and, after the streams are
-    restored, to Snakemake's own output too.
+    restored, to Snakemake's own output too. The log is appended to, so a retried or resumed
+    job keeps the failed attempt's traceback above its own lines. SIGTERM (SLURM's time limit
+    or preemption, a scheduler's cancel) ends the job as an exception, so that temporary
+    folders of unfinished saves are removed (io.atomic_path) instead of left beside the output.
     """
     torch.set_num_threads(snakemake.threads)
-    with open(snakemake.log[0], "w", buffering=1) as stream:
+    with open(snakemake.log[0], "a", buffering=1) as stream, _terminate_as_exit():
+        if stream.tell():
+            stream.write(f"\n---- {datetime.now().isoformat(timespec='seconds')}: the job runs again ----\n")
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
         logging.basicConfig(

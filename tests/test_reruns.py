@@ -71,6 +71,18 @@ def test_editing_an_operational_setting_reruns_nothing(run, name):
     assert "Nothing to be done" in output, output[-3000:]
 
 
+def test_a_config_that_lists_a_section_s_keys_in_another_order_reruns_nothing(run):
+    """Params are compared by their repr, where a dict's key order shows."""
+    root, configfiles = run
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for section in ("finetune", "retrain"):
+        config[section] = dict(reversed(list(config[section].items())))
+    reordered = root / "config_reordered.yaml"
+    reordered.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake("-n", *TARGETS, "--profile", "profiles/demo", "--configfile", str(reordered), *configfiles[1:])
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+
+
 def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depends_on_them(run):
     config = load_config(*run[1])
     new_rate = 2 * config["retrain"]["learning_rate"]  # any rate other than the run's

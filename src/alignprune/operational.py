@@ -12,9 +12,20 @@ from __future__ import annotations
 TRAINING_KEYS = ("checkpoint_every", "log_every")
 
 
+# The order of a training section's result keys in a rule's params. Snakemake compares params
+# by their repr, in which a dict's key order shows: a config that lists the same keys in another
+# order would rerun every training job. This is the order config.yaml gives them (so runs made
+# before the order was fixed rerun nothing); a key not listed here follows, sorted.
+RESULT_ORDER = ("learning_rate", "batch_size", "epochs", "steps", "warmup_ratio", "weight_decay", "eval_every",
+                "group_by_length")
+
+
 def result_settings(section: dict) -> dict:
-    """A finetune or retrain section without its operational keys: what a rule's params hold."""
-    return {key: value for key, value in section.items() if key not in TRAINING_KEYS}
+    """A finetune or retrain section without its operational keys, in RESULT_ORDER: what a
+    rule's params hold."""
+    keys = [key for key in section if key not in TRAINING_KEYS]
+    ordered = [key for key in RESULT_ORDER if key in keys] + sorted(set(keys) - set(RESULT_ORDER))
+    return {key: section[key] for key in ordered}
 
 
 def task_finetune(config: dict, task: str) -> dict:

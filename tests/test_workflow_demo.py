@@ -485,6 +485,7 @@ def test_control_and_findings_come_from_the_eval_table(demo):
 
     root, _, _ = demo
     assert CONTROLS == ["retrain_only"]
+    intervals = 0
     for task, langs in LANGUAGES.items():
         evals = load_evals(root / f"results/tables/{task}/evals.csv", "test")
         control = evals[evals["method"] == "retrain_only"]
@@ -496,7 +497,14 @@ def test_control_and_findings_come_from_the_eval_table(demo):
         assert written["verdict"].tolist() == expected["verdict"].tolist()
         assert written["mean"].to_numpy() == pytest.approx(expected["mean"].to_numpy(), nan_ok=True)
         assert set(written["claim"]) == {1, 2, 3}
-        # two seeds: every tested row has an interval
+        # two seeds: every tested row has an interval, but where both seeds give the same value
+        # (a drop of 0.00 on this size's small test sets): then the verdict says so, or comes
+        # from its own test (a correlation's permutation test, the spread's F-test)
         tested = written[written["seeds"] == len(SEEDS)]
-        assert len(tested) > 0 and tested["ci_low"].notna().all()
+        assert len(tested) > 0
+        intervals += int(tested["ci_low"].notna().sum())
+        for row in tested[tested["ci_low"].isna()].itertuples():
+            assert (row.verdict == "inconclusive (no spread over seeds: no interval)"
+                    or "permutation p = " in str(row.detail) or row.measure.startswith("spread")), row
         assert "Claims:" in (root / f"results/tables/{task}/findings.md").read_text()
+    assert intervals > 0  # the NLI task's drops differ between seeds (the PAWS-like task, unlearnt here, loses 0.00)

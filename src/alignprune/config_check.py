@@ -143,9 +143,13 @@ def _describe(error: jsonschema.ValidationError, root=None) -> list[str]:
     if kind == "enum":
         return [f"{key} = {_show(value)}: not allowed; choose one of {', '.join(map(str, schema['enum']))}"]
     if kind == "type":
-        # --config key=value hands over text for what YAML would read as true or a list's numbers
-        hint = ("; on the command line --config reads true and list items as text: write True, or put the "
-                "value in a YAML --configfile" if isinstance(value, str) else "")
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value):
+            # YAML 1.1 (PyYAML's) reads a number in exponent form without a dot as text
+            hint = f"; YAML reads {value} as text: write it with a dot, e.g. {float(value):.1e}"
+        elif isinstance(value, str):  # --config key=value hands over text for true or a list's numbers
+            hint = ("; on the command line --config reads true and list items as text: write True, "
+                    "or put the value in a YAML --configfile")
         return [f"{key} = {_show(value)}: must be of type {error.validator_value}{hint}"]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         return [f"{key} = {_show(value)}: {_bounds(schema)}"]
@@ -161,7 +165,8 @@ def _describe(error: jsonschema.ValidationError, root=None) -> list[str]:
         path = list(error.absolute_path)
         if len(path) == 2 and path[0] == "methods" and missing == ["criterion"] and isinstance(root, dict):
             # an overlay's entry for a method no config defines: most often a misspelt name
-            others = sorted(m for m in root.get("methods", {}) if m != path[1] and "criterion" in root["methods"][m])
+            others = sorted(m for m, spec in (root.get("methods") or {}).items()
+                            if m != path[1] and isinstance(spec, dict) and "criterion" in spec)
             return [f"methods.{path[1]}: not a method of the config ({', '.join(others)}); a new method needs "
                     "a criterion, a change to an existing one its name as written there"]
         return [f"{_key([*error.absolute_path, name])}: missing; this key is required" for name in missing]

@@ -46,6 +46,7 @@ control, magnitude pruning and its regularized variants comes from their config 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -87,7 +88,8 @@ def t_interval(values) -> tuple[int, float, float, float]:
     if n == 0:
         return 0, math.nan, math.nan, math.nan
     mean = float(values.mean())
-    if n == 1 or values.std() == 0:
+    # rounded: equal values that went through different float subtractions are still equal
+    if n == 1 or np.ptp(np.round(values, 9)) == 0:
         return n, mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return n, mean, mean - half, mean + half
@@ -227,21 +229,32 @@ def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[tuple
 
 def _permutation_p(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Two-sided p-value of the mean Spearman correlation over seeds, under the null that on each
-    seed the values are exchangeable over its languages (their order owes nothing to retention):
-    each seed's values shuffled PERMUTATIONS times, the mean recomputed. (Written here: scipy's
-    permutation_test permutes one sample, not each seed's within itself.) Its verdict replaces the
-    t-interval's for correlations, which take a handful of values over a few languages (4 over 3),
-    where a t-interval can have width 0 or cover impossible values."""
-    rng = np.random.default_rng(0)
-    observed, null = 0.0, np.zeros(PERMUTATIONS)
+    seed the values are exchangeable over its languages (their order owes nothing to retention).
+    Exact, over every ordering of every seed's values, where those number at most PERMUTATIONS
+    (e.g. 3 seeds of 3 languages: 216; a verdict near 0.05 must not rest on sampling noise); else
+    each seed's values shuffled PERMUTATIONS times. (Written here: scipy's permutation_test
+    permutes one sample, not each seed's within itself.) Its verdict replaces the t-interval's for
+    correlations, which take a handful of values over a few languages (4 over 3), where a
+    t-interval can have width 0 or cover impossible values."""
+    centred = []
     for x, y in pairs:
         # Spearman's rho is Pearson's r of the ranks (ties: average ranks, as scipy's)
         rx, ry = stats.rankdata(x), stats.rankdata(y)
         rx, ry = rx - rx.mean(), ry - ry.mean()
-        norm = math.sqrt((rx @ rx) * (ry @ ry))
-        observed += rx @ ry / norm
+        centred.append((rx, ry, math.sqrt((rx @ rx) * (ry @ ry))))
+    observed = sum(rx @ ry / norm for rx, ry, norm in centred) / len(pairs)
+    if math.prod(math.factorial(len(rx)) for rx, _, _ in centred) <= PERMUTATIONS:
+        null = np.zeros(1)
+        for rx, ry, norm in centred:  # every ordering of this seed beside every one of the seeds before
+            rho = np.array([ry[list(order)] @ rx / norm for order in itertools.permutations(range(len(ry)))])
+            null = (null[:, None] + rho[None, :]).ravel()
+        null /= len(pairs)
+        return float(np.mean(np.abs(null) >= abs(observed) - 1e-12))
+    rng = np.random.default_rng(0)
+    null = np.zeros(PERMUTATIONS)
+    for rx, ry, norm in centred:
         null += rng.permuted(np.tile(ry, (PERMUTATIONS, 1)), axis=1) @ rx / norm
-    observed, null = observed / len(pairs), null / len(pairs)
+    null /= len(pairs)
     return float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (PERMUTATIONS + 1))
 
 
@@ -374,10 +387,6 @@ def findings_table(
         by_target = _language_drops(evals, control, method, others)
         for target in _targets(evals, control, method):
             drops = by_target.get(target, pd.DataFrame(columns=others, dtype=float))
-            # the correlations need the dense model of the seed: a seed without one is left out
-            no_dense = sorted(set(drops.index) - set(retention.index))
-            drops = drops.loc[[seed for seed in drops.index if seed in retention.index]]
-            left_out = f"; seeds without a dense model left out: {', '.join(map(str, no_dense))}" if no_dense else ""
             means = drops.mean()
             listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
             f, p = _repeated_measures_f(drops)
@@ -386,10 +395,15 @@ def findings_table(
             test = "" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p:.3g}"
             rows.append(_row(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
-                spread, +1, f"drops: {listed}{test}{left_out}" if n else "",
+                spread, +1, f"drops: {listed}{test}" if n else "",
                 verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
                          "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
+            # the correlations need the dense model of the seed: a seed without one is left out there
+            no_dense = sorted(set(drops.index) - set(retention.index))
+            drops = drops.loc[[seed for seed in drops.index if seed in retention.index]]
+            n = len(drops)
+            left_out = f"; seeds without a dense model left out: {', '.join(map(str, no_dense))}" if no_dense else ""
             kept = retention.loc[drops.index, drops.columns].mean()
             in_points = _correlation_row(
                 method, control, target, "Spearman correlation of dense retention and drop over languages",

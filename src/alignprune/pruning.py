@@ -8,6 +8,8 @@ schedule) score -inf, so masks of one chain are nested.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+
 import torch
 
 from .criteria import CRITERIA, ScoreInputs, Scores
@@ -19,10 +21,10 @@ SCOPES = ("layer", "global")
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
-    """Number of weights to prune, rounded half up (not banker's rounding). The product is
-    rounded to 9 decimals first: 0.29 * 50 is 14.499999999999998 in floating point, half a
-    weight short of the 14.5 it stands for."""
-    return int(math.floor(round(sparsity * n, 9) + 0.5))
+    """Number of weights to prune, rounded half up (not banker's rounding), on the decimal the
+    sparsity is written as: in floating point 0.29 * 50 is 14.499999999999998, half a weight
+    short of the 14.5 it stands for (and the error grows with n)."""
+    return math.floor(Fraction(repr(float(sparsity))) * n + Fraction(1, 2))
 
 
 def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from datetime import datetime
 
 import torch
 
@@ -69,15 +68,12 @@ def rule_job(snakemake):
     """Send logging, warnings and progress bars to ``snakemake.log[0]``; yield the torch device.
 
     On failure the traceback goes to the log and, after the streams are
-    restored, to Snakemake's own output too. The log is appended to, so a retried or resumed
-    job keeps the failed attempt's traceback above its own lines. SIGTERM (SLURM's time limit
-    or preemption, a scheduler's cancel) ends the job as an exception, so that temporary
-    folders of unfinished saves are removed (io.atomic_path) instead of left beside the output.
+    restored, to Snakemake's own output too. SIGTERM (SLURM's time limit or preemption, a
+    scheduler's cancel) ends the job as an exception, so that temporary folders of unfinished
+    saves are removed (io.atomic_path) instead of left beside the output.
     """
     torch.set_num_threads(snakemake.threads)
-    with open(snakemake.log[0], "a", buffering=1) as stream, _terminate_as_exit():
-        if stream.tell():
-            stream.write(f"\n---- {datetime.now().isoformat(timespec='seconds')}: the job runs again ----\n")
+    with open(snakemake.log[0], "w", buffering=1) as stream, _terminate_as_exit():
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
         logging.basicConfig(

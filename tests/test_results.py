@@ -231,31 +231,27 @@ def test_the_tables_job_warns_when_two_versions_of_the_code_made_the_evaluations
     _, csv = evals
     frame = pd.read_csv(csv)
     outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
-    frame.assign(code="aaaaaaaaaaaa").to_csv(tmp_path / "one.csv", index=False)
-    with caplog.at_level("WARNING", logger="alignprune.results"):
-        write_tables(tmp_path / "one.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
-                     languages=LANGS)
-    assert not caplog.records
+
+    def tables(name, code):
+        """The tables job on ``frame`` with its ``code`` column set: what it logs."""
+        frame.assign(code=code).to_csv(tmp_path / f"{name}.csv", index=False)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="alignprune.results"):
+            write_tables(tmp_path / f"{name}.csv", outputs, train_language="en", split="test",
+                         methods=["random", "magnitude"], languages=LANGS)
+        return caplog.text
+
+    assert tables("one", "aaaaaaaaaaaa") == ""
     # one model made by a later version: its row names both, and the job says so
     last = frame.index[frame["split"] == "test"][-1]
-    frame["code"] = "aaaaaaaaaaaa"
-    frame.loc[last, "code"] = "aaaaaaaaaaaa+bbbbbbbbbbbb"
-    frame.to_csv(tmp_path / "two.csv", index=False)
-    with caplog.at_level("WARNING", logger="alignprune.results"):
-        write_tables(tmp_path / "two.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
-                     languages=LANGS)
-    assert "2 versions of the code (aaaaaaaaaaaa, bbbbbbbbbbbb" in caplog.text
+    code = pd.Series("aaaaaaaaaaaa", index=frame.index, dtype=object)
+    assert "2 versions of the code (aaaaaaaaaaaa, bbbbbbbbbbbb" in tables(
+        "two", code.where(code.index != last, "aaaaaaaaaaaa+bbbbbbbbbbbb"))
     inputs = pd.read_csv(tmp_path / "inputs.csv")
     assert sorted(inputs["code"]) == ["aaaaaaaaaaaa", "aaaaaaaaaaaa+bbbbbbbbbbbb"]
     # rows without a digest (written before code was recorded) beside recorded ones: 'unrecorded'
-    frame["code"] = "aaaaaaaaaaaa"
-    frame.loc[last, "code"] = None
-    frame.to_csv(tmp_path / "old.csv", index=False)
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="alignprune.results"):
-        write_tables(tmp_path / "old.csv", outputs, train_language="en", split="test", methods=["random", "magnitude"],
-                     languages=LANGS)
-    assert "(aaaaaaaaaaaa, unrecorded;" in caplog.text
+    text = tables("old", code.where(code.index != last, None))
+    assert "(aaaaaaaaaaaa, unrecorded;" in text
     inputs = pd.read_csv(tmp_path / "inputs.csv")
     assert sorted(inputs["code"]) == ["aaaaaaaaaaaa", "unrecorded"]
     assert inputs.loc[inputs["code"] == "unrecorded", "evaluations"].tolist() == [1]

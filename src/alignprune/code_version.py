@@ -70,9 +70,10 @@ def write_record(model_dir, *parents, extra=()) -> None:
         tmp.write_text(json.dumps({"code": lineage(*parents, extra=extra)}, indent=2) + "\n")
 
 
-def evaluation_field(model_dir) -> dict:
-    """An evaluation's ``code`` field: the model's lineage and the evaluating code, "+"-joined."""
-    return {"code": "+".join(lineage(model_dir))}
+def evaluation_field(*model_dirs) -> dict:
+    """A measurement's ``code`` field: the lineage of the models it read and the measuring
+    job's code, "+"-joined."""
+    return {"code": "+".join(lineage(*model_dirs))}
 
 
 if __name__ == "__main__":

@@ -132,7 +132,9 @@ def _bounds(schema: dict) -> str:
     return "must be " + " and ".join(parts)
 
 
-def _describe(error: jsonschema.ValidationError, root=None) -> list[str]:
+def _describe(error: jsonschema.ValidationError, root) -> list[str]:
+    """One sentence per violation; ``root``: the whole config (a misspelt method's message lists
+    the others)."""
     key, value, schema, kind = _key(error.absolute_path), error.instance, error.schema, error.validator
     if "errorMessage" in schema and kind not in ("additionalProperties", "required"):
         return [f"{key} = {_show(value)}: {schema['errorMessage']}"]
@@ -243,16 +245,9 @@ def _method_problems(methods: dict) -> list[str]:
     for name, spec in methods.items():
         if not spec["enabled"] or spec["regularizer"] != "none" or spec["weight"] == 0:
             continue
-        if spec["weight"] == "sweep":
-            problems.append(
-                f"methods.{name}.weight = sweep: the sweep chooses a regularizer's weight, and {name} has "
-                "regularizer: none; give it a regularizer (l2, cosine, frobenius) or a weight of 0"
-            )
-        else:
-            problems.append(
-                f"methods.{name}.weight = {spec['weight']}: unused, {name} has regularizer: none; "
-                "give it a regularizer (l2, cosine, frobenius) or a weight of 0"
-            )
+        why = "the sweep chooses a regularizer's weight, and" if spec["weight"] == "sweep" else "unused,"
+        problems.append(f"methods.{name}.weight = {spec['weight']}: {why} {name} has regularizer: none; "
+                        "give it a regularizer (l2, cosine, frobenius) or a weight of 0")
     return problems
 
 

@@ -252,7 +252,7 @@ def code_versions(frame: pd.DataFrame) -> list[str]:
     if "code" not in frame:
         return [UNRECORDED]
     return sorted({version for cell in frame["code"]
-                   for version in (cell.split("+") if isinstance(cell, str) and cell != "-" else [UNRECORDED])})
+                   for version in (cell.split("+") if isinstance(cell, str) else [UNRECORDED])})
 
 
 def code_warning(frame: pd.DataFrame) -> str | None:

@@ -30,7 +30,7 @@ def measure_weight_alignment(
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
     # the code that made both models and measured them (alignprune.code_version), as eval files carry
-    table["code"] = "+".join(code_version.lineage(model_dir, dense_dir))
+    table["code"] = code_version.evaluation_field(model_dir, dense_dir)["code"]
     with atomic_path(out_file) as tmp:
         table.to_csv(tmp, index=False)
     return table

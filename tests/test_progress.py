@@ -59,9 +59,10 @@ def test_a_job_log_gets_one_plain_line_every_log_every_steps_and_no_bars_or_colo
     assert {int(m[1]): float(m[5]) for m in lines if m[5]} == {
         step: round(h["dev_accuracy"], 4) for step, h in history.items()
     }
-    # lr after step s of the linear decay without warm-up: lr0 (45 - s) / 45
+    # the rate step s ran at, on the linear decay without warm-up: lr0 (45 - (s - 1)) / 45
+    # (not the next step's: the last line's is lr0 / 45, not 0)
     for m in lines:
-        assert float(m[3]) == pytest.approx(2e-3 * (45 - int(m[1])) / 45, rel=5e-3, abs=1e-12)
+        assert float(m[3]) == pytest.approx(2e-3 * (46 - int(m[1])) / 45, rel=5e-3, abs=1e-12)
         assert float(m[4]) > 0
     # each line's loss is the mean over its own steps: two lines make up an evaluation's mean
     loss = {int(m[1]): float(m[2]) for m in lines}
@@ -94,7 +95,7 @@ def test_tensorboard_event_files_hold_the_logged_numbers(tmp_path):
     dev = {e.step: e.value for e in events.Scalars("dev/accuracy")}
     assert dev == pytest.approx({h["step"]: h["dev_accuracy"] for h in result["history"]})
     lr = {e.step: e.value for e in events.Scalars("train/learning_rate")}
-    assert lr[30] == 0.0 and lr[15] == pytest.approx(2e-3 * 15 / 30)
+    assert lr == pytest.approx({10: 2e-3 * 21 / 30, 15: 2e-3 * 16 / 30, 20: 2e-3 * 11 / 30, 30: 2e-3 / 30})
 
 
 def test_no_tensorboard_folder_without_tensorboard_dir(tmp_path, monkeypatch):

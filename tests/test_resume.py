@@ -131,6 +131,23 @@ def test_checkpoints_keep_only_the_latest_step_and_the_best_model(tmp_path):
     assert state["best_file"] == f"best-{state['loop']['best']['step']:08d}.safetensors"
 
 
+def test_a_best_file_left_by_a_killed_run_is_written_again(tmp_path, uninterrupted):
+    """A run killed after writing its best file but before the checkpoint that names it leaves the
+    file behind; the resumed run reaches that best again (on a GPU, not bit-identically) and must
+    keep its own weights, not the file's."""
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=5)  # checkpoint step 4
+    best = f"best-{uninterrupted[3]['best_step']:08d}.safetensors"
+    assert 4 < uninterrupted[3]["best_step"] <= 12 and not (tmp_path / "ckpt" / best).exists()
+    from safetensors.torch import save_file
+    stale = {k: torch.full_like(v, 7.0) for k, v in uninterrupted[0].state_dict().items()}
+    save_file(stale, tmp_path / "ckpt" / best)  # another run's weights at the same best step
+    with pytest.raises(Stop):  # resumed past that best and its next checkpoint, killed again
+        run(tmp_path / "ckpt", stop_after=13)
+    model, *_ = run(tmp_path / "ckpt")  # resumes from step 12 with the best file it names
+    assert same_tensors(model.state_dict(), uninterrupted[0].state_dict())
+
+
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, uninterrupted):
     with pytest.raises(Stop):
         run(tmp_path / "ckpt", stop_after=9, identity={"run": "with another learning rate"})

@@ -60,6 +60,10 @@ class Checkpointer:
     # the code of the runs this one resumed (alignprune.code_version): the model it ends with is
     # theirs too. Not part of the identity: an edit must not throw the checkpoints away.
     code: set[str] = field(default_factory=set)
+    # The best file this run wrote or restored. One of the same name on disk may be a killed
+    # run's (killed after it, before its checkpoint): that run's weights at that step, which on
+    # a GPU need not equal this run's, so it is written again rather than trusted.
+    _best_written: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -89,9 +93,10 @@ class Checkpointer:
         best_file = None
         if best_state is not None:
             best_file = f"best-{loop['best']['step']:08d}.safetensors"
-            if not (self.folder / best_file).exists():
+            if best_file != self._best_written:  # once per new best
                 with atomic_path(self.folder / best_file) as tmp:
                     save_file(best_state, tmp)
+                self._best_written = best_file
         final = self.folder / f"step-{step:08d}"
         with atomic_path(final, directory=True) as tmp:
             save_model(model, str(tmp / "model.safetensors"))
@@ -136,6 +141,7 @@ class Checkpointer:
         for name, generator in generators.items():
             generator.set_state(saved["generators"][name])
         best_state = load_file(self.folder / state["best_file"]) if state["best_file"] else None
+        self._best_written = state["best_file"]
         log.info("resumed from %s (step %d)", path, state["step"])
         return state["loop"], best_state
 

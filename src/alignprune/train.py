@@ -158,6 +158,7 @@ def train(
     line_loss = torch.zeros((), device=device)
     line_penalty = torch.zeros((), device=device)
     for step in range(loop["step"] + 1, settings.max_steps + 1):
+        learning_rate = scheduler.get_last_lr()[0]  # this step's (training_step steps the scheduler)
         loss, regularizer, grad_norm = training_step(
             model, params, next(batches), optimizer, scheduler, settings, device=device,
             masks=masks, penalty=penalty, penalty_weight=penalty_weight, movement=movement,
@@ -206,7 +207,7 @@ def train(
         if evaluate_now or reporter.due(step):
             since = step - reporter.last_step
             reporter.line(
-                step, loss=line_loss.item() / since, lr=scheduler.get_last_lr()[0],
+                step, loss=line_loss.item() / since, lr=learning_rate,
                 penalty=line_penalty.item() / since if penalty is not None else None,
                 dev_accuracy=dev["accuracy"] if evaluate_now else None,
             )

@@ -112,6 +112,8 @@ def test_correlation_of_alignment_loss_with_accuracy_loss_per_language(inputs):
     root, _ = inputs
     points = pd.read_csv(root / "alignment_points.csv")
     assert len(points) == 2 * 4 * len(LANGS)  # seeds x pruned models x parallel languages
+    assert list(points.columns) == ["method", "sparsity_target", "seed", "language",
+                                    "cka_loss", "cosine_loss", "accuracy_loss"]
     table = pd.read_csv(root / "alignment_vs_accuracy.csv").set_index("language")
     for lang in LANGS:
         xs, ys, targets = [], [], []
@@ -194,3 +196,32 @@ def test_the_analysis_job_warns_when_two_versions_of_the_code_made_its_files(inp
     assert "2 versions of the code (012345678901, bbbbbbbbbbbb" in run()
     mark("012345678901", last_representation="cccccccccccc")
     assert "2 versions of the code (012345678901, cccccccccccc" in run()
+
+
+def test_the_retraining_control_is_left_out_of_the_correlations():
+    """The control prunes nothing: within a target its losses sit apart from every pruned
+    model's, and taken in they would set the correlation (here they turn r = +1 into r < 0)."""
+    status = pd.DataFrame({"language": ["de"], "parallel": [True], "reason": [None]})
+    points = _points([1, 2, 3, -20], [-3, -1, 1, 30])  # m3 stands for the control
+    pruned_only = alignment_accuracy_table(points[points["method"] != "m3"], status)
+    assert pruned_only["pearson_cka"].iloc[0] == pytest.approx(1.0)
+    assert alignment_accuracy_table(points, status)["pearson_cka"].iloc[0] < 0
+    pd.testing.assert_frame_equal(alignment_accuracy_table(points, status, controls=["m3"]), pruned_only)
+
+
+def test_measured_sparsity_is_that_of_the_analysed_seeds(inputs):
+    """The analysis runs on fewer seeds than the evaluation; its tables' measured sparsity is
+    the mean over the seeds they analyse (the fixture's seed s measures target + 0.001 s)."""
+    root, _ = inputs
+    names = ["weight_alignment", "representation_alignment", "alignment_vs_accuracy"]
+    outputs = [root / "seed1" / f"{n}.{e}" for n in names for e in ("csv", "md", "tex")]
+    outputs += [root / "seed1" / "representation_layers.csv", root / "seed1" / "alignment_points.csv"]
+    tables = write_analysis_tables(
+        sorted(root.glob("weights-1-*.csv")), sorted(root.glob("rep-1-*.json")), root / "evals.csv", outputs,
+        split="test", methods=["random", "magnitude"], languages=["en", *LANGS, "ur"],
+    )
+    for name in ("weight_alignment", "representation_alignment"):
+        table = tables[name]
+        assert (table["seeds"] == 1).all()
+        assert table["sparsity_prunable_pct"].tolist() == pytest.approx(
+            [100 * (s + 0.001) for s in table["sparsity_target"]])

@@ -255,3 +255,14 @@ def test_the_tables_job_warns_when_two_versions_of_the_code_made_the_evaluations
     inputs = pd.read_csv(tmp_path / "inputs.csv")
     assert sorted(inputs["code"]) == ["aaaaaaaaaaaa", "unrecorded"]
     assert inputs.loc[inputs["code"] == "unrecorded", "evaluations"].tolist() == [1]
+
+
+def test_methods_that_print_alike_are_both_best():
+    """Compared at the printed decimal: 55.91 and 55.86 both print 55.9 and both are bold; 55.84
+    prints 55.8 and is not; dense and the control are never best."""
+    from alignprune.results import mark_best
+
+    table = pd.DataFrame({"method": ["dense", "retrain_only", "a", "b", "c"], "sparsity_target": [0.0, 0.9, 0.9, 0.9, 0.9],
+                          "zero_shot_mean": [70.0, 60.0, 55.91, 55.86, 55.84]})
+    assert mark_best(table, "zero_shot_mean", controls=["retrain_only"])["best_zero_shot"].tolist() == [
+        False, False, True, True, False]

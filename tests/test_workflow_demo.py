@@ -200,12 +200,11 @@ def test_gap_table_and_latex_tables_come_from_the_same_numbers(demo):
             gaps = [sum(loss(s, l) for l in langs[1:]) / (len(langs) - 1) - loss(s, "en") for s in SEEDS]
             assert row.gap_mean == pytest.approx(sum(gaps) / len(gaps))
             assert row.supervised_mean == pytest.approx(sum(loss(s, "en") for s in SEEDS) / len(SEEDS))
-        # the best zero-shot method of each target is the one with the highest mean
+        # the best zero-shot method of each target: the highest mean, as printed (1 decimal)
         pruned = summary.drop(index=["dense", *CONTROLS], level="method").reset_index()
         for target, rows in pruned.groupby("sparsity_target"):
-            assert rows.loc[rows["best_zero_shot"], "zero_shot_mean"].round(9).tolist() == [
-                round(rows["zero_shot_mean"].max(), 9)
-            ] * int(rows["best_zero_shot"].sum())
+            printed = rows["zero_shot_mean"].round(1)
+            assert rows["best_zero_shot"].tolist() == (printed == printed.max()).tolist()
         for name in ("summary", "per_language", "degradation", "gap"):
             latex = (root / f"results/tables/{task}/{name}.tex").read_text()
             assert latex.startswith(r"\begin{tabular}") and r"\bottomrule" in latex

@@ -115,16 +115,20 @@ def _correlations(part: pd.DataFrame, by: list[str]) -> dict:
 def alignment_accuracy_points(layers: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """One row per (pruned model, seed, language): loss of CKA, of cosine and of accuracy."""
     scores = _encoder_mean(layers)
-    alignment = _losses(scores, "cka").merge(_losses(scores, "cosine"), on=KEYS + ["seed", "language"])
-    accuracy = _losses(evals[KEYS + ["seed", "language", "accuracy"]], "accuracy")
-    return alignment.merge(accuracy, on=KEYS + ["seed", "language"], how="inner")
+    on = [*KEYS, "seed", "language"]
+    losses = [_losses(scores[[*on, "cka"]], "cka"), _losses(scores[[*on, "cosine"]], "cosine"),
+              _losses(evals[[*on, "accuracy"]], "accuracy")]
+    return losses[0].merge(losses[1], on=on).merge(losses[2], on=on, how="inner")
 
 
-def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languages=None) -> pd.DataFrame:
+def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languages=None, controls=()) -> pd.DataFrame:
     """Per language: Pearson and Spearman correlation of alignment loss with accuracy loss over
     the pruned models and seeds measured, within each sparsity target (``*_pooled``: over all
     targets at once, for contrast); the row "all" correlates within each (target, language).
+    The retraining ``controls`` prune nothing and are left out: within a target the control
+    against the pruned models would weigh more than the pruned models among themselves.
     A language whose test set is not parallel says why."""
+    points = points[~points["method"].isin(controls)]
     rows = []
     for language in preferred_order(status["language"], languages):
         reasons = status.loc[(status["language"] == language) & ~status["parallel"], "reason"]
@@ -138,7 +142,7 @@ def alignment_accuracy_table(points: pd.DataFrame, status: pd.DataFrame, languag
 
 
 def write_analysis_tables(
-    weight_files, representation_files, evals_csv, outputs, *, split: str, methods=None, languages=None
+    weight_files, representation_files, evals_csv, outputs, *, split: str, methods=None, languages=None, controls=()
 ) -> dict[str, pd.DataFrame]:
     """The three analysis tables as .csv/.md/.tex, plus the per-layer and per-point CSVs the plots use.
 
@@ -155,12 +159,17 @@ def write_analysis_tables(
     if warning:
         log.warning(warning)
     points = alignment_accuracy_points(layers, evals)
+    # the measured sparsity of the seeds each table analyses (the analysis runs on fewer seeds)
+    weight_evals = evals[evals["seed"].isin(weights["seed"])]
+    layer_evals = evals[evals["seed"].isin(layers["seed"])]
     tables = {
-        "weight_alignment": (with_measured_sparsity(weight_alignment_table(weights, methods), evals), ["cosine"]),
-        "representation_alignment": (
-            with_measured_sparsity(representation_table(layers, methods, languages), evals), ["cka", "cosine"]
+        "weight_alignment": (
+            with_measured_sparsity(weight_alignment_table(weights, methods), weight_evals), ["cosine"]
         ),
-        "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages), None),
+        "representation_alignment": (
+            with_measured_sparsity(representation_table(layers, methods, languages), layer_evals), ["cka", "cosine"]
+        ),
+        "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages, controls), None),
     }
     for name, (table, paired) in tables.items():
         write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired, digits=3)

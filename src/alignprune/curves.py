@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from .io import atomic_path  # noqa: E402
 from .model_key import ModelKey  # noqa: E402
 from .modeling import TRAINING_FILE  # noqa: E402
+from .plots import TARGET_CMAP  # noqa: E402
 
 COLUMNS = 4
 PANEL_SIZE = (3.6, 2.5)  # inches: 4 columns at the report's 150 DPI stay within 2,400 pixels
@@ -68,7 +69,7 @@ def training_curves(runs: list[dict], methods: list[str], sparsities: list[float
         sharey=True, constrained_layout=True,
     )
     targets = sorted(float(s) for s in sparsities)
-    colours = dict(zip(targets, plt.get_cmap("viridis")(
+    colours = dict(zip(targets, plt.get_cmap(TARGET_CMAP)(
         [0.9 * i / max(1, len(targets) - 1) for i in range(len(targets))]
     )))
     # retraining steps of each target: where the next target's curve starts on the ladder

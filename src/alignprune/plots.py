@@ -164,7 +164,7 @@ def plot_accuracy_vs_sparsity(
                 )
         dense = part.loc[part["method"] == "dense", "accuracy"].mean()
         ax.axhline(dense, color="black", linestyle="--", linewidth=1, label="dense")
-        ax.set(title=titles[setting], xlabel="sparsity of prunable weights", ylabel="accuracy (%)")
+        ax.set(title=titles[setting], xlabel="sparsity target (the control: its rung)", ylabel="accuracy (%)")
     _shared_legend(axes)
     return _save(fig, path)
 
@@ -284,15 +284,18 @@ def plot_weight_alignment(
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     by_layer = weights[weights["sparsity_target"] == highest]
     by_layer = by_layer.groupby(["method", "seed", "layer"])["mean_cosine"].mean().reset_index()
+    # encoder layers from 1, as the representation figure counts them (its 0: the embeddings)
+    by_layer["layer"] += 1
     sns.lineplot(data=by_layer, x="layer", y="mean_cosine", hue="method", palette=palette,
                  hue_order=hue_order, marker="o", errorbar="sd", ax=left)
-    left.set(title=f"Per encoder layer (sparsity {highest:.2f})", ylabel="mean cosine of units with dense")
+    left.set(title=f"Per encoder layer (sparsity {highest:.2f})", ylabel="mean cosine of units with dense",
+             xlabel="encoder layer (1: the first)")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     per_seed = weights.groupby(["method", "sparsity_target", "seed"])["mean_cosine"].mean().reset_index()
     sns.lineplot(data=per_seed, x="sparsity_target", y="mean_cosine", hue="method", palette=palette,
                  hue_order=hue_order, marker="o", errorbar="sd", ax=right)
     right.axhline(1.0, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
-    right.set(title="Over all prunable matrices", xlabel="sparsity of prunable weights",
+    right.set(title="Over all prunable matrices", xlabel="sparsity target (the control: its rung)",
               ylabel="mean cosine of units with dense")
     _shared_legend([left, right])
     fig.suptitle("Weight alignment with the dense model")
@@ -303,7 +306,7 @@ def plot_representation_alignment(
     layers: pd.DataFrame, path: str | Path | None = None, methods: list[str] | None = None,
     controls: list[str] | None = None,
 ):
-    """Linear CKA with English: per layer at the highest sparsity (left), and over encoder layers
+    """Debiased linear CKA with English: per layer at the highest sparsity (left), and over encoder layers
     vs sparsity (right); averaged over languages, dense model in black."""
     palette = _palette(methods, layers, dense=True, controls=controls)
     highest = layers["sparsity_target"].max()
@@ -314,8 +317,8 @@ def plot_representation_alignment(
         data=per_seed, x="layer", y="cka", hue="method", palette=palette,
         hue_order=_present(palette, per_seed), marker="o", errorbar="sd", ax=left,
     )
-    left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="linear CKA",
-             xlabel="layer (0: embeddings)")
+    left.set(title=f"CKA with English per layer (sparsity {highest:.2f})", ylabel="debiased linear CKA",
+             xlabel="layer (0: embeddings, 1: the first encoder layer)")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     encoder = layers[layers["layer"] > 0]
     scores = encoder.groupby(["method", "sparsity_target", "seed"])["cka"].mean().reset_index()
@@ -327,8 +330,8 @@ def plot_representation_alignment(
     dense = scores.loc[scores["method"] == "dense", "cka"]
     if not dense.empty:
         right.axhline(dense.mean(), color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
-    right.set(title="CKA with English, mean over encoder layers", xlabel="sparsity of prunable weights",
-              ylabel="linear CKA")
+    right.set(title="CKA with English, mean over encoder layers", xlabel="sparsity target (the control: its rung)",
+              ylabel="debiased linear CKA")
     _shared_legend([left, right])
     return _save(fig, path)
 

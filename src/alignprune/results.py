@@ -208,12 +208,15 @@ def degradation_split_table(evals: pd.DataFrame, train_language: str, methods=No
     return order_methods(table.reset_index(), methods)[columns]
 
 
-def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True, controls=()) -> pd.DataFrame:
+def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True, controls=(),
+              digits: int = 1) -> pd.DataFrame:
     """Add ``best_{name}``: True on the best pruned method of each sparsity (ties: all of them);
-    the dense model and the retraining controls are not pruned methods."""
+    the dense model and the retraining controls are not pruned methods. Values are compared
+    at the ``digits`` the tables print (write_table's): two that print alike tie, so no bold
+    cell sits beside one that reads the same."""
     name = column.removesuffix("_mean")
     pruned = ~table["method"].isin(["dense", *controls])
-    values = table[column].round(9)  # equal up to float noise counts as a tie
+    values = table[column].round(digits)
     best = values[pruned].groupby(table.loc[pruned, "sparsity_target"]).transform(
         "max" if higher_is_better else "min"
     )

@@ -14,6 +14,7 @@ with rule_job(snakemake):
         split=params.split,
         methods=params.methods,
         languages=params.languages,
+        controls=params.controls,
     )
     # the same colour per method as in every figure (retraining controls grey)
     colours = {"methods": params.methods, "controls": params.controls}

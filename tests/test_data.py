@@ -96,3 +96,22 @@ def test_unusable_normalised_files_are_rejected_with_their_name(tmp_path, conten
     with pytest.raises(ValueError, match=message) as err:
         data.read_split(path, num_labels=3)
     assert str(path) in str(err.value)
+
+
+def test_a_local_folder_of_links_reads_like_one_of_files(xnli_hub, tmp_path):
+    """A Hugging Face cache snapshot (or git-annex, DVC) is a folder of links into another: its
+    files are read and recorded by their names in the folder, with the digest of a plain copy."""
+    linked = tmp_path / "snapshot"
+    (linked / "fr").mkdir(parents=True)
+    blob = tmp_path / "blobs" / "0123abcd"
+    blob.parent.mkdir()
+    blob.write_bytes((xnli_hub / "fr" / "test-00000-of-00001.parquet").read_bytes())
+    (linked / "fr" / "test-00000-of-00001.parquet").symlink_to(blob)
+    plain, via_links = tmp_path / "plain.parquet", tmp_path / "linked.parquet"
+    download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, plain)
+    download_split("xnli", "fr", "test", {"local": str(linked)}, via_links)
+    assert pd.read_parquet(via_links).equals(pd.read_parquet(plain))
+    from alignprune import hub
+
+    records = [hub.read_record(path) for path in (plain, via_links)]
+    assert records[1]["path"] == str(linked) and records[1]["sha256"] == records[0]["sha256"]

@@ -234,3 +234,37 @@ def test_every_evaluation_carries_the_commits_of_its_model_and_data(offline_cach
                 "data_source": "org/xnli", "data_revision": "main", "data_commit": COMMIT_A}
     assert {k: result[k] for k in expected} == expected
     assert json.loads((tmp_path / "eval.json").read_text()).items() >= expected.items()
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_is_what_huggingface_hub_calls_offline(monkeypatch, variable):
+    """huggingface_hub goes offline on HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE (its constants);
+    a cached file must then load without the reachability check, whichever the user set."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the datasets library's: not read here
+    assert not hub.offline()
+    monkeypatch.setenv(variable, "1")
+    assert hub.offline()
+
+
+def test_the_model_fill_command_names_only_the_files_a_job_reads():
+    """The model repository also holds PyTorch, TensorFlow, Flax and ONNX weights (about 6.4 GB
+    against 1.1): the command names every pattern of MODEL_FILES."""
+    command = hub.download_command("FacebookAI/xlm-roberta-base", "main", include=hub.MODEL_FILES)
+    assert command == ("hf download FacebookAI/xlm-roberta-base --revision main --include '*.json' "
+                       "--include '*.safetensors' --include '*.model' --include '*.txt'")
+
+
+def test_an_error_after_the_download_is_not_called_the_hub_out_of_reach(offline_cache, monkeypatch, tmp_path):
+    """The snapshot came; what fails next (here the weights cannot be read) is reported as itself."""
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    from transformers import AutoModelForMaskedLM
+
+    monkeypatch.setattr(AutoModelForMaskedLM, "from_pretrained", broken)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        download_model("org/tiny-xlmr", tmp_path / "out", revision="main")
+    assert not isinstance(caught.value, hub.HubUnreachable)
+    assert not (tmp_path / "out").exists()

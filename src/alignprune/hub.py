@@ -33,7 +33,9 @@ def endpoint() -> str:
 
 
 def offline() -> bool:
-    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    """Offline as huggingface_hub reads it (its constants.HF_HUB_OFFLINE: HF_HUB_OFFLINE or
+    TRANSFORMERS_OFFLINE true), read when asked rather than at import as the library does."""
+    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def check_reachable(what: str, timeout: float = 10.0) -> None:
@@ -86,10 +88,13 @@ PARQUET_KEY = b"alignprune.provenance"
 MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt"]
 
 
-def download_command(repo_id: str, revision: str, repo_type: str = "model", include: str | None = None) -> str:
-    """The Hub CLI command (huggingface_hub's `hf`) that fills the cache with what a job needs."""
+def download_command(repo_id: str, revision: str, repo_type: str = "model",
+                     include: list[str] | str | None = None) -> str:
+    """The Hub CLI command (huggingface_hub's `hf`) that fills the cache with what a job needs
+    (only those files: a model repository also holds other frameworks' weights)."""
     kind = " --repo-type dataset" if repo_type == "dataset" else ""
-    files = f" --include '{include}'" if include else ""
+    patterns = [include] if isinstance(include, str) else include or []
+    files = "".join(f" --include '{pattern}'" for pattern in patterns)
     return f"hf download {repo_id}{kind} --revision {revision}{files}"
 
 
@@ -102,7 +107,7 @@ def snapshot(
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    fill = download_command(repo_id, revision, repo_type, allow_patterns if isinstance(allow_patterns, str) else None)
+    fill = download_command(repo_id, revision, repo_type, allow_patterns)
     try:
         folder = Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except RevisionNotFoundError:
@@ -129,10 +134,11 @@ def snapshot(
 
 def local_record(folder: str | Path, files) -> dict:
     """A local folder: its path and one SHA-256 over the files read (names and bytes), so the
-    same bytes can be recognised later."""
-    folder = Path(folder).resolve()
+    same bytes can be recognised later. Paths are made absolute without following links: a
+    file may be a link out of the folder (a Hugging Face cache snapshot's point into blobs/)."""
+    folder = Path(os.path.abspath(folder))
     digest = hashlib.sha256()
-    for path in sorted(Path(f).resolve() for f in files):
+    for path in sorted(Path(os.path.abspath(f)) for f in files):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -20,15 +20,16 @@ def download_model(model_id: str, out_dir: str | Path, revision: str = "main") -
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     # model_id: a Hub id or a local save_pretrained folder
-    local = Path(model_id).is_dir()
-    with hub.downloading(f"the model {model_id}", from_hub=not local), \
-            atomic_path(out_dir, directory=True) as tmp:
-        if local:
-            folder = Path(model_id)
-            files = [f for f in folder.iterdir() if f.is_file() and any(f.match(p) for p in hub.MODEL_FILES)]
-            record = hub.local_record(folder, files)
-        else:
+    if Path(model_id).is_dir():
+        folder = Path(model_id)
+        files = [f for f in folder.iterdir() if f.is_file() and any(f.match(p) for p in hub.MODEL_FILES)]
+        record = hub.local_record(folder, files)
+    else:
+        # only the download is the Hub's: an error after it (a full disk, a repository without
+        # safetensors weights) is reported as itself, not as the Hub being out of reach
+        with hub.downloading(f"the model {model_id}", from_hub=True):
             folder, record = hub.snapshot(model_id, revision, allow_patterns=hub.MODEL_FILES)
+    with atomic_path(out_dir, directory=True) as tmp:
         AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
         AutoModelForMaskedLM.from_pretrained(folder, use_safetensors=True).save_pretrained(tmp)
         hub.write_model_record(tmp, record)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import PRUNABLE, tiny_testbed
 
-from alignprune import data, hub, modeling
+from alignprune import code_version, data, hub, modeling
 from alignprune.model_key import ModelKey
 from alignprune.stages.evaluate import EvalFile, evaluate_model_files
 from alignprune.tokens import read_tokens, tokenize_file, tokenize_files, tokenizer_fingerprint
@@ -81,7 +81,7 @@ def test_the_token_file_records_what_made_it(world, tmp_path):
                            num_labels=3, max_length=16)
     assert record == {"tokenizer": tokenizer_fingerprint(root / "pretrained"), "tokenizer_class": record["tokenizer_class"],
                       "pad_token_id": modeling.load_tokenizer(root / "pretrained").pad_token_id, "max_length": 16,
-                      "rows": 30, "data_file": "de-test.parquet"}
+                      "rows": 30, "data_file": "de-test.parquet", "code": code_version.CURRENT}
     assert record["tokenizer_class"].startswith("XLMRoberta")
     table = pq.read_table(tmp_path / "de.parquet")
     assert table.column_names == ["input_ids", "label"] and table.num_rows == 30
@@ -103,3 +103,30 @@ def test_tokenize_files_names_each_file_and_remakes_only_what_it_must(world, tmp
     tokenize_files(files, root / "pretrained", lambda key: made[key], max_length=16)
     assert read_tokens(stale, root / "pretrained", max_length=16, num_labels=3) == \
         read_tokens(tokens[FILES[0]], root / "pretrained", max_length=16, num_labels=3)
+
+
+def test_the_code_that_made_the_ids_joins_the_evaluation_that_read_them(world, tmp_path):
+    """An evaluation's code names the tokenize job's digest beside the model's and its own; a
+    token file from before the digest was recorded adds nothing (its results keep their code)."""
+    import json
+
+    root, _, tokens = world
+    torch.manual_seed(0)
+    modeling.load_classifier(root / "pretrained", num_labels=3).save_pretrained(tmp_path / "model")
+    table = pq.read_table(tokens[("xnli", "de", "test")])
+    metadata = dict(table.schema.metadata)
+    made_by = {**json.loads(metadata[b"alignprune.tokens"]), "code": "0123456789ab"}
+    older = {k: v for k, v in json.loads(metadata[b"alignprune.tokens"]).items() if k != "code"}
+    codes = {}
+    for name, record in (("other", made_by), ("older", older)):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table.replace_schema_metadata({**metadata, b"alignprune.tokens": json.dumps(record).encode()}), path)
+        (result,) = evaluate_model_files(
+            key=ModelKey.of("xnli", 1), model_dir=tmp_path / "model", tokenizer_dir=root / "pretrained",
+            files=[EvalFile("test", "de", path, tmp_path / f"{name}.json")], batch_size=8, max_length=16,
+            prunable=PRUNABLE, device=torch.device("cpu"),
+        )
+        codes[name] = result["code"].split("+")
+    # the model folder has no code.json (saved here by hand): 'unrecorded', and this job's digest
+    assert codes["older"] == sorted([code_version.UNRECORDED, code_version.CURRENT])
+    assert codes["other"] == sorted([code_version.UNRECORDED, code_version.CURRENT, "0123456789ab"])

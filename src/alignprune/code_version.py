@@ -70,10 +70,10 @@ def write_record(model_dir, *parents, extra=()) -> None:
         tmp.write_text(json.dumps({"code": lineage(*parents, extra=extra)}, indent=2) + "\n")
 
 
-def evaluation_field(*model_dirs) -> dict:
-    """A measurement's ``code`` field: the lineage of the models it read and the measuring
-    job's code, "+"-joined."""
-    return {"code": "+".join(lineage(*model_dirs))}
+def evaluation_field(*model_dirs, extra=()) -> dict:
+    """A measurement's ``code`` field: the lineage of the models it read, the measuring job's
+    code and ``extra`` (e.g. the code that made its token files), "+"-joined."""
+    return {"code": "+".join(lineage(*model_dirs, extra=extra))}
 
 
 if __name__ == "__main__":

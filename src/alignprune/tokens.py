@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import hub
+from . import code_version, hub
 from .data import EncodedSplit, encode, read_split
 from .io import atomic_path
 
@@ -83,6 +83,7 @@ def tokenize_file(data_file: str | Path, tokenizer_dir: str | Path, out_file: st
         "max_length": max_length,
         "rows": len(encoded),
         "data_file": Path(data_file).name,
+        "code": code_version.CURRENT,  # the code that made the ids (code_of)
     }
     table = pa.table({
         "input_ids": pa.array(encoded.input_ids, type=pa.list_(pa.int32())),
@@ -111,6 +112,20 @@ def tokenize_files(data_files: dict, tokenizer_dir: str | Path, token_file, *, m
             tokenize_file(data_file, tokenizer_dir, tokens[key], num_labels=task_spec(key[0]).num_labels,
                           max_length=max_length)
     return tokens
+
+
+def code_of(*paths: str | Path) -> set[str]:
+    """The code digests that made these token files (alignprune.code_version), for the records of
+    the models trained on them and the measurements made on them. A token file made before the
+    digest was recorded adds none, rather than 'unrecorded': the code fields of the results
+    already made from it stay as they were, and no job reruns for it."""
+    found = set()
+    for path in paths:
+        metadata = pq.read_schema(path).metadata or {}
+        if TOKENS_KEY in metadata:
+            code = json.loads(metadata[TOKENS_KEY]).get("code")
+            found |= {code} if code else set()
+    return found
 
 
 def read_tokens(path: str | Path, tokenizer_dir: str | Path, *, max_length: int, num_labels: int

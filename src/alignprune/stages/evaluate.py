@@ -74,9 +74,10 @@ def evaluate_model_files(
     # the weights do not change between evaluations: measured once
     sparsity = {k: v for k, v in modeling.measure_sparsity(model, names).items() if k.startswith("sparsity")}
     pretrained = hub.provenance(tokenizer_dir)  # the pretrained model's source and commit: read once
-    code = code_version.evaluation_field(model_dir)  # the code that made the model and evaluates it
     results = []
     for file, (encoded, pad_id) in zip(files, splits):
+        # the code that made the model, its token file, and evaluates it
+        code = code_version.evaluation_field(model_dir, extra=tokens.code_of(file.token_file))
         result = {
             **key.record(),
             "split": file.split,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .. import modeling
+from .. import modeling, tokens
 from ..tasks import task_spec
 from ..train import train
 from .common import checkpointer, load_pair, remove_checkpoints, reporting, stable_seed, train_settings
@@ -48,7 +48,7 @@ def finetune(
         **reporting(settings, "finetune"),
     )
     modeling.save_model(model, out_dir, reports={modeling.TRAINING_FILE: history}, parents=(pretrained_dir,),
-                        code=checkpoint.code if checkpoint else ())
+                        code=(checkpoint.code if checkpoint else set()) | tokens.code_of(train_file, dev_file))
     remove_checkpoints(checkpoint_dir)
     return history
 

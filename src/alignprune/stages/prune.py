@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .. import code_version, modeling
+from .. import code_version, modeling, tokens
 from ..chosen_weights import SWEEP_WEIGHT, read_chosen_code
 from ..criteria import prunes
 from ..data import EncodedSplit
@@ -190,7 +190,8 @@ def prune_and_retrain(
     modeling.save_model(
         model, out_dir, masks=masks, tensors=tensors,
         reports={modeling.SPARSITY_FILE: report, modeling.TRAINING_FILE: history},
-        parents=(start_dir, reference_dir), code=job.resumed_code() | _choice_code(chosen_file),
+        parents=(start_dir, reference_dir),
+        code=job.resumed_code() | _choice_code(chosen_file) | tokens.code_of(train_file, dev_file),
     )
     remove_checkpoints(checkpoint_dir)
     return report

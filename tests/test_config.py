@@ -224,3 +224,18 @@ def test_max_length_beyond_the_loaded_model_is_refused():
     modeling.check_max_length(model, limit)
     with pytest.raises(ValueError, match=f"max_length = {limit + 1}: .* at most {limit}"):
         modeling.check_max_length(model, limit + 1)
+
+
+def test_whole_numbers_where_the_schema_asks_for_a_number_are_made_floats():
+    """Params are compared by their text: 2 and 2.0 would rerun every job that reads them. Integers
+    stay integers; a weight may be a number or "sweep"."""
+    from alignprune.config_check import with_defaults
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    filled = with_defaults({"finetune": {"epochs": 2, "batch_size": 32, "learning_rate": 1},
+                            "methods": {"a": {"criterion": "magnitude", "regularizer": "l2", "weight": 1},
+                                        "b": {"criterion": "magnitude", "regularizer": "l2", "weight": "sweep"}}},
+                           schema)
+    epochs, batch, rate = (filled["finetune"][k] for k in ("epochs", "batch_size", "learning_rate"))
+    assert (type(epochs), type(batch), type(rate)) == (float, int, float) and (epochs, batch, rate) == (2.0, 32, 1.0)
+    assert type(filled["methods"]["a"]["weight"]) is float and filled["methods"]["b"]["weight"] == "sweep"

@@ -170,6 +170,25 @@ def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(
     assert not [rule for rule in counts if rule.startswith(("evaluate_xnli", "evaluate_pawsx", "representation"))]
 
 
+def test_a_method_with_a_number_beside_a_swept_one_is_not_swept(tmp_path):
+    """Only cosine says `weight: sweep`: the sweep retrains cosine's grid and the reference, not
+    l2's or Frobenius's, whose numbers the study uses (their runs would be spent for nothing)."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "paths": {k: str(tmp_path / k) for k in config["paths"]},
+        "methods": {"magnitude_global_l2": {"weight": 0.1}, "magnitude_global_frobenius": {"weight": 1.0e-6}},
+    }))
+    result = snakemake("sweep", "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay))
+    counts = job_counts(result.stdout + result.stderr)
+    sweep = config["sweep"]
+    cosine = len(sweep["weights"]["cosine"])
+    assert counts["prune_sweep"] == 2 * (cosine + 1) * len(sweep["sparsities"]) == 2 * 5 * 3
+    assert counts["evaluate_sweep_xnli"] == (cosine + 1) * len(sweep["sparsities"])
+    plan = snakemake("-n", "--configfile", "config.yaml", str(overlay))
+    assert "method~magnitude_global_frobenius/weight~" not in plan.stdout + plan.stderr
+
+
 def planned_jobs(output: str) -> list[dict]:
     """rule, input and output files of every job a dry run prints (inputs in the rule's order)."""
     jobs: list[dict] = []

@@ -70,7 +70,10 @@ def config_section(schema_file: str | Path, path: str, values: dict) -> dict:
 
 def with_defaults(instance, schema: dict, part: dict | None = None):
     """A copy of ``instance`` with the default of every key the schema (or its ``part``) gives
-    one and the instance lacks, at every level (as snakemake.utils.validate(set_default=True))."""
+    one and the instance lacks, at every level (as snakemake.utils.validate(set_default=True)),
+    and every whole number where the schema asks for a number made a float: Snakemake compares
+    a rule's params by their text, where ``2`` and ``2.0`` differ, so an edit from one to the
+    other would rerun every job that reads it."""
     filled = copy.deepcopy(instance)
     for _ in _validator(_DefaultFilling, schema, part).iter_errors(filled):
         pass  # the problems are described after filling, by schema_problems
@@ -82,7 +85,17 @@ def _fill_properties(validator, properties, instance, schema):
         for name, subschema in properties.items():
             if "default" in subschema and name not in instance:
                 instance[name] = copy.deepcopy(subschema["default"])
+            value = instance.get(name)
+            if _takes_number(subschema) and isinstance(value, int) and not isinstance(value, bool):
+                instance[name] = float(value)
     yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+
+def _takes_number(subschema: dict) -> bool:
+    """A property whose schema is a number, or one of whose alternatives is (a method's weight:
+    a number or "sweep")."""
+    options = [subschema, *subschema.get("oneOf", []), *subschema.get("anyOf", [])]
+    return any(option.get("type") == "number" for option in options)
 
 
 _DefaultFilling = validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_properties})

@@ -285,9 +285,14 @@ SWEEP_SPARSITIES = sorted(target_label(s) for s in SWEEP["sparsities"]) or SPARS
 
 
 def sweep_methods():
-    """Enabled methods with a regularizer: the ones whose weight the sweep chooses (never a
-    retraining control, which the schema keeps free of regularizers)."""
-    return [m for m in METHODS if regularized(config["methods"][m])]
+    """The methods the sweep retrains over their regularizer's grid: the enabled ones with
+    `weight: sweep`; where none has it, every enabled method with a regularizer (`snakemake
+    sweep` then compares their grids, and no prune job reads the choice). A method with a
+    number beside one with `weight: sweep` is not swept: the study would not use its runs.
+    Never a retraining control, which the schema keeps free of regularizers."""
+    regularized_methods = [m for m in METHODS if regularized(config["methods"][m])]
+    chosen = [m for m in regularized_methods if config["methods"][m]["weight"] == SWEEP_WEIGHT]
+    return chosen or regularized_methods
 
 
 def sweep_chosen_file(task):
@@ -322,7 +327,8 @@ def sweep_eval_files(task):
 def sweep_references():
     """{regularized method: its unregularized base}, whose weight-0 ladder the sweep table
     reports beside the grid (alignprune.chosen_weights.unregularized_bases: the findings' baselines)."""
-    return {method: base for method, base in unregularized_bases(config["methods"]).items() if base}
+    return {method: base for method, base in unregularized_bases(config["methods"]).items()
+            if base and method in sweep_methods()}
 
 
 def sweep_models(task, references=True):
@@ -355,8 +361,10 @@ def start_model(wildcards):
 def method_spec(wildcards):
     """The method's config; a sweep run puts the weight under test in place of its own, and a
     method with `weight: sweep` the weight its task's sweep chose. A param, so a new choice
-    reruns the method's prune jobs and a rewritten but equal choice reruns nothing."""
-    spec = config["methods"][wildcards.method]
+    reruns the method's prune jobs and a rewritten but equal choice reruns nothing. Its keys
+    sorted: params are compared by their text, where key order shows, and a config that writes a
+    default out (which the schema adds after the keys written) must rerun nothing."""
+    spec = dict(sorted(config["methods"][wildcards.method].items()))
     weight = getattr(wildcards, "weight", None)
     if weight is not None:
         return spec | {"weight": float(weight)}

@@ -208,8 +208,12 @@ def degradation_split_table(evals: pd.DataFrame, train_language: str, methods=No
     return order_methods(table.reset_index(), methods)[columns]
 
 
+#: Decimals the result tables print (write_table), and at which mark_best compares.
+TABLE_DIGITS = 1
+
+
 def mark_best(table: pd.DataFrame, column: str, higher_is_better: bool = True, controls=(),
-              digits: int = 1) -> pd.DataFrame:
+              digits: int = TABLE_DIGITS) -> pd.DataFrame:
     """Add ``best_{name}``: True on the best pruned method of each sparsity (ties: all of them);
     the dense model and the retraining controls are not pruned methods. Values are compared
     at the ``digits`` the tables print (write_table's): two that print alike tie, so no bold
@@ -270,7 +274,7 @@ def code_warning(frame: pd.DataFrame) -> str | None:
 
 
 def write_table(
-    table: pd.DataFrame, paths: dict[str, Path], paired: list[str] | None = None, digits: int = 1
+    table: pd.DataFrame, paths: dict[str, Path], paired: list[str] | None = None, digits: int = TABLE_DIGITS
 ) -> None:
     """One table as CSV (every number), Markdown and LaTeX (rounded, best cells in bold)."""
     writers = {

@@ -119,26 +119,27 @@ def code_of(*paths: str | Path) -> set[str]:
     the models trained on them and the measurements made on them. A token file made before the
     digest was recorded adds none, rather than 'unrecorded': the code fields of the results
     already made from it stay as they were, and no job reruns for it."""
-    found = set()
-    for path in paths:
+    records = [_record(path) for path in paths]
+    return {record["code"] for record in records if record and record.get("code")}
+
+
+def _record(path: str | Path) -> dict | None:
+    """What made a token file (the TOKENS_KEY record of its metadata); None for a parquet file
+    without one."""
+    try:
         metadata = pq.read_schema(path).metadata or {}
-        if TOKENS_KEY in metadata:
-            code = json.loads(metadata[TOKENS_KEY]).get("code")
-            found |= {code} if code else set()
-    return found
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise ValueError(f"{path}: cannot read as parquet ({err}); delete it and rerun to tokenise again") from None
+    return json.loads(metadata[TOKENS_KEY]) if TOKENS_KEY in metadata else None
 
 
 def read_tokens(path: str | Path, tokenizer_dir: str | Path, *, max_length: int, num_labels: int
                 ) -> tuple[EncodedSplit, int]:
     """The encoded split of a token file and its padding id, after checking that the ids were
     made by ``tokenizer_dir``'s tokenizer at this ``max_length``."""
-    try:
-        metadata = pq.read_schema(path).metadata or {}
-    except Exception as err:  # pyarrow raises several types for corrupt files
-        raise ValueError(f"{path}: cannot read as parquet ({err}); delete it and rerun to tokenise again") from None
-    if TOKENS_KEY not in metadata:
+    record = _record(path)
+    if record is None:
         raise ValueError(f"{path}: not a token file (no {TOKENS_KEY.decode()} record); it is made by the tokenize rule")
-    record = json.loads(metadata[TOKENS_KEY])
     expected = tokenizer_fingerprint(tokenizer_dir)
     if record["tokenizer"] != expected:
         raise ValueError(

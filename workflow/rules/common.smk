@@ -290,9 +290,12 @@ def sweep_methods():
     sweep` then compares their grids, and no prune job reads the choice). A method with a
     number beside one with `weight: sweep` is not swept: the study would not use its runs.
     Never a retraining control, which the schema keeps free of regularizers."""
-    regularized_methods = [m for m in METHODS if regularized(config["methods"][m])]
-    chosen = [m for m in regularized_methods if config["methods"][m]["weight"] == SWEEP_WEIGHT]
-    return chosen or regularized_methods
+    return weight_sweep_methods() or [m for m in METHODS if regularized(config["methods"][m])]
+
+
+def weight_sweep_methods():
+    """The enabled methods with `weight: sweep` (the config check gives each a regularizer)."""
+    return [m for m in METHODS if config["methods"][m]["weight"] == SWEEP_WEIGHT]
 
 
 def sweep_chosen_file(task):
@@ -305,7 +308,7 @@ def sweep_table_file(task):
 
 def sweep_report_files():
     """The sweep's table of every task, when some method's weight comes from the sweep."""
-    if not [m for m in sweep_methods() if config["methods"][m]["weight"] == SWEEP_WEIGHT]:
+    if not weight_sweep_methods():
         return []
     return [sweep_table_file(task) for task in TASKS]
 
@@ -327,8 +330,9 @@ def sweep_eval_files(task):
 def sweep_references():
     """{regularized method: its unregularized base}, whose weight-0 ladder the sweep table
     reports beside the grid (alignprune.chosen_weights.unregularized_bases: the findings' baselines)."""
+    swept = sweep_methods()
     return {method: base for method, base in unregularized_bases(config["methods"]).items()
-            if base and method in sweep_methods()}
+            if base and method in swept}
 
 
 def sweep_models(task, references=True):
@@ -358,13 +362,19 @@ def start_model(wildcards):
     return LAYOUT.model_dir(key.with_target(targets[position - 1]))
 
 
+def method_params(method):
+    """A method's config as a rule's params hold it: its keys sorted (params are compared by their
+    text, where key order shows, and the schema adds a default after the keys written: writing one
+    out must rerun nothing)."""
+    return dict(sorted(config["methods"][method].items()))
+
+
 def method_spec(wildcards):
     """The method's config; a sweep run puts the weight under test in place of its own, and a
     method with `weight: sweep` the weight its task's sweep chose. A param, so a new choice
-    reruns the method's prune jobs and a rewritten but equal choice reruns nothing. Its keys
-    sorted: params are compared by their text, where key order shows, and a config that writes a
-    default out (which the schema adds after the keys written) must rerun nothing."""
-    spec = dict(sorted(config["methods"][wildcards.method].items()))
+    reruns the method's prune jobs and a rewritten but equal choice reruns nothing (keys sorted:
+    method_params)."""
+    spec = method_params(wildcards.method)
     weight = getattr(wildcards, "weight", None)
     if weight is not None:
         return spec | {"weight": float(weight)}

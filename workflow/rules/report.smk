@@ -56,8 +56,7 @@ rule findings:
     params:
         train_language=TRAIN_LANGUAGE,
         split=config["table_split"],
-        # each entry's keys sorted, as method_spec gives them: a default written out reruns nothing
-        methods={m: dict(sorted(config["methods"][m].items())) for m in METHODS},
+        methods={m: method_params(m) for m in METHODS},
         languages=lambda wildcards: languages(wildcards.task),
     script:
         "../scripts/findings.py"

@@ -100,9 +100,10 @@ def measure_representation_alignment_files(
     others = [tokens.read_tokens(file.token_file, **read)[0] for file in files]
     model = reference = None
     records = []
+    english_code = tokens.code_of(reference_file)
     for file, other in zip(files, others):
         # the model's code, this job's and that of the two token files compared
-        code = code_version.evaluation_field(model_dir, extra=tokens.code_of(reference_file, file.token_file))
+        code = code_version.evaluation_field(model_dir, extra=english_code | tokens.code_of(file.token_file))
         record = {**key.record(), "split": split, "language": file.lang,
                   "reference_language": reference_lang, **code}
         reason = alignment.not_parallel_reason(english.labels, other.labels, file.lang)

@@ -29,6 +29,10 @@ SAME_VALUE_EDITS = {
     "method defaults written out": {"methods": {"magnitude_global": {"reference": "dense"},
                                                 "magnitude_global_cosine": {"units": "rows", "reference": "dense"}}},
     "decimal for a whole number": {"finetune": {"epochs": 2.0}, "retrain": {"warmup_ratio": 0}},
+    # the testbed's params hold what differs from the defaults (testbed_settings.model_params)
+    "testbed defaults written out": {"testbed": {"particles": 0, "nli_contrasts": 0.0, "heads": 4, "parallel_fraction": 0.5,
+                                                 "languages": {"en": {"own_order": 1}, "fr": {"overlap": 0,
+                                                               "shared_negation": False, "code_switch": 0.3}}}},
 }
 TARGETS = ("all", "sweep")
 
@@ -99,13 +103,40 @@ def test_a_config_that_lists_a_section_s_keys_in_another_order_reruns_nothing(ru
     assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
+def test_a_language_added_to_a_demo_task_makes_its_files_and_evaluations_and_trains_nothing(run):
+    """The testbed's model and each data file are jobs of their own: a language of the testbed
+    added to a task writes its test file, and no model is pretrained or trained again."""
+    output = plan(run, "added_language", {"tasks": {"xnli": {"languages": ["en", "de", "zh", "fr"]}}})
+    counts = job_counts(output)
+    assert (counts["testbed_data"], counts["tokenize"]) == (1, 1), counts  # xnli's fr test set
+    assert "resources/data/xnli/fr/test.parquet" in output.replace(str(run[0]) + "/", "")
+    assert counts["evaluate_xnli"] > 0 and not {"testbed_model", "finetune", "prune", "prune_sweep"} & set(counts)
+
+
+def test_a_new_test_size_of_the_demo_remakes_the_test_files_and_their_evaluations_not_the_models(run):
+    config = load_config(*run[1])
+    size = config["testbed"]["sizes"]["test"] - 1  # any size other than the run's
+    counts = job_counts(plan(run, "test_size", {"testbed": {"sizes": {"test": size}}}))
+    # every test file: xnli's en, de, zh and pawsx's en, fr, ja
+    assert (counts["testbed_data"], counts["tokenize"]) == (6, 6), counts
+    assert counts["evaluate_xnli"] > 0 and not {"testbed_model", "finetune", "prune", "prune_sweep"} & set(counts)
+
+
+def test_a_new_pretraining_length_remakes_the_model_and_everything_after_it_not_the_data(run):
+    config = load_config(*run[1])
+    steps = config["testbed"]["pretrain_steps"] + 1
+    counts = job_counts(plan(run, "pretrain_steps", {"testbed": {"pretrain_steps": steps}}))
+    assert counts["testbed_model"] == 1 and "testbed_data" not in counts
+    assert counts["finetune"] == 4 and counts["tokenize"] == 10  # 2 tasks x 2 seeds; every token file
+
+
 def test_a_new_retraining_learning_rate_reruns_the_prune_jobs_and_all_that_depends_on_them(run):
     config = load_config(*run[1])
     new_rate = 2 * config["retrain"]["learning_rate"]  # any rate other than the run's
     output = plan(run, "retrain_learning_rate", {"retrain": {"learning_rate": new_rate}})
     counts = job_counts(output)
     assert "Params have changed" in output
-    assert "testbed" not in counts and "finetune" not in counts
+    assert not {"testbed_model", "testbed_data", "finetune"} & set(counts)
     # every prune job of both tasks (methods x 2 seeds x 2 targets) and of the sweep (1 seed; the
     # weights of each regularized method and the unregularized reference, magnitude_global at 0)
     methods = [spec for spec in config["methods"].values() if spec["enabled"]]
@@ -124,5 +155,5 @@ def test_a_task_s_own_fine_tuning_setting_reruns_that_task_s_jobs_only(run):
     output = plan(run, "pawsx_epochs", {"tasks": {"pawsx": {"finetune": {"epochs": epochs}}}})
     counts = job_counts(output)
     assert "Params have changed" in output
-    assert counts["finetune"] == 2 and "testbed" not in counts  # pawsx's dense model of each seed
+    assert counts["finetune"] == 2 and not {"testbed_model", "testbed_data"} & set(counts)  # pawsx's dense model of each seed
     assert "task=pawsx" in output and "task=xnli" not in output, output[-3000:]

@@ -32,7 +32,7 @@ TEST_SIZE = {
     "threads": {"train": 1, "evaluate": 1},
 }
 # one thread everywhere in both runs: the same arithmetic, so the same numbers
-ONE_THREAD = ["--set-threads", "testbed=1", "finetune=1", "prune=1", "evaluate_xnli=1"]
+ONE_THREAD = ["--set-threads", "testbed_model=1", "finetune=1", "prune=1", "evaluate_xnli=1"]
 LOCAL_RULES = {"aggregate", "tables", "plots", "training_curves", "all"}
 
 
@@ -61,13 +61,13 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
     counts = job_counts(output)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", output)
     # every job but the local rules went through sbatch; the 3 models' evaluation jobs (one per
-    # model, each writing 3 languages) as one group, the 5 tokenize jobs (en train and dev, 3
-    # test sets) as another
+    # model, each writing 3 languages) as one group, the 5 testbed data files (en train and dev,
+    # 3 test sets) and the 5 tokenize jobs that read them as another
     assert sorted(kind for _, kind in submitted) == sorted(
-        ["rule_testbed", "group_tokens_tokenize", "rule_finetune", "rule_prune", "rule_prune",
+        ["rule_testbed_model", "group_tokens_testbed_data_tokenize", "rule_finetune", "rule_prune", "rule_prune",
          "group_evaluations_evaluate_xnli"])
-    assert (counts["evaluate_xnli"], counts["tokenize"]) == (3, 5)
-    assert set(counts) - {"testbed", "tokenize", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
+    assert (counts["evaluate_xnli"], counts["tokenize"], counts["testbed_data"]) == (3, 5, 5)
+    assert set(counts) - {"testbed_model", "testbed_data", "tokenize", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
     finished = {job_id: status for job_id, _, status in queue}
     assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
 

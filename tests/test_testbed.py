@@ -322,3 +322,79 @@ def test_demo_config_makes_valid_settings():
     assert settings.languages[0].code == "en"
     assert len(settings.languages) >= 6
     assert {s.order for s in settings.languages} == {"SVO", "SOV"}
+
+
+# Every knob away from its default, so that a setting the params left out would show.
+KNOBS = tb.TestbedSettings(
+    seed=4, hidden_size=16, layers=1, heads=2, pretrain_steps=6, pretrain_batch_size=4,
+    pretrain_learning_rate=1e-3, parallel_fraction=0.0, vocab_size=1500, paws_synonyms=0.3,
+    nli_contrasts=0.2, particles=0.1, tokenizer="word", sizes={"train": 30, "validation": 8, "test": 12},
+    languages=[tb.LanguageSpec("en"),
+               tb.LanguageSpec("de", order="SOV", parallel=0.5, code_switch=0.1, own_order=0.6),
+               tb.LanguageSpec("fr", adjective_after_noun=True, overlap=0.3, shared_negation=True)],
+)
+
+
+@pytest.mark.parametrize("task, split, lang", [("xnli", "test", "de"), ("pawsx", "train", "en"), ("xnli", "validation", "fr")])
+def test_a_data_file_made_from_its_job_s_params_equals_the_whole_testbed_s(tmp_path, task, split, lang):
+    """The testbed_data job gets data_params only: they must hold all that the file reads."""
+    from alignprune.testbed_settings import data_params, settings_from_params
+
+    whole = {(t, lg, s): tmp_path / f"whole_{t}_{lg}_{s}.parquet"
+             for t in ("xnli", "pawsx") for lg in ("en", "de", "fr") for s in ("train", "validation", "test")}
+    tb.write_testbed_data(KNOBS, whole)
+    params = data_params(KNOBS, task, split)
+    assert params["sizes"] == {split: KNOBS.sizes[split]} and "vocab_size" not in params
+    assert ("nli_contrasts" in params) == (task == "xnli") and ("paws_synonyms" in params) == (task == "pawsx")
+    alone = tmp_path / "alone.parquet"
+    tb.write_testbed_data(settings_from_params(params), {(task, lang, split): alone})
+    pd.testing.assert_frame_equal(pd.read_parquet(alone), pd.read_parquet(whole[(task, lang, split)]))
+    assert len(pd.read_parquet(alone)) == KNOBS.sizes[split]
+
+
+def test_the_model_made_from_its_job_s_params_equals_the_whole_testbed_s(tmp_path):
+    """The testbed_model job gets model_params only: they must hold all that the model reads."""
+    from safetensors.torch import load_file
+
+    from alignprune.testbed_settings import model_params, settings_from_params
+
+    params = model_params(KNOBS)
+    assert not {"sizes", "paws_synonyms", "nli_contrasts"} & set(params)
+    tb.build_testbed(KNOBS, tmp_path / "whole", {("xnli", "en", "test"): tmp_path / "en.parquet"}, progress=False)
+    tb.build_testbed_model(settings_from_params(params), tmp_path / "alone", progress=False)
+    whole, alone = load_file(tmp_path / "whole/model.safetensors"), load_file(tmp_path / "alone/model.safetensors")
+    assert whole.keys() == alone.keys() and all(whole[k].equal(alone[k]) for k in whole)
+    assert (tmp_path / "whole/tokenizer.json").read_text() == (tmp_path / "alone/tokenizer.json").read_text()
+    # and the knobs reach it: the model of the defaults is another
+    default = tb.settings_from_config({"seed": 4, "languages": {"en": {}, "de": {}, "fr": {}}, "hidden_size": 16,
+                                       "layers": 1, "heads": 2, "pretrain_steps": 3, "pretrain_batch_size": 4})
+    tb.build_testbed_model(default, tmp_path / "default", progress=False)
+    other = load_file(tmp_path / "default/model.safetensors")
+    assert not all(other[k].shape == whole[k].shape and other[k].equal(whole[k]) for k in whole)
+
+
+def test_params_leave_out_defaults_and_key_order():
+    """Snakemake compares params by their text: a default written out, whole numbers for
+    floats, or another key order must give the same text; a changed value another."""
+    from alignprune.testbed_settings import data_params, model_params
+
+    written = {"seed": 0, "tokenizer": "word", "sizes": {"train": 6000, "validation": 500, "test": 1000},
+               "languages": {"en": {}, "de": {"order": "SOV", "parallel": 0.5}, "fr": {"adjective_after_noun": True}}}
+    defaults = {"particles": 0, "nli_contrasts": 0.0, "vocab_size": 2000, "sizes": {"test": 1000, "train": 6000, "validation": 500},
+                "tokenizer": "word", "seed": 0,
+                "languages": {"en": {"own_order": 1}, "de": {"parallel": 0.5, "code_switch": 0.3, "order": "SOV"},
+                              "fr": {"shared_negation": False, "adjective_after_noun": True, "overlap": 0}}}
+    a, b = tb.settings_from_config(written), tb.settings_from_config(defaults)
+    assert repr(model_params(a)) == repr(model_params(b))
+    assert repr(data_params(a, "xnli", "test")) == repr(data_params(b, "xnli", "test"))
+    assert model_params(a) == {"seed": 0, "languages": [{"code": "en"}, {"code": "de", "order": "SOV", "parallel": 0.5},
+                                                        {"code": "fr", "adjective_after_noun": True}], "tokenizer": "word"}
+    changed = tb.settings_from_config({**written, "languages": {**written["languages"], "de": {"order": "SOV", "parallel": 1}}})
+    assert model_params(changed) != model_params(a)
+    # a test size changes the test files' params only; the language order is a setting
+    bigger = tb.settings_from_config({**written, "sizes": {**written["sizes"], "test": 999}})
+    assert model_params(bigger) == model_params(a) and data_params(bigger, "xnli", "train") == data_params(a, "xnli", "train")
+    assert data_params(bigger, "xnli", "test") != data_params(a, "xnli", "test")
+    swapped = tb.settings_from_config({**written, "languages": {"en": {}, "fr": {"adjective_after_noun": True},
+                                                                "de": {"order": "SOV", "parallel": 0.5}}})
+    assert model_params(swapped) != model_params(a) and data_params(swapped, "xnli", "test") != data_params(a, "xnli", "test")

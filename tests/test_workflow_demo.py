@@ -446,7 +446,7 @@ def test_a_method_with_weight_sweep_retrains_with_the_weight_the_sweep_chose(dem
         counts = job_counts(result.stdout + result.stderr)
         assert counts["prune"] == len(SEEDS) * len(SPARSITIES)
         assert re.findall(r"params have changed since last execution:\s+(\S+)", result.stdout + result.stderr) == ["prune"]
-        assert not {"testbed", "finetune", "prune_sweep", "sweep_choice"} & set(counts)
+        assert not {"testbed_model", "testbed_data", "finetune", "prune_sweep", "sweep_choice"} & set(counts)
         planned = re.findall(r"output: (\S+/method~(\w+)/sparsity~\S+/model)", result.stdout + result.stderr)
         assert {method for _, method in planned} == {"magnitude_global_cosine"}
     finally:

@@ -48,7 +48,7 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     assert counts["download_data"] == sum(1 + splits * n for n in languages.values()) == 46
     assert counts["download_model"] == 1
     assert counts["aggregate"] == counts["tables"] == counts["plots"] == counts["findings"] == len(tasks)
-    assert "testbed" not in counts
+    assert not {"testbed_model", "testbed_data"} & set(counts)
     # alignment analysis: the first seed's models; representations of every non-English language
     analysed = len(config["analysis"]["seeds"])
     assert config["analysis"] == {"enabled": True, "seeds": [1], "max_examples": 1000}

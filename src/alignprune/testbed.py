@@ -29,6 +29,8 @@ import torch
 from . import code_version, hub
 from .data import write_split
 from .io import atomic_path
+# The settings, apart so that the workflow reads them without importing torch (1 s per start)
+from .testbed_settings import LanguageSpec, TestbedSettings, settings_from_config  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +38,6 @@ N_NOUNS, N_VERBS, N_ADJECTIVES, N_SYNONYMS = 16, 8, 8, 2
 N_PARTICLES = 4  # meaning-free discourse words ("well", "indeed"), drawn only when particles are on
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
-
-
-@dataclass(frozen=True)
-class LanguageSpec:
-    """One language of the testbed and the knobs that grade its transfer from English."""
-
-    code: str
-    order: str = "SVO"  # or "SOV"
-    adjective_after_noun: bool = False
-    parallel: float = 1.0  # relative weight of this language in translation pairs
-    code_switch: float = 0.3  # share of its words swapped into another language in pretraining
-    overlap: float = 0.0  # share of its content words spelt as in English (shared vocabulary)
-    shared_negation: bool = False  # its negation word spelt as English's (a shared function word)
-    own_order: float = 1.0  # share of its sentences in its own word order; the rest in English's
-
-    def sentence_order(self, rng: random.Random | None) -> "LanguageSpec":
-        """The spec one sentence (or sentence pair) is rendered with: its own order with
-        probability ``own_order``, else English's (a language whose order is free to follow
-        English's, as German main clauses do). No draw unless ``own_order`` < 1."""
-        if self.own_order >= 1 or rng.random() < self.own_order:
-            return self
-        return replace(self, order="SVO", adjective_after_noun=False)
 
 
 @dataclass(frozen=True)
@@ -377,25 +357,6 @@ def train_tokenizer(corpus: list[str], out_dir: Path, vocab_size: int, model_typ
     return tokenizer
 
 
-@dataclass
-class TestbedSettings:
-    seed: int
-    languages: list[LanguageSpec]
-    hidden_size: int = 128
-    layers: int = 4
-    heads: int = 4
-    pretrain_steps: int = 1500
-    pretrain_batch_size: int = 64
-    pretrain_learning_rate: float = 5e-4
-    parallel_fraction: float = 0.5  # share of pretraining batches that are translation pairs
-    vocab_size: int = 2000
-    paws_synonyms: float = 0.15  # share of a PAWS-like second sentence's words replaced by synonyms
-    nli_contrasts: float = 0.0  # share of NLI-like pairs from contrast_nli_example (2/3 of them: cues mislead)
-    particles: float = 0.0  # chance of each of two meaning-free particles in a sentence (with_particles)
-    tokenizer: str = "unigram"  # sentencepiece model type: unigram or word (train_tokenizer)
-    sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
-
-
 def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progress: bool = True):
     from tqdm.auto import tqdm
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
@@ -465,15 +426,11 @@ def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: Langua
                         settings.particles)
 
 
-def build_testbed(
-    settings: TestbedSettings,
-    model_dir: Path,
-    data_files: dict[tuple[str, str, str], Path],
-    progress: bool = True,
-) -> None:
-    """Write the pretrained model + tokenizer to ``model_dir`` and every requested data file.
+def write_testbed_data(settings: TestbedSettings, data_files: dict[tuple[str, str, str], Path]) -> None:
+    """Write each requested data file; ``data_files`` maps (task, language, split) to its path.
 
-    ``data_files`` maps (task, language, split) to its output path.
+    A file depends on the settings ``data_params`` names and on no other file: each (task,
+    split) has its own seed, shared by all languages (test sets are parallel).
     """
     if settings.languages[0].code != "en":
         raise ValueError("the testbed's first language must be English (en), the training language")
@@ -482,8 +439,6 @@ def build_testbed(
     unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
     if unknown:
         raise ValueError(f"testbed has no language {unknown}; it defines {sorted(by_code)}")
-
-    # Each (task, split) has its own seed, shared by all languages: test sets are parallel.
     split_seed = {"train": 11, "validation": 12, "test": 13}
     task_seed = {"xnli": 100, "pawsx": 200}
     for (task, lang, split), path in sorted(data_files.items()):
@@ -500,6 +455,12 @@ def build_testbed(
         write_split(frame, path, provenance=hub.testbed_record(settings.seed))
         log.info("wrote %s (%d rows)", path, len(frame))
 
+
+def build_testbed_model(settings: TestbedSettings, model_dir: Path, progress: bool = True) -> None:
+    """Write the pretrained model and its tokenizer to ``model_dir`` (they read no data file)."""
+    if settings.languages[0].code != "en":
+        raise ValueError("the testbed's first language must be English (en), the training language")
+    lexicon = testbed_lexicon(settings)
     corpus_rng = random.Random(settings.seed + 3)
     corpus = [
         render(random_proposition(corpus_rng), spec.sentence_order(corpus_rng), lexicon, corpus_rng,
@@ -518,15 +479,15 @@ def build_testbed(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         hub.write_model_record(tmp, hub.testbed_record(settings.seed))
-        code_version.write_record(tmp)  # the code that drew its data and pretrained it
+        code_version.write_record(tmp)  # the code that pretrained it
 
 
-def settings_from_config(testbed: dict) -> TestbedSettings:
-    """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
-    languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
-    keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
-            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms", "particles", "tokenizer",
-            "nli_contrasts")
-    return TestbedSettings(
-        seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
-    )
+def build_testbed(
+    settings: TestbedSettings,
+    model_dir: Path,
+    data_files: dict[tuple[str, str, str], Path],
+    progress: bool = True,
+) -> None:
+    """The whole testbed at once (calibration, benchmarks): its data files and its model."""
+    write_testbed_data(settings, data_files)
+    build_testbed_model(settings, model_dir, progress)

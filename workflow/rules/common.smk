@@ -72,22 +72,6 @@ def token_file(task, lang, split):
     return f"{RESOURCES}/tokens/{task}/{lang}/{split}.parquet"
 
 
-def needed_data_files():
-    """(task, lang, split) of every data file the workflow reads: English train + dev, eval splits."""
-    needed = set()
-    for task in TASKS:
-        needed |= {
-            (task, TRAIN_LANGUAGE, "train"),
-            (task, TRAIN_LANGUAGE, "validation"),
-        }
-        needed |= {
-            (task, lang, split)
-            for lang in languages(task)
-            for split in config["eval_splits"]
-        }
-    return sorted(needed)
-
-
 def models(task, seed, dense=True):
     """Every model of a (task, seed): the dense one (unless not ``dense``) and each (method,
     sparsity)."""

@@ -1,27 +1,47 @@
 # Stage 1: the pretrained model and the task data, written once under resources/.
 # Either downloaded (Hub or local folder) or, for the offline demo, synthesised; then
 # tokenised once per (task, language, split): every later job reads the token ids.
+from alignprune import testbed_settings
 
 if config["testbed"]["enabled"]:
 
-    rule testbed:
-        """Synthetic multilingual world: a tiny XLM-R pretrained by masked-LM and both tasks."""
+    # Two rules, so that each output reruns only when what it reads changes (testbed_settings:
+    # model_params, data_params): a language, split or task added to the demo writes its data
+    # files and leaves the model, and every model trained on it, as they are.
+    TESTBED = testbed_settings.settings_from_config(config["testbed"])
+
+    rule testbed_model:
+        """Synthetic multilingual world: a tiny XLM-R and its tokenizer, pretrained by masked-LM."""
         output:
-            model=directory(MODEL_DIR),
-            data=[data_file(*key) for key in needed_data_files()],
+            directory(MODEL_DIR),
         log:
-            f"{LOGS}/testbed.log",
+            f"{LOGS}/testbed/model.log",
         benchmark:
-            f"{BENCHMARKS}/testbed.tsv"
+            f"{BENCHMARKS}/testbed/model.tsv"
         conda:
             "../../envs/pipeline.yaml"
-        # Runs alone before everything else: give it every core.
+        # Runs alone before the training jobs: give it every core (the model depends on the
+        # number of threads: the demo's calibration is of a build on 2).
         threads: local_cores()
         params:
-            testbed=config["testbed"],
-            files=needed_data_files(),
+            testbed=testbed_settings.model_params(TESTBED),
         script:
-            "../scripts/testbed.py"
+            "../scripts/testbed_model.py"
+
+    rule testbed_data:
+        """One language and split of a task of the synthetic world, as download_data writes it."""
+        output:
+            data_file("{task}", "{lang}", "{split}"),
+        log:
+            f"{LOGS}/testbed/data/{{task}}/{{lang}}/{{split}}.log",
+        benchmark:
+            f"{BENCHMARKS}/testbed/data/{{task}}/{{lang}}/{{split}}.tsv"
+        conda:
+            "../../envs/pipeline.yaml"
+        params:
+            testbed=lambda wildcards: testbed_settings.data_params(TESTBED, wildcards.task, wildcards.split),
+        script:
+            "../scripts/testbed_data.py"
 
 else:
 

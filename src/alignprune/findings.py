@@ -18,14 +18,15 @@ retraining is not counted as pruning's doing.
    the same for claim 1's excess (zero-shot drop - English drop), which is what "reduce that"
    asks: a regularizer that spares every language alike lowers both drops and not the excess.
    Supported when < 0. (l2 is the classic baseline, not one of the paper's two; its rows say so.)
-3. Degradation differs by language: the spread of the per-language zero-shot drops (max - min;
-   verdict from a repeated-measures F-test of language x seed: supported when p < 0.05, else
+3. Degradation differs by language: the spread of the per-language zero-shot drops (max - min,
+   shown without an interval: it is never below 0; verdict from a repeated-measures F-test of
+   language x seed with the Greenhouse-Geisser correction: supported when p < 0.05, else
    inconclusive), and whether the drops follow the dense model's transfer: Spearman correlation
    over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
    supported when < 0 (the languages that transfer worst lose most), contradicted when > 0, by a
-   permutation test of the mean over seeds (each seed's drops shuffled over its languages; p <
-   0.05): a correlation over a few languages takes a handful of values, where a t-interval can
-   have width 0. And the same with each drop a share of that language's control accuracy above
+   permutation test of the mean over seeds (the languages' labels shuffled, one shuffle for all
+   seeds: the languages are the units; p < 0.05, so at least 5 languages): a correlation over a
+   few languages takes a handful of values, where a t-interval can have width 0. And the same with each drop a share of that language's control accuracy above
    chance: in points a language near chance has little to lose, so the drops rise with retention
    whatever pruning does (a floor); in shares they need not. Each has its own null: every language
    losing the same points (the correlation in shares is then < 0), or the same share of its
@@ -136,6 +137,11 @@ def _row(claim, method, compared_with, target, measure, values, expected, detail
     return row | override
 
 
+def _fixed(value: float, digits: int) -> str:
+    """``value`` at ``digits`` decimals, without the sign of a value that rounds to 0 ("-0.0")."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
 def _untested(claim, method, reason) -> dict:
     return {**dict.fromkeys(COLUMNS), "claim": claim, "statement": STATEMENTS[claim], "method": method,
             "seeds": 0, "verdict": f"not tested ({reason})"}
@@ -214,63 +220,72 @@ def _control_margins(evals: pd.DataFrame, control: str, languages: list[str], ch
     return {target: frame.droplevel(0) for target, frame in margins.unstack("language").groupby(level=0)}
 
 
-def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Per seed (row of ``values``): dense retention and the value over the languages that have
-    both; None with fewer than 3 languages or a constant one (no correlation)."""
-    pairs = []
-    for seed, row in values.iterrows():
-        # rounded: two drops equal in points (accuracies are multiples of 1/n) tie, not ranked by
-        # the float error of their subtractions
-        paired = pd.concat([retention.loc[seed, values.columns], row], axis=1).dropna().round(9)
-        constant = paired.nunique().min() < 2 if len(paired) else True
-        pairs.append(None if len(paired) < 3 or constant else (paired.iloc[:, 0].to_numpy(), paired.iloc[:, 1].to_numpy()))
-    return pairs
+def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(retention, values): seeds (rows of ``values``) x its languages, as arrays, NaN where a
+    seed lacks one; rounded, so that two drops equal in points (accuracies are multiples of
+    1/n) tie, not ranked by the float error of their subtractions."""
+    paired = retention.reindex(index=values.index, columns=values.columns)
+    return paired.to_numpy(dtype=float).round(9), values.to_numpy(dtype=float).round(9)
 
 
-def _permutation_p(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Two-sided p-value of the mean Spearman correlation over seeds, under the null that on each
-    seed the values are exchangeable over its languages (their order owes nothing to retention).
-    Exact, over every ordering of every seed's values, where those number at most PERMUTATIONS
-    (e.g. 3 seeds of 3 languages: 216; a verdict near 0.05 must not rest on sampling noise); else
-    each seed's values shuffled PERMUTATIONS times. (Written here: scipy's permutation_test
-    permutes one sample, not each seed's within itself.) Its verdict replaces the t-interval's for
-    correlations, which take a handful of values over a few languages (4 over 3), where a
-    t-interval can have width 0 or cover impossible values."""
-    centred = []
-    for x, y in pairs:
-        # Spearman's rho is Pearson's r of the ranks (ties: average ranks, as scipy's)
-        rx, ry = stats.rankdata(x), stats.rankdata(y)
-        rx, ry = rx - rx.mean(), ry - ry.mean()
-        centred.append((rx, ry, math.sqrt((rx @ rx) * (ry @ ry))))
-    observed = sum(rx @ ry / norm for rx, ry, norm in centred) / len(pairs)
-    if math.prod(math.factorial(len(rx)) for rx, _, _ in centred) <= PERMUTATIONS:
-        null = np.zeros(1)
-        for rx, ry, norm in centred:  # every ordering of this seed beside every one of the seeds before
-            rho = np.array([ry[list(order)] @ rx / norm for order in itertools.permutations(range(len(ry)))])
-            null = (null[:, None] + rho[None, :]).ravel()
-        null /= len(pairs)
-        return float(np.mean(np.abs(null) >= abs(observed) - 1e-12))
-    rng = np.random.default_rng(0)
-    null = np.zeros(PERMUTATIONS)
-    for rx, ry, norm in centred:
-        null += rng.permuted(np.tile(ry, (PERMUTATIONS, 1)), axis=1) @ rx / norm
-    null /= len(pairs)
-    return float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (PERMUTATIONS + 1))
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho over the languages that have both values (ties: average ranks, as scipy's);
+    NaN with fewer than 3 such languages, or where either side does not differ."""
+    both = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[both], y[both]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float(rx @ ry / math.sqrt((rx @ rx) * (ry @ ry)))
+
+
+def _mean_spearman(retention: np.ndarray, values: np.ndarray) -> float:
+    """Mean over the seeds that have a correlation (NaN where none has)."""
+    rho = [_spearman(r, v) for r, v in zip(retention, values)]
+    rho = [r for r in rho if not math.isnan(r)]
+    return sum(rho) / len(rho) if rho else math.nan
+
+
+def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
+    """Two-sided p-value of the mean Spearman correlation over seeds, under the null that the
+    languages' values owe nothing to their retention: the languages' labels are shuffled, one
+    shuffle for every seed at once. The languages are the units, the same on every seed: a
+    language that loses more on every seed for reasons of its own moves every seed's
+    correlation together, and shuffling each seed apart would count those as independent
+    evidence (a 6-language null with such effects rejected 15-24% of the time at 0.05). So the
+    smallest p is 2 / k! for k languages: 3 languages can never give a verdict, 4 neither (2/24),
+    5 can (2/120). Exact, over every ordering, where they number at most PERMUTATIONS; else
+    PERMUTATIONS random shuffles, with the observed one counted (p = (1 + as extreme) / (1 + draws)).
+    (Written here: scipy's permutation_test shuffles one sample's values, not the labels of
+    several samples' values at once.) Its verdict replaces the t-interval's for correlations,
+    which take a handful of values over a few languages (4 over 3), where a t-interval can have
+    width 0 or cover impossible values."""
+    observed = _mean_spearman(retention, values)
+    k = values.shape[1]
+    if math.factorial(k) <= PERMUTATIONS:
+        orders, counted = list(itertools.permutations(range(k))), 0
+    else:
+        rng = np.random.default_rng(0)
+        orders, counted = [rng.permutation(k) for _ in range(PERMUTATIONS)], 1
+    null = np.array([_mean_spearman(retention, values[:, list(order)]) for order in orders])
+    extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
+    return (counted + extreme) / (counted + len(orders))
 
 
 def _correlation_row(method, control, target, measure, retention, values, detail) -> dict:
     """A claim-3 correlation row: mean Spearman over seeds, its t-interval (clipped to [-1, 1];
     none without spread) and a verdict from the permutation test (supported when < 0)."""
-    pairs = _paired_by_seed(retention, values)
-    rho = [math.nan if p is None else float(stats.spearmanr(*p).statistic) for p in pairs]
+    paired_retention, paired_values = _paired_by_seed(retention, values)
+    rho = [_spearman(r, v) for r, v in zip(paired_retention, paired_values)]
     row = _row(3, method, control, target, measure, rho, -1, detail)
     row["ci_low"], row["ci_high"] = max(row["ci_low"], -1.0), min(row["ci_high"], 1.0)
-    n, tested = row["seeds"], [p for p in pairs if p is not None]
-    if n == 0 and len(pairs):
+    n = row["seeds"]
+    if n == 0 and len(rho):
         row["verdict"] = "not tested (on no seed 3 languages with values that differ)"
     elif n >= 2:
-        p = _permutation_p(tested)
-        row["detail"] += f"; permutation p = {p:.3g}"
+        p = _permutation_p(paired_retention, paired_values)
+        row["detail"] += f"; permutation p = {p:.3g} (languages shuffled)"
         row["verdict"] = ("inconclusive" if p >= 1 - LEVEL else "supported" if row["mean"] < 0 else "contradicted")
     return row
 
@@ -288,21 +303,31 @@ def _read_together(in_points: dict, in_shares: dict) -> None:
                 row["verdict"] = f"inconclusive ({found}: read together)"
 
 
-def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float]:
-    """One-way repeated-measures ANOVA of the drops (rows: seeds, columns: languages): F, p."""
+def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, float]:
+    """One-way repeated-measures ANOVA of the drops (rows: seeds, columns: languages): F, its p,
+    the Greenhouse-Geisser epsilon and the p with both degrees of freedom times epsilon. The
+    uncorrected F assumes sphericity (every pair of languages' differences equally variable over
+    seeds), which languages that vary by 3 points over seeds beside others that vary by 8 break,
+    and then rejects too often; epsilon (1 under sphericity, 1 / (k - 1) at worst) takes it back.
+    With fewer seeds than languages the covariance it is estimated from is singular and epsilon
+    sits near its floor: a few seeds can hardly show that many languages differ."""
     values = drops.dropna().to_numpy(dtype=float)
     n, k = values.shape
     if n < 2 or k < 2:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan
     grand = values.mean()
     between = n * ((values.mean(axis=0) - grand) ** 2).sum()
     residual = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + grand
     error = (residual**2).sum()
     df1, df2 = k - 1, (k - 1) * (n - 1)
     if error == 0:
-        return (math.inf, 0.0) if between > 0 else (math.nan, math.nan)
+        return (math.inf, 0.0, math.nan, 0.0) if between > 0 else (math.nan, math.nan, math.nan, math.nan)
     f = (between / df1) / (error / df2)
-    return float(f), float(stats.f.sf(f, df1, df2))
+    # epsilon = tr(S)^2 / ((k - 1) tr(S^2)), S the covariance of k - 1 orthonormal contrasts
+    contrasts = np.linalg.qr(np.eye(k) - 1 / k)[0][:, : k - 1]
+    s = contrasts.T @ np.cov(values, rowvar=False) @ contrasts
+    epsilon = float(np.trace(s) ** 2 / (df1 * np.trace(s @ s)))
+    return float(f), float(stats.f.sf(f, df1, df2)), epsilon, float(stats.f.sf(f, epsilon * df1, epsilon * df2))
 
 
 def _retention(evals: pd.DataFrame, train_language: str, languages: list[str], chance: float) -> pd.DataFrame:
@@ -342,12 +367,12 @@ def findings_table(
         drops, shares = _drops(scores, control, method), _share_lost(scores, control, method, chance, noise)
         for target in _targets(evals, control, method):
             part = drops[drops["sparsity_target"] == target]
-            detail = (f"zero-shot drop {part['zero_shot'].mean():.2f}, English drop {part['english'].mean():.2f} "
+            detail = (f"zero-shot drop {_fixed(part['zero_shot'].mean(), 2)}, English drop {_fixed(part['english'].mean(), 2)} "
                       f"(points, mean over seeds)" if len(part) else "")
             rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)",
                              part["zero_shot"] - part["english"], +1, detail))
             share = shares[shares["sparsity_target"] == target]
-            detail = (f"zero-shot {share['zero_shot'].mean():.1f}%, English {share['english'].mean():.1f}% of the "
+            detail = (f"zero-shot {_fixed(share['zero_shot'].mean(), 1)}%, English {_fixed(share['english'].mean(), 1)}% of the "
                       f"control's accuracy above chance lost (mean over seeds)" if len(share) else
                       "the control is within two standard errors of chance on every seed: no share to lose"
                       if len(part) else "")
@@ -388,16 +413,19 @@ def findings_table(
         for target in _targets(evals, control, method):
             drops = by_target.get(target, pd.DataFrame(columns=others, dtype=float))
             means = drops.mean()
-            listed = ", ".join(f"{lang} {means[lang]:.2f}" for lang in drops.columns)
-            f, p = _repeated_measures_f(drops)
+            listed = ", ".join(f"{lang} {_fixed(means[lang], 2)}" for lang in drops.columns)
+            f, p_uncorrected, epsilon, p = _repeated_measures_f(drops)
             spread = drops.max(axis=1) - drops.min(axis=1)
             n = int(spread.notna().sum())
-            test = "" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p:.3g}"
+            test = ("" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p_uncorrected:.3g}"
+                    + ("" if math.isnan(epsilon) else f", Greenhouse-Geisser epsilon = {epsilon:.2f}: p = {p:.3g}"))
+            # a max - min is never below 0, noise alone widens it: no interval, the F-test decides
             rows.append(_row(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
-                spread, +1, f"drops: {listed}{test}" if n else "",
+                spread, +1, f"drops: {listed}{test}" if n else "", ci_low=math.nan, ci_high=math.nan,
                 verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
-                         "supported" if p < 1 - LEVEL else "inconclusive"),
+                         "inconclusive (no F-test: fewer than 2 seeds with every language, or no variation)"
+                         if math.isnan(p) else "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
             # the correlations need the dense model of the seed: a seed without one is left out there
             no_dense = sorted(set(drops.index) - set(retention.index))
@@ -415,7 +443,7 @@ def findings_table(
             # whatever pruning does; in shares of each language's margin above chance they need not.
             shares = 100 * drops / margins[target].reindex_like(drops) if n else drops
             mean_share = shares.mean()
-            listed = ", ".join(f"{lang} {mean_share[lang]:.1f}%" for lang in shares.columns
+            listed = ", ".join(f"{lang} {_fixed(mean_share[lang], 1)}%" for lang in shares.columns
                                if not math.isnan(mean_share[lang]))
             # a NaN share is a margin within noise: per_seed_scores refused unpaired languages
             gated = [f"{lang} ({shares[lang].isna().sum()} of {len(shares)} seeds)" for lang in shares.columns

@@ -253,7 +253,8 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     shuffle for every seed at once. The languages are the units, the same on every seed: a
     language that loses more on every seed for reasons of its own moves every seed's
     correlation together, and shuffling each seed apart would count those as independent
-    evidence (a 6-language null with such effects rejected 15-24% of the time at 0.05). So the
+    evidence (a 6-language, 3-seed null with such effects rejected 10-27% of the time at 0.05;
+    this test 3-5%). So the
     smallest p is 2 / k! for k languages: 3 languages can never give a verdict, 4 neither (2/24),
     5 can (2/120). Exact, over every ordering, where they number at most PERMUTATIONS; else
     PERMUTATIONS random shuffles, with the observed one counted (p = (1 + as extreme) / (1 + draws)).

@@ -265,11 +265,24 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     observed = _mean_spearman(retention, values)
     k = values.shape[1]
     if math.factorial(k) <= PERMUTATIONS:
-        orders, counted = list(itertools.permutations(range(k))), 0
+        orders, counted = np.array(list(itertools.permutations(range(k)))), 0
     else:
         rng = np.random.default_rng(0)
-        orders, counted = [rng.permutation(k) for _ in range(PERMUTATIONS)], 1
-    null = np.array([_mean_spearman(retention, values[:, list(order)]) for order in orders])
+        orders, counted = np.array([rng.permutation(k) for _ in range(PERMUTATIONS)]), 1
+    total, seeds = np.zeros(len(orders)), np.zeros(len(orders))
+    for r, v in zip(retention, values):
+        if np.isnan(r).any() or np.isnan(v).any():  # which languages have both moves with the order
+            rho = np.array([_spearman(r, v[order]) for order in orders])
+        else:  # the ranks of reordered values are the reordered ranks: every order at once
+            if k < 3 or np.ptp(r) == 0 or np.ptp(v) == 0:
+                continue
+            rx, ry = stats.rankdata(r), stats.rankdata(v)
+            rx, ry = rx - rx.mean(), ry - ry.mean()
+            rho = ry[orders] @ rx / math.sqrt((rx @ rx) * (ry @ ry))
+        has = ~np.isnan(rho)
+        total[has] += rho[has]
+        seeds[has] += 1
+    null = np.divide(total, seeds, out=np.full(len(orders), np.nan), where=seeds > 0)
     extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
     return (counted + extreme) / (counted + len(orders))
 

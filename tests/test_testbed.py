@@ -1,7 +1,10 @@
 """The synthetic testbed: deterministic, parallel across languages, in the download stage's formats."""
 
+import contextlib
 import dataclasses
 import random
+import signal
+
 import pandas as pd
 import pytest
 
@@ -165,6 +168,35 @@ def test_paws_without_synonyms_pairs_identical_sentences_with_role_swaps():
         a, b = tb.render(first, LANGS[1], lex), tb.render(second, LANGS[1], lex)
         assert (a == b) == (label == 1)
         assert sorted(a.split()) == sorted(b.split())
+
+
+@contextlib.contextmanager
+def within_seconds(seconds):
+    """A TimeoutError where the block runs longer (a loop that never ends fails the test)."""
+    def stop(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_lexicon_out_of_one_syllable_words_is_refused_not_drawn_for_ever():
+    """15 languages with particles need 75 one-syllable words (a negation word and four particles
+    each) of the 14 x 5 = 70 that the consonants and vowels make: one language runs out, on
+    any seed. The build says so, and what to change, instead of drawing for ever."""
+    specs = [tb.LanguageSpec("en")] + [tb.LanguageSpec(f"x{i}") for i in range(14)]
+    with within_seconds(30):
+        for seed in (0, 1):
+            with pytest.raises(ValueError, match=r"run out of 1-syllable words for language '\w+'.*"
+                                                 r"use fewer languages, or no particles \(testbed.particles: 0\)"):
+                tb.build_lexicon(specs, random.Random(seed), particles=True)
+        lex = tb.build_lexicon(specs, random.Random(0))  # without particles, one each: they fit
+    assert len({lex.neg[spec.code] for spec in specs}) == len(specs)
 
 
 def test_overlap_shares_english_words_and_grows_monotonically():

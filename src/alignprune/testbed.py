@@ -17,6 +17,7 @@ rule runs unchanged. All randomness comes from one seed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import shutil
@@ -70,19 +71,48 @@ class Lexicon:
         return words
 
 
+WORD_ATTEMPTS = 1000  # draws of one word before build_lexicon checks that any is left
+
+
+def free_word(syllables: int, consonants, vowels, used: set) -> bool:
+    """Whether a word of ``syllables`` syllables of these sounds is not yet ``used``."""
+    return any("".join(w) not in used
+               for w in itertools.product([c + v for c in consonants for v in vowels], repeat=syllables))
+
+
+def exhausted(code: str, syllables: int, consonants, vowels, n_languages: int, particles: bool) -> str:
+    """Why build_lexicon cannot draw a word, and what to change."""
+    message = (f"the testbed has run out of {syllables}-syllable words for language {code!r}: all "
+               f"{(len(consonants) * len(vowels)) ** syllables} that its {len(consonants)} consonants and "
+               f"{len(vowels)} vowels make are taken by the words of the {n_languages} languages")
+    if syllables == 1:
+        message += (" (each language's negation word" + (" and its particles" if particles else "")
+                    + " have one syllable)")
+    return message + "; use fewer languages" + (
+        ", or no particles (testbed.particles: 0)" if particles and syllables == 1 else "")
+
+
 def build_lexicon(languages: list[LanguageSpec], rng: random.Random, particles: bool = False) -> Lexicon:
+    """Every language's words, drawn from its own sounds and never two alike.
+
+    One-syllable words (the negation word, the particles) are few: about a dozen languages
+    with particles can take them all, and then a ValueError says so."""
     lexicon, used, words = Lexicon(), set(), {}
     for spec in languages:
         # Each language draws from its own sound inventory so its words look its own.
         consonants = rng.sample(CONSONANTS, 8)
         vowels = rng.sample(VOWELS, 3)
 
-        def word(syllables: int, consonants=consonants, vowels=vowels) -> str:
-            while True:
+        def word(syllables: int, consonants=consonants, vowels=vowels, code=spec.code) -> str:
+            for attempt in itertools.count(1):
                 w = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables))
                 if w not in used:
                     used.add(w)
                     return w
+                # After many misses, whether any word is left at all: while one is, the draws
+                # go on as before (one is drawn in the end); with none, they would go on forever.
+                if attempt == WORD_ATTEMPTS and not free_word(syllables, consonants, vowels, used):
+                    raise ValueError(exhausted(code, syllables, consonants, vowels, len(languages), particles))
 
         words[spec.code] = word
         lexicon.words[spec.code] = {

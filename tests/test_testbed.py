@@ -316,6 +316,14 @@ def test_build_writes_resources_in_the_download_formats(tmp_path):
     }
 
 
+def test_a_testbed_of_one_pretraining_step_builds(tmp_path):
+    """pretrain_steps: 1 (the schema's minimum) is all warm-up: no decay to divide by."""
+    settings = tb.TestbedSettings(seed=3, languages=LANGS[:2], hidden_size=16, layers=1, heads=2, pretrain_steps=1,
+                                  pretrain_batch_size=4, tokenizer="word", sizes={"train": 8, "validation": 4, "test": 4})
+    tb.build_testbed_model(settings, tmp_path / "model", progress=False)
+    assert (tmp_path / "model/model.safetensors").exists()
+
+
 def test_build_refuses_a_tokenizer_that_lacks_a_word_and_leaves_no_model(tmp_path, monkeypatch):
     train_tokenizer, dropped = tb.train_tokenizer, []
 

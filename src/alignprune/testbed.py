@@ -408,9 +408,9 @@ def pretrain_model(settings: TestbedSettings, lexicon: Lexicon, tokenizer, progr
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.pretrain_learning_rate, weight_decay=0.01)
     warmup = max(1, settings.pretrain_steps // 10)
+    decay = max(1, settings.pretrain_steps - warmup)  # 0 for a single step (its warm-up)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (settings.pretrain_steps - s) / (settings.pretrain_steps - warmup))),
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (settings.pretrain_steps - s) / decay)),
     )
     rng = random.Random(settings.seed + 1)
     generator = torch.Generator().manual_seed(settings.seed + 2)

@@ -438,3 +438,26 @@ def test_params_leave_out_defaults_and_key_order():
     swapped = tb.settings_from_config({**written, "languages": {"en": {}, "fr": {"adjective_after_noun": True},
                                                                 "de": {"order": "SOV", "parallel": 0.5}}})
     assert model_params(swapped) != model_params(a) and data_params(swapped, "xnli", "test") != data_params(a, "xnli", "test")
+
+
+def test_a_partial_sizes_section_keeps_the_other_splits_default_sizes(tmp_path):
+    """The schema lets ``testbed.sizes`` name some splits only: the others keep their default
+    size, and the params stay those of the sizes written out (a default size reruns nothing)."""
+    from alignprune.testbed_settings import data_params, model_params
+
+    base = {"seed": 0, "languages": {"en": {}, "de": {"order": "SOV"}}}
+    partial = tb.settings_from_config({**base, "sizes": {"train": 100}})
+    assert partial.sizes == {"train": 100, "validation": 500, "test": 1000}
+    written = tb.settings_from_config({**base, "sizes": {"test": 1000, "validation": 500, "train": 100}})
+    assert repr(model_params(partial)) == repr(model_params(written)) == repr(model_params(tb.settings_from_config(base)))
+    for split in ("train", "validation", "test"):
+        assert repr(data_params(partial, "xnli", split)) == repr(data_params(written, "xnli", split))
+    assert data_params(partial, "pawsx", "train")["sizes"] == {"train": 100}
+    assert data_params(partial, "pawsx", "test")["sizes"] == {"test": 1000}
+    # a split written at its default size: the params of none written
+    default = tb.settings_from_config({**base, "sizes": {"validation": 500}})
+    for split in ("train", "validation", "test"):
+        assert repr(data_params(default, "xnli", split)) == repr(data_params(tb.settings_from_config(base), "xnli", split))
+    files = {("xnli", "en", split): tmp_path / f"{split}.parquet" for split in ("train", "validation", "test")}
+    tb.write_testbed_data(partial, files)
+    assert {split: len(pd.read_parquet(files[("xnli", "en", split)])) for split in partial.sizes} == partial.sizes

@@ -99,12 +99,19 @@ def settings_from_params(params: dict) -> TestbedSettings:
     return TestbedSettings(**{**params, "languages": languages})
 
 
+def default_sizes() -> dict[str, int]:
+    """The rows of each split where the config names none."""
+    return next(f for f in fields(TestbedSettings) if f.name == "sizes").default_factory()
+
+
 def settings_from_config(testbed: dict) -> TestbedSettings:
-    """TestbedSettings from the config's ``testbed`` section (languages in config order, English first)."""
+    """TestbedSettings from the config's ``testbed`` section (languages in config order, English
+    first); a split that ``sizes`` leaves out (the schema lets it) keeps its default size."""
     languages = [LanguageSpec(code=code, **(spec or {})) for code, spec in testbed["languages"].items()]
     keys = ("hidden_size", "layers", "heads", "pretrain_steps", "pretrain_batch_size",
-            "pretrain_learning_rate", "parallel_fraction", "sizes", "paws_synonyms", "particles", "tokenizer",
+            "pretrain_learning_rate", "parallel_fraction", "paws_synonyms", "particles", "tokenizer",
             "nli_contrasts")
-    return TestbedSettings(
-        seed=testbed["seed"], languages=languages, **{k: testbed[k] for k in keys if k in testbed}
-    )
+    values = {k: testbed[k] for k in keys if k in testbed}
+    if "sizes" in testbed:
+        values["sizes"] = {**default_sizes(), **testbed["sizes"]}
+    return TestbedSettings(seed=testbed["seed"], languages=languages, **values)

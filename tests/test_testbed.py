@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import itertools
 import random
 import signal
 
@@ -461,3 +462,27 @@ def test_a_partial_sizes_section_keeps_the_other_splits_default_sizes(tmp_path):
     files = {("xnli", "en", split): tmp_path / f"{split}.parquet" for split in ("train", "validation", "test")}
     tb.write_testbed_data(partial, files)
     assert {split: len(pd.read_parquet(files[("xnli", "en", split)])) for split in partial.sizes} == partial.sizes
+
+
+def test_each_split_draws_its_own_propositions_and_shares_no_nli_pair_with_another(tmp_path):
+    """Every (testbed seed, task, split) its own seed; the demo's English splits at the demo's
+    sizes share no NLI-like pair. The PAWS-like task's are drawn from a smaller world (a pair is
+    one proposition, its second sentence following from the first): 6,000 training pairs meet
+    one of the 500 validation and one of the 1,000 test pairs by chance (about 1e-3 of them,
+    as 6,000 draws of its propositions predict), and the test pins that count."""
+    from workflow_helpers import load_config
+
+    seeds = [tb.split_seed(seed, task, split) for seed in range(3) for task in tb.TASK_SEED for split in tb.SPLIT_SEED]
+    assert len(set(seeds)) == len(seeds) == 18
+    demo = tb.settings_from_config(load_config("config.yaml", "profiles/demo/testbed.yaml")["testbed"])
+    assert demo.sizes == {"train": 6000, "validation": 500, "test": 1000}
+    splits = ("train", "validation", "test")
+    files = {(task, "en", split): tmp_path / f"{task}_{split}.parquet" for task in tb.TASK_SEED for split in splits}
+    tb.write_testbed_data(demo, files)
+    shared = {}
+    for task in tb.TASK_SEED:
+        frames = {split: pd.read_parquet(files[(task, "en", split)]) for split in splits}
+        pairs = {split: set(zip(frame["text_a"], frame["text_b"])) for split, frame in frames.items()}
+        shared[task] = {(a, b): len(pairs[a] & pairs[b]) for a, b in itertools.combinations(splits, 2)}
+    assert shared["xnli"] == {("train", "validation"): 0, ("train", "test"): 0, ("validation", "test"): 0}
+    assert shared["pawsx"] == {("train", "validation"): 1, ("train", "test"): 1, ("validation", "test"): 0}

@@ -456,6 +456,16 @@ def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: Langua
                         settings.particles)
 
 
+SPLIT_SEED = {"train": 11, "validation": 12, "test": 13}
+TASK_SEED = {"xnli": 100, "pawsx": 200}
+
+
+def split_seed(seed: int, task: str, split: str) -> int:
+    """The seed of a (task, split)'s propositions, the same in every language: one of its own for
+    each testbed seed, task and split, so that no two splits draw the same sequence."""
+    return seed * 1000 + TASK_SEED[task] + SPLIT_SEED[split]
+
+
 def write_testbed_data(settings: TestbedSettings, data_files: dict[tuple[str, str, str], Path]) -> None:
     """Write each requested data file; ``data_files`` maps (task, language, split) to its path.
 
@@ -469,15 +479,13 @@ def write_testbed_data(settings: TestbedSettings, data_files: dict[tuple[str, st
     unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
     if unknown:
         raise ValueError(f"testbed has no language {unknown}; it defines {sorted(by_code)}")
-    split_seed = {"train": 11, "validation": 12, "test": 13}
-    task_seed = {"xnli": 100, "pawsx": 200}
     for (task, lang, split), path in sorted(data_files.items()):
         frame = task_frame(
             task,
             settings.sizes[split],
             by_code[lang],
             lexicon,
-            seed=settings.seed * 1000 + task_seed[task] + split_seed[split],
+            seed=split_seed(settings.seed, task, split),
             paws_synonyms=settings.paws_synonyms,
             particles=settings.particles,
             nli_contrasts=settings.nli_contrasts,

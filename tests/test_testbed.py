@@ -50,7 +50,8 @@ def test_test_sets_are_parallel_balanced_and_deterministic(task, labels):
 
 def test_nli_labels_follow_their_definition():
     rng = random.Random(0)
-    for _ in range(300):
+    neutral = {"adjective changed": 0, "object changed": 0, "adjective added": 0}
+    for _ in range(600):
         premise, hypothesis, label = tb.nli_example(rng)
         if label == 2:
             assert premise.negated != hypothesis.negated
@@ -61,6 +62,19 @@ def test_nli_labels_follow_their_definition():
             assert hypothesis.subject_adj in (None, premise.subject_adj)
             assert hypothesis.object_adj in (None, premise.object_adj)
             assert hypothesis != premise
+        if label == 1:  # exactly one of: an adjective changed, the object changed, an adjective added
+            changed = {f.name for f in dataclasses.fields(premise) if getattr(premise, f.name) != getattr(hypothesis, f.name)}
+            slot = next(iter(changed)) if len(changed) == 1 else None
+            kinds = {
+                "adjective changed": slot in ("subject_adj", "object_adj")
+                and None not in (getattr(premise, slot), getattr(hypothesis, slot)),
+                "object changed": slot == "obj" and hypothesis.obj != premise.subject,
+                "adjective added": slot in ("subject_adj", "object_adj")
+                and getattr(premise, slot) is None and getattr(hypothesis, slot) is not None,
+            }
+            assert sum(kinds.values()) == 1, (premise, hypothesis)
+            neutral[next(kind for kind, holds in kinds.items() if holds)] += 1
+    assert min(neutral.values()) > 30, neutral  # each kind of neutral pair is drawn
 
 
 @pytest.mark.parametrize("spec", LANGS, ids=lambda s: s.code)

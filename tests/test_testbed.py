@@ -500,3 +500,55 @@ def test_each_split_draws_its_own_propositions_and_shares_no_nli_pair_with_anoth
         shared[task] = {(a, b): len(pairs[a] & pairs[b]) for a, b in itertools.combinations(splits, 2)}
     assert shared["xnli"] == {("train", "validation"): 0, ("train", "test"): 0, ("validation", "test"): 0}
     assert shared["pawsx"] == {("train", "validation"): 1, ("train", "test"): 1, ("validation", "test"): 0}
+
+
+def test_translation_pairs_follow_parallel_and_switched_words_follow_code_switch():
+    """Over pretraining_batch's draws: each language's share of the translation pairs is its
+    ``parallel`` weight over all (none at 0), and the share of a monolingual sentence's words
+    swapped into another language is its base language's ``code_switch``. Every language has a
+    word order of its own, so a sentence's slots tell its base language where only one order
+    fits them (switched words keep their slot); vocabularies are apart, so a word tells its."""
+    import re
+
+    specs = [tb.LanguageSpec("en", code_switch=0.1),
+             tb.LanguageSpec("de", order="SOV", parallel=1.0, code_switch=0.4),
+             tb.LanguageSpec("fr", adjective_after_noun=True, parallel=0.25, code_switch=0.2),
+             tb.LanguageSpec("tr", order="SOV", adjective_after_noun=True, parallel=0.0, code_switch=0.0)]
+    lex = tb.build_lexicon(specs, random.Random(0))
+    owner = {}
+    for spec in specs:
+        for kind, concepts in lex.words[spec.code].items():
+            owner.update({word: (spec.code, kind) for forms in concepts for word in forms})
+        owner[lex.neg[spec.code]] = (spec.code, "neg")
+    assert len(owner) == sum(len(lex.vocabulary(spec.code)) for spec in specs)  # no word in two languages
+    rng = random.Random(1)
+
+    translations = tb.pretraining_batch(specs, lex, 4000, rng, parallel=True)
+    targets = []
+    for english, translation in translations:
+        assert {owner[w][0] for w in english.split()} == {"en"}  # no switching in translation pairs
+        (language,) = {owner[w][0] for w in translation.split()}
+        targets.append(language)
+    shares = pd.Series(targets).value_counts(normalize=True)
+    assert set(shares.index) == {"de", "fr"}  # tr has no parallel text
+    assert shares["de"] == pytest.approx(1.0 / 1.25, abs=0.03) and shares["fr"] == pytest.approx(0.25 / 1.25, abs=0.03)
+
+    phrase = {False: "(adj )?noun", True: "noun( adj)?"}  # adjective before or after its noun
+    orders = {spec.code: re.compile(
+        f"^{phrase[spec.adjective_after_noun]} " + ("(neg )?verb " + phrase[spec.adjective_after_noun] if spec.order == "SVO"
+                                                    else phrase[spec.adjective_after_noun] + " (neg )?verb") + "$")
+        for spec in specs}
+    switched = {spec.code: [0, 0] for spec in specs}  # words in another language, words
+    for sentence, none in tb.pretraining_batch(specs, lex, 8000, rng, parallel=False):
+        assert none is None
+        words = sentence.split()
+        kinds = " ".join(owner[w][1] for w in words)
+        fits = [code for code, pattern in orders.items() if pattern.match(kinds)]
+        assert fits  # every sentence in some language's order
+        if len(fits) == 1:
+            switched[fits[0]][0] += sum(owner[w][0] != fits[0] for w in words)
+            switched[fits[0]][1] += len(words)
+    for spec in specs:
+        foreign, words = switched[spec.code]
+        assert words > 2500, switched
+        assert foreign / words == pytest.approx(spec.code_switch, abs=0.03), (spec.code, foreign / words)

@@ -21,11 +21,14 @@ PAWS_OFF = ("the PAWS-like task reaches 78-96% English accuracy on seeds 1-3 wit
             "(2e-4, 12 epochs) but does not transfer (r <= 0.12 for fr, de, ja, tr): profiles/demo disables it")
 
 
-@pytest.mark.xfail(strict=True, reason=PAWS_OFF)
-def test_the_demo_runs_both_tasks_on_enough_languages_and_seeds():
+def test_the_demo_runs_enough_languages_and_seeds():
     assert len(DEMO["seeds"]) >= 3
     for task in DEMO["tasks"]:
         assert len(set(DEMO["tasks"][task]["languages"]) - {"en"}) >= TARGETS.languages
+
+
+@pytest.mark.xfail(strict=True, reason=PAWS_OFF)
+def test_the_demo_runs_both_tasks():
     assert TASKS == ["xnli", "pawsx"]
 
 
@@ -71,18 +74,21 @@ def test_each_languages_retention_is_stable_across_seeds(calibration, task):
 
 
 # The calibration targets (XLM-R's transfer profile, calibrate.Targets) hold on seed 1; on seed 2
-# de and ja keep r 0.28 and 0.31, on seed 3 fr 0.20 (profiles/demo/testbed.yaml, README).
-MISSES = {("xnli", 2): "de and ja retain < 0.40", ("xnli", 3): "fr retains < 0.40"}
+# de and ja keep r 0.28 and 0.31, on seed 3 fr 0.20 (profiles/demo/testbed.yaml, README): those
+# languages below the retention range and no other target missed.
+MISSES = {("xnli", 2): {"de", "ja"}, ("xnli", 3): {"fr"}}
 
 
-@pytest.mark.parametrize("task, seed", [
-    pytest.param(task, seed, marks=[pytest.mark.xfail(strict=True, reason=MISSES[(task, seed)])]
-                 if (task, seed) in MISSES else [])
-    for task in TASKS for seed in DEMO["seeds"]
-])
-def test_dense_demo_model_transfers_like_xlmr(calibration, task, seed):
-    found = cell(calibration, task, seed).reset_index()
-    assert calibrate.problems(found, TARGETS) == []
+@pytest.mark.parametrize("task, seed", [(task, seed) for task in TASKS for seed in DEMO["seeds"]])
+def test_dense_demo_model_transfers_like_xlmr_but_for_the_known_misses(calibration, task, seed):
+    found = cell(calibration, task, seed)
+    missed = MISSES.get((task, seed), set())
+    low, high = TARGETS.retention
+    assert calibrate.problems(found.reset_index(), TARGETS) == [
+        f"{task} seed {seed}: {lang} retention {r:.2f} outside [{low}, {high}]"
+        for lang, r in found["retention"].items() if lang in missed
+    ]
+    assert (found.loc[sorted(missed), "retention"] < low).all()
 
 
 # Every NLI-like pair of the demo is labelled by two surface cues, with no word of the pair

@@ -12,8 +12,9 @@ it compares the two sentences' words or reads those cues.
     python -m alignprune.calibrate --seeds 1 --tasks pawsx \\
         --set testbed.languages.de.overlap=0.4 --set finetune.epochs=3
 
-Fine-tuning and evaluation run on ``threads.train`` threads (1 in the demo), as the demo's
-jobs do, so the numbers are the demo's.
+The testbed builds on the demo profile's cores (``cores`` in profiles/demo/config.yaml, the
+threads of its testbed_model job: the model depends on them), fine-tuning and evaluation on
+``threads.train`` threads (1 in the demo), as the demo's jobs do, so the numbers are the demo's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 import torch
 import yaml
 
-from . import modeling
+from . import code_version, modeling
 from .data import encode
 from .evaluate import accuracy
 from .operational import task_finetune
@@ -43,6 +44,7 @@ from .tokens import read_tokens, tokenize_files
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ("config.yaml", "profiles/demo/testbed.yaml")
+DEMO_PROFILE = "profiles/demo/config.yaml"
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,25 @@ def load(files=DEMO_CONFIG, overrides: list[str] = ()) -> dict:
     return config
 
 
+def demo_cores() -> int:
+    """The demo profile's cores: the threads its testbed_model job builds the model on."""
+    return int(yaml.safe_load((ROOT / DEMO_PROFILE).read_text())["cores"])
+
+
+def testbed_key(config: dict, files) -> str:
+    """What a built testbed depends on: the config's testbed section, its data files, the code
+    (code_version's digest of the package) and the threads it is built on (torch's setting)."""
+    return json.dumps({"testbed": config["testbed"], "files": sorted(map(list, files)),
+                       "code": code_version.CURRENT, "threads": torch.get_num_threads()}, sort_keys=True)
+
+
 def enabled_tasks(config: dict) -> list[str]:
     return [task for task, spec in config["tasks"].items() if spec["enabled"]]
 
 
 def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, dict, float]:
     """The testbed of ``config`` with the data of every task it names, under ``work_dir``
-    (reused while its settings are unchanged).
+    (reused while its settings, the code and torch's threads are unchanged: testbed_key).
 
     Returns the model folder, the token files (max_length of ``config``) by (task, language,
     split), and the build's seconds (0 when reused)."""
@@ -103,7 +117,7 @@ def build(config: dict, work_dir: Path, progress: bool = False) -> tuple[Path, d
         files[(task, "en", "train")] = files[(task, "en", "validation")] = None
         for lang in config["tasks"][task]["languages"]:
             files[(task, lang, "test")] = None
-    key = json.dumps({"testbed": config["testbed"], "files": sorted(map(list, files))}, sort_keys=True)
+    key = testbed_key(config, files)
     root = work_dir / f"testbed-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     files = {k: root / "data" / k[0] / k[1] / f"{k[2]}.parquet" for k in files}
     model_dir = root / "pretrained"
@@ -130,19 +144,18 @@ def measure(
 ) -> tuple[pd.DataFrame, dict]:
     """Dense accuracy per task, seed and language (test split), and the seconds each step took.
 
-    The testbed builds on ``build_threads`` (the rule's every core; default: torch's current
-    setting); fine-tuning and evaluation on ``threads.train``, as in the demo."""
+    The testbed builds on ``build_threads`` (the rule's every core; default: the demo profile's
+    cores, demo_cores); fine-tuning and evaluation on ``threads.train``, as in the demo."""
     work_dir = Path(work_dir)
     threads = torch.get_num_threads()
-    if build_threads:
-        torch.set_num_threads(build_threads)
-    model_dir, files, build_seconds = build(config, work_dir, progress)
-    torch.set_num_threads(config["threads"]["train"])
-    timings = {"testbed": build_seconds}
-    device = torch.device("cpu")
-    rows = []
-    probes = cue_contrasts(config, model_dir) if "xnli" in tasks else {}
     try:
+        torch.set_num_threads(build_threads or demo_cores())
+        model_dir, files, build_seconds = build(config, work_dir, progress)
+        torch.set_num_threads(config["threads"]["train"])
+        timings = {"testbed": build_seconds}
+        device = torch.device("cpu")
+        rows = []
+        probes = cue_contrasts(config, model_dir) if "xnli" in tasks else {}
         for task in tasks:
             num_labels = task_spec(task).num_labels
             tests = {
@@ -270,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", help="default: the config's enabled tasks")
     parser.add_argument("--work-dir", type=Path, default=Path("results/calibration"),
                         help="testbeds (reused while their settings are unchanged) and dense models")
-    parser.add_argument("--build-threads", type=int, default=None, help="threads of the testbed build")
+    parser.add_argument("--build-threads", type=int, default=None,
+                        help=f"threads of the testbed build (default: the demo profile's cores, {demo_cores()})")
     parser.add_argument("--out", type=Path, help="also write the table here (TSV)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

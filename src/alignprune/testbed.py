@@ -6,8 +6,9 @@ or after the noun) and in how much parallel text links them to English. A
 tiny XLM-R is pretrained with masked-LM on code-switched sentences and on
 translation pairs, and the two tasks are generated on top:
 
-- xnli: entailment (an adjective dropped), contradiction (negation flipped),
-  neutral (an adjective or the object changed, or an adjective added);
+- xnli: entailment (an adjective dropped), contradiction (negation flipped, and in half
+  the pairs with an adjective one adjective dropped too), neutral (an adjective or the
+  object changed, or an adjective added);
 - pawsx: paraphrase (same proposition, synonyms swapped in) or not (subject
   and object swapped: the same words with another meaning).
 

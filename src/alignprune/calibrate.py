@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the config's seeds")
     parser.add_argument("--tasks", nargs="+", help="default: the config's enabled tasks")
     parser.add_argument("--work-dir", type=Path, default=Path("results/calibration"),
-                        help="testbeds (reused while their settings are unchanged) and dense models")
+                        help="testbeds (reused while their settings, the code and the build's threads "
+                             "are unchanged) and dense models")
     parser.add_argument("--build-threads", type=int, default=None,
                         help=f"threads of the testbed build (default: the demo profile's cores, {demo_cores()})")
     parser.add_argument("--split", choices=SPLITS, default="validation",

@@ -28,6 +28,8 @@ from .results import (FORMATS, KEYS, code_warning, load_evals, order_methods, pr
 log = logging.getLogger(__name__)
 
 MEASURES = ["cka", "cosine", "cka_shuffled", "cosine_shuffled"]
+#: Decimals the analysis tables print (similarities and correlations: a finer scale than accuracy's).
+ANALYSIS_DIGITS = 3
 
 def collect_weight_alignment(files) -> pd.DataFrame:
     frame = pd.concat([pd.read_csv(f, dtype={"code": str}) for f in files], ignore_index=True)
@@ -172,7 +174,7 @@ def write_analysis_tables(
         "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages, controls), None),
     }
     for name, (table, paired) in tables.items():
-        write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired, digits=3)
+        write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired, digits=ANALYSIS_DIGITS)
     write_table(layers, {"csv": by_name["representation_layers.csv"]})
     write_table(points, {"csv": by_name["alignment_points.csv"]})
     return {name: table for name, (table, _) in tables.items()} | {

@@ -333,7 +333,8 @@ def test_notebook_runs_on_the_demo_outputs(demo, monkeypatch):
     from nbclient import NotebookClient
 
     root, configfiles, _ = demo
-    monkeypatch.setenv("ALIGNPRUNE_RESULTS", str(root / "results"))
+    # the results folder from the config (the CI overlay's paths.results), as a user's run finds it
+    monkeypatch.delenv("ALIGNPRUNE_RESULTS", raising=False)
     monkeypatch.setenv("ALIGNPRUNE_CONFIG", " ".join(configfiles))
     notebook = nbformat.read(ROOT / "notebooks/explore_results.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()

@@ -37,6 +37,29 @@ def test_retraining_step_comparison_runs_every_variant_against_the_masked_baseli
     assert "| retraining step | masked + cosine |" in table
 
 
+def test_masked_variants_step_a_masked_model_whatever_ran_before():
+    """The no-masks variant steps a copy of its own: the pruned weights it revives are not the
+    ones the masked variants step after it."""
+    from alignprune.bench.project import study_prunable
+    from alignprune.bench.step import step_variants
+    from alignprune.modeling import prunable_names
+
+    variants, models = step_variants("tiny", torch.device("cpu"), batch_size=2, length=8, sparsity=0.5)
+    for _ in range(2):  # in the comparison's order, twice: masked, no masks, then masked again
+        for run in variants.values():
+            run()
+    names = prunable_names(models["masked"].model, **study_prunable())
+    total = sum(models["masked"].params[name].numel() for name in names)
+
+    def zeros(variant):
+        return sum(int((models[variant].params[name] == 0.0).sum()) for name in names)
+
+    # the masked model keeps its half of pruned weights at 0.0; the copy without masks revived them
+    assert zeros("masked") == total // 2
+    assert zeros("no masks") < total // 100
+    assert models["masked"].optimizer is not models["no masks"].optimizer
+
+
 def test_benchmark_steps_keep_pruned_weights_at_zero():
     """The timed step is the training loop's own step: masks hold through it."""
     import torch

@@ -172,7 +172,7 @@ def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_pr
     from alignprune import modeling
 
     bed = startup.build_testbed(tmp_path, "tiny")
-    costs = startup.measure(bed, repeats=1)
+    costs = startup.measure(bed, repeats=1, warmup=0)
     assert [cost.kind for cost in costs] == ["finetune", "prune", "evaluate"]
     # the child really loaded the testbed's classifier: the parameter count of its first forward
     parameters = sum(p.numel() for p in modeling.load_classifier(bed.dense).parameters())
@@ -192,6 +192,21 @@ def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_pr
     assert all(cost.per_row_s > 0 for cost in costs)
     table = startup.format_table(costs, {"evaluate": 1e9})
     assert f"| evaluate | {parameters:,} |" in table and "<= 1e+09 s: **met**" in table
+
+
+def test_the_first_startup_round_is_discarded(monkeypatch):
+    """The first process of a kind pays for cold file caches: one round runs first, unmeasured."""
+    runs = iter(range(100))
+
+    def child(kind, bed, folder, threads, device):
+        fixed = float(next(runs))
+        return {"fixed": fixed, "cpu": fixed, "parts": {"model": fixed}, "parameters": 1, "training": False,
+                "evaluation": 0.0, "rows": 1}
+
+    monkeypatch.setattr(startup, "_run_child", child)
+    costs = startup.measure(None, repeats=2, kinds=("prune", "evaluate"))
+    # rounds of two children: 0, 1 discarded; then 2, 3 and 4, 5
+    assert [cost.seconds for cost in costs] == [[2.0, 4.0], [3.0, 5.0]]
 
 
 def _plan_job(rule, outputs=(), **wildcards):

@@ -12,6 +12,9 @@ model and tokenizer load, data read and tokenisation, and any other set-up befor
   evaluation passes before it (prune's English dev accuracy before retraining is compute
   that grows with the dev set, counted as compute by the study projection).
 
+Each kind runs once more than measured, first, and that round is discarded: the first
+process pays for cold file caches.
+
 ``python -m alignprune.bench.startup child SPEC OUT`` is the child; only the standard
 library is imported at the top of this module (and of ``alignprune.bench`` and its ``project``),
 so the child's own imports are what is timed.
@@ -170,18 +173,22 @@ JOB_FUNCTIONS = {"finetune": ("finetune", "finetune"), "prune": ("prune", "prune
                  "evaluate": ("evaluate", "evaluate_model")}
 
 
-def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device: str = "cpu") -> list[StartupCost]:
+def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device: str = "cpu",
+            warmup: int = 1) -> list[StartupCost]:
     """Median seconds to the first batch of each job kind, in fresh processes, interleaved
-    kind by kind each round so that load on the machine hits all alike."""
+    kind by kind each round so that load on the machine hits all alike; the first ``warmup``
+    rounds are discarded (the first process of a kind pays for cold file caches)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     results = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="alignprune-startup-") as scratch:
-        for round_ in range(repeats):
+        for round_ in range(warmup + repeats):
             for kind in kinds:
                 folder = Path(scratch) / f"{kind}-{round_}"
                 folder.mkdir()
-                results[kind].append(_run_child(kind, bed, folder, threads, device))
+                run = _run_child(kind, bed, folder, threads, device)
+                if round_ >= warmup:
+                    results[kind].append(run)
     costs = []
     for kind, runs in results.items():
         parts = {name: statistics.median(run["parts"][name] for run in runs) for name in runs[0]["parts"]}

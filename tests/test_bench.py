@@ -168,14 +168,20 @@ def test_plan_time_counts_the_jobs_snakemake_plans():
     assert seconds > 0 and jobs == 1 + 31 + 31 + 1 + 3 + 1
 
 
-def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_process(tmp_path):
+def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_process(tmp_path, capfd):
     from alignprune import modeling
 
     bed = startup.build_testbed(tmp_path, "tiny")
+    # the build's saves and loads print no progress bars into the benchmark's output
+    assert "Loading weights" not in capfd.readouterr().err
     costs = startup.measure(bed, repeats=1, warmup=0)
     assert [cost.kind for cost in costs] == ["finetune", "prune", "evaluate"]
-    # the child really loaded the testbed's classifier: the parameter count of its first forward
-    parameters = sum(p.numel() for p in modeling.load_classifier(bed.dense).parameters())
+    # the child really loaded the testbed's classifier, of the benchmark's shape (common.SIZES),
+    # not the testbed's own: the parameter count of its first forward
+    dense = modeling.load_classifier(bed.dense)
+    shape = {key: getattr(dense.config, key) for key in common.SIZES["tiny"]}
+    assert shape == common.SIZES["tiny"]
+    parameters = sum(p.numel() for p in dense.parameters())
     assert all(cost.parameters == parameters for cost in costs)
     for cost in costs:
         assert cost.median > 0 and cost.cpu_median > 0
@@ -187,11 +193,29 @@ def test_fixed_cost_harness_times_each_job_kind_to_its_first_batch_in_a_fresh_pr
     # retraining (compute) ran first and is left out of its fixed cost
     assert by_kind["finetune"].training and by_kind["prune"].training and not by_kind["evaluate"].training
     assert by_kind["prune"].evaluation_s > 0 and by_kind["finetune"].evaluation_s == 0
-    # rows read before the first batch: English train + dev (64 + 32), or the test file (32)
-    assert [cost.rows for cost in costs] == [96, 96, 32]
+    # rows read before the first batch: English train + dev (64 + 32); the evaluation job reads
+    # the test file of each of the testbed's languages, as the evaluate rule's job does (2 x 32)
+    assert [cost.rows for cost in costs] == [96, 96, 64]
     assert all(cost.per_row_s > 0 for cost in costs)
     table = startup.format_table(costs, {"evaluate": 1e9})
     assert f"| evaluate | {parameters:,} |" in table and "<= 1e+09 s: **met**" in table
+
+
+def test_the_startup_evaluate_job_is_the_evaluate_rules_every_split_and_language_of_a_model(tmp_path):
+    demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
+    languages = demo["tasks"]["xnli"]["languages"]
+    bed = startup.Testbed(pretrained=tmp_path, dense=tmp_path, train=tmp_path, dev=tmp_path,
+                          tests={(split, lang): tmp_path / f"{lang}.parquet" for split in demo["eval_splits"]
+                                 for lang in languages},
+                          max_length=8, finetune={}, retrain={}, eval_batch_size=4)
+    arguments = startup.job_arguments("evaluate", bed, tmp_path / "out")
+    assert startup.JOB_FUNCTIONS["evaluate"] == ("evaluate", "evaluate_model_files")
+    assert [(split, lang) for split, lang, *_ in arguments["files"]] == [
+        (split, lang) for split in demo["eval_splits"] for lang in languages]
+    # the files a new testbed writes for it: every (split, language) of the demo's evaluation jobs
+    files = startup.data_files(lambda lang, split: f"{lang}/{split}", demo, languages)
+    assert {(lang, split) for _, lang, split in files} >= {(lang, split) for split in demo["eval_splits"]
+                                                            for lang in languages}
 
 
 def test_the_first_startup_round_is_discarded(monkeypatch):

@@ -2,12 +2,15 @@
 
 Each measurement starts a fresh Python process that does what a rule script does (the
 Snakemake script preamble's imports, ``rule_job``, then the job function of
-``alignprune.stages``) on a small testbed built with ``alignprune.testbed`` (the demo's model
-and data, or a tiny one for tests). A global forward pre-hook stamps the time of the first
-batch and ends the process there, so what is timed is Python start-up, imports, device,
-model and tokenizer load, data read and tokenisation, and any other set-up before compute:
+``alignprune.stages``) on a testbed: the demo's data and tokenizer (or a tiny testbed's, for
+tests) with a randomly initialised model of the benchmark's shape (``common.SIZES``: the
+shape the study projection computes at, so a base-size load is a base-size file). A global
+forward pre-hook stamps the time of the first batch and ends the process there, so what is
+timed is Python start-up, imports, device, model and tokenizer load, data read and
+tokenisation, and any other set-up before compute:
 
-- evaluate: until the first forward pass;
+- evaluate: until the first forward pass, over every split and language one model's
+  evaluation job reads (``evaluate_model_files``, as the evaluate rule runs it);
 - finetune, prune: until the first training forward pass, less the time spent in
   evaluation passes before it (prune's English dev accuracy before retraining is compute
   that grows with the dev set, counted as compute by the study projection).
@@ -49,7 +52,7 @@ class Testbed:
     dense: Path
     train: Path
     dev: Path
-    test: Path
+    tests: dict[tuple[str, str], Path]  # (split, language) -> token file: what one evaluation job reads
     max_length: int
     finetune: dict
     retrain: dict
@@ -82,64 +85,102 @@ class StartupCost:
 
 
 def build_testbed(folder: Path, size: str) -> Testbed:
-    """The demo testbed (``size`` other than tiny: the demo's model shape and data sizes, few
-    pretraining steps: the weights' values do not change the timing) or a tiny one, in ``folder``."""
-    from .. import testbed
+    """A new testbed in ``folder``: the demo's languages and data sizes (few pretraining steps:
+    the weights' values do not change the timing), or for size tiny two languages and few rows;
+    its model replaced by one of the ``size`` shape (``at_shape``)."""
+    from dataclasses import replace
 
+    from .. import testbed
+    from ..rule_runtime import quiet_libraries
+    from ..testbed_settings import settings_from_config
+
+    quiet_libraries()  # no progress bars of the saves and loads in the benchmark's output
     demo = demo_config()
-    languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
     if size == "tiny":
+        languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
         settings = testbed.TestbedSettings(seed=0, languages=languages, hidden_size=32, layers=2, heads=2,
                                            pretrain_steps=2, pretrain_batch_size=8, vocab_size=300,
                                            sizes={"train": 64, "validation": 32, "test": 32})
     else:
-        settings = testbed.TestbedSettings(seed=0, languages=languages, pretrain_steps=5,
-                                           sizes=demo["testbed"]["sizes"])
-    files = {(TASK, "en", "train"): folder / "train.parquet", (TASK, "en", "validation"): folder / "dev.parquet",
-             (TASK, "fr", "test"): folder / "test.parquet"}
-    testbed.build_testbed(settings, folder / "pretrained", files, progress=False)
-    return _with_dense(folder, folder / "pretrained", files, demo)
+        settings = replace(settings_from_config(demo["testbed"]), pretrain_steps=5)
+    files = data_files(lambda lang, split: folder / "data" / lang / f"{split}.parquet", demo,
+                       [spec.code for spec in settings.languages])
+    testbed.build_testbed(settings, folder / "testbed", files, progress=False)
+    return at_shape(folder, folder / "testbed", files, demo, size)
+
+
+def data_files(path, demo: dict, languages: list[str]) -> dict[tuple[str, str, str], Path]:
+    """The files the measured jobs read, (task, language, split) -> ``path(lang, split)``: English
+    train and validation, and every (split, language) a model's evaluation job of the demo reads
+    (its eval_splits x its task's languages; of ``languages``, those the testbed has)."""
+    files = {(TASK, "en", "train"): path("en", "train"), (TASK, "en", "validation"): path("en", "validation")}
+    for split in demo["eval_splits"]:
+        for lang in demo["tasks"][TASK]["languages"]:
+            if lang in languages:
+                files[(TASK, lang, split)] = path(lang, split)
+    return files
 
 
 def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
-    """The demo's own testbed under ``root`` if it has been built (not for size tiny), else a new one in ``folder``."""
-    return (None if size == "tiny" else reuse_demo(root, folder)) or build_testbed(folder, size)
+    """The demo's own testbed data under ``root`` if it has been built (not for size tiny), else a
+    new testbed in ``folder``; the model at the ``size`` shape either way."""
+    return (None if size == "tiny" else reuse_demo(root, folder, size)) or build_testbed(folder, size)
 
 
-def reuse_demo(root: Path, folder: Path) -> Testbed | None:
-    """The demo's own testbed under ``root`` (resources/demo), if it has been built; the
-    dense classifier made from it goes to ``folder``."""
+def reuse_demo(root: Path, folder: Path, size: str) -> Testbed | None:
+    """The demo's own data and tokenizer under ``root`` (resources/demo), if they have been built;
+    the model of the ``size`` shape and the token files go to ``folder``."""
+    from ..rule_runtime import quiet_libraries
+
     demo = demo_config()
     resources = root / demo["paths"]["resources"]
     pretrained = resources / "models" / demo["model"].replace("/", "--")
-    data = resources / "data" / TASK
-    files = {(TASK, "en", "train"): data / "en/train.parquet", (TASK, "en", "validation"): data / "en/validation.parquet",
-             (TASK, "fr", "test"): data / "fr/test.parquet"}
+    files = data_files(lambda lang, split: resources / "data" / TASK / lang / f"{split}.parquet", demo,
+                       demo["tasks"][TASK]["languages"])
     if not (pretrained / "model.safetensors").exists() or not all(path.exists() for path in files.values()):
         return None
-    return _with_dense(folder, pretrained, files, demo)
+    quiet_libraries()
+    return at_shape(folder, pretrained, files, demo, size)
 
 
-def _with_dense(folder: Path, pretrained: Path, files: dict, demo: dict) -> Testbed:
-    """A dense classifier saved as fine-tuning saves it (no training: timing only)."""
+def at_shape(folder: Path, testbed_dir: Path, files: dict, demo: dict, size: str) -> Testbed:
+    """In ``folder``: the pretrained folder of ``testbed_dir`` (its tokenizer and records) with a
+    randomly initialised masked-LM of the ``size`` shape (common.SIZES, XLM-R's 514 positions) in
+    place of its model, a dense classifier made from it as fine-tuning saves it (no training:
+    timing only), and the token files of ``files`` as the tokenize rule writes them."""
+    import shutil
+
     import torch
-    import transformers
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     from .. import modeling
     from ..operational import task_finetune
+    from ..tokens import tokenize_files
+    from .common import SIZES
 
-    transformers.utils.logging.set_verbosity_error()  # not its load report of the new head
+    pretrained = folder / "pretrained"
+    shutil.copytree(testbed_dir, pretrained)
+    config = XLMRobertaConfig.from_pretrained(pretrained)  # the tokenizer's special ids
+    if SIZES[size]["vocab_size"] < config.vocab_size:
+        raise ValueError(f"the {size} shape's vocabulary ({SIZES[size]['vocab_size']:,}) is smaller than the "
+                         f"testbed tokenizer's ({config.vocab_size:,})")
+    config.update({**SIZES[size], "max_position_embeddings": 514})
+    for name in ("model.safetensors", "config.json"):
+        (pretrained / name).unlink()
     torch.manual_seed(0)
+    XLMRobertaForMaskedLM(config).save_pretrained(pretrained)
     model = modeling.load_classifier(pretrained, num_labels=3)
     modeling.save_model(model, folder / "dense")
+    del model
     # the jobs read token files, as the tokenize rule writes them (not timed: made once per study)
-    from ..tokens import tokenize_files
-
     tokens = tokenize_files(files, pretrained, lambda key: folder.joinpath("tokens", *key[:2], f"{key[2]}.parquet"),
                             max_length=demo["max_length"])
     return Testbed(
         pretrained=pretrained, dense=folder / "dense", train=tokens[(TASK, "en", "train")],
-        dev=tokens[(TASK, "en", "validation")], test=tokens[(TASK, "fr", "test")], max_length=demo["max_length"],
+        dev=tokens[(TASK, "en", "validation")],
+        tests={(split, lang): path for (_, lang, split), path in tokens.items()
+               if split in demo["eval_splits"] and lang in demo["tasks"][TASK]["languages"]},
+        max_length=demo["max_length"],
         # the sections as the rules pass them (demo_config: merged, checked, with the schema's defaults)
         finetune=task_finetune(demo, TASK), retrain=demo["retrain"],
         eval_batch_size=demo["evaluation"]["batch_size"],
@@ -162,15 +203,17 @@ def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
                 "train_file": bed.train, "dev_file": bed.dev, "out_dir": out / "model", "settings": bed.retrain,
                 "schedule": "ladder", "progress": False}
     if kind == "evaluate":
-        return {**common, "key": ModelKey.of(TASK, 1), "lang": "fr", "split": "test", "model_dir": bed.dense,
-                "tokenizer_dir": bed.pretrained, "token_file": bed.test, "out_file": out / "eval.json",
-                "batch_size": bed.eval_batch_size}
+        # what the evaluate rule passes: one model, every (split, language) of its task
+        files = [[split, lang, token_file, out / "eval" / split / f"{lang}.json"]
+                 for (split, lang), token_file in bed.tests.items()]
+        return {**common, "key": ModelKey.of(TASK, 1), "model_dir": bed.dense, "tokenizer_dir": bed.pretrained,
+                "files": files, "batch_size": bed.eval_batch_size}
     raise ValueError(f"unknown job kind {kind!r}; expected one of {KINDS}")
 
 
 # kind -> (module of alignprune.stages, function)
 JOB_FUNCTIONS = {"finetune": ("finetune", "finetune"), "prune": ("prune", "prune_and_retrain"),
-                 "evaluate": ("evaluate", "evaluate_model")}
+                 "evaluate": ("evaluate", "evaluate_model_files")}
 
 
 def measure(bed: Testbed, *, repeats: int, kinds=KINDS, threads: int = 1, device: str = "cpu",
@@ -202,6 +245,8 @@ def _run_child(kind: str, bed: Testbed, folder: Path, threads: int, device: str)
     from ..model_key import ModelKey
 
     def plain(value):  # as JSON: the child rebuilds a model key from its fields
+        if isinstance(value, list):
+            return [plain(item) for item in value]
         return str(value) if isinstance(value, Path) else asdict(value) if isinstance(value, ModelKey) else value
 
     spec = {"kind": kind, "threads": threads, "device": device, "log": str(folder / "job.log"),
@@ -221,7 +266,8 @@ def _run_child(kind: str, bed: Testbed, folder: Path, threads: int, device: str)
 
 def startup_costs(size: str, repeats: int, device: str) -> list[StartupCost]:
     """Seconds from process start to the first batch of each job kind on ``device`` (cpu,
-    cuda): the demo's own testbed if built (see ``testbed_for``), else a new one, removed after."""
+    cuda), the model at the ``size`` shape: the demo's own testbed data if built (see
+    ``testbed_for``), else a new testbed, removed after."""
     with tempfile.TemporaryDirectory(prefix="alignprune-testbed-") as folder:
         bed = testbed_for(size, Path(folder), ROOT)
         return measure(bed, repeats=repeats, device=device)
@@ -334,6 +380,9 @@ def _child(spec_file: str, out_file: str, spawned: float) -> None:
         from alignprune.model_key import ModelKey  # already imported by the job's stage module
 
         arguments["key"] = ModelKey(**arguments["key"])
+    if "files" in arguments:  # the evaluations of one model, as the evaluate rule script builds them
+        evaluate_file = sys.modules[job.__module__].EvalFile  # the job's own stage module: imported
+        arguments["files"] = [evaluate_file(*item) for item in arguments["files"]]
     snakemake = _RuleContext(spec)
     with rule_job(snakemake) as device:
         stamps["device"] = time.time()

@@ -15,6 +15,9 @@ from workflow_helpers import ROOT, load_config
 def test_python_m_alignprune_bench_runs_the_command_line():
     out = subprocess.run([sys.executable, "-m", "alignprune.bench", "--help"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("usage: python -m alignprune.bench") and "--only" in out.stdout
+    # what the study projection does not take from the command line, said where the options are
+    text = " ".join(out.stdout.split())
+    assert "not at --batch-size, --eval-batch-size or --length" in text and "whatever --threads says" in text
 
 
 def test_the_startup_child_imports_only_the_standard_library_before_it_times_its_own_imports():
@@ -35,6 +38,8 @@ def test_retraining_step_comparison_runs_every_variant_against_the_masked_baseli
     assert all(t.median_ms > 0 and t.ratio > 0 for t in timings)
     table = capsys.readouterr().out
     assert "| retraining step | masked + cosine |" in table
+    # each comparison's own rounds, with its table
+    assert "retraining step, batch 2 x 8, sparsity 0.5: medians of 2 rounds after 1 warm-up round\n" in table
 
 
 def test_masked_variants_step_a_masked_model_whatever_ran_before():
@@ -90,8 +95,12 @@ def test_benchmark_steps_keep_pruned_weights_at_zero():
     assert all(torch.all(params[n][~masks[n]] == 0.0) for n in names)
 
 
-def test_mask_comparison_agrees_with_torch_prune_and_measures_memory():
-    timings = bench_main(["--only", "masks", "--mask-size", "tiny", "--repeats", "3"])
+def test_mask_comparison_agrees_with_torch_prune_and_measures_memory(capsys):
+    timings = bench_main(["--only", "masks", "--mask-size", "tiny", "--repeats", "12", "--warmup", "2"])
+    # its own rounds, not the step comparison's --repeats and --warmup
+    out = capsys.readouterr().out
+    assert "masks on the tiny shape's weights: medians of 4 rounds after 1 warm-up round" in out
+    assert "12 rounds" not in out and "2 warm-up" not in out
     assert [(t.comparison.split(" mask")[0], t.variant) for t in timings] == [
         ("global magnitude", "ours"), ("global magnitude", "torch.nn.utils.prune.global_unstructured"),
         ("global lamp", "ours"), ("global lamp", "torch.nn.utils.prune.global_unstructured"),
@@ -125,7 +134,11 @@ def test_trainer_comparisons_run_every_variant_against_ours(capsys):
     ]
     assert timings[0].ratio == timings[4].ratio == 1.0
     assert all(t.per_second > 0 and t.median_ms is None for t in timings)
-    assert "| training, one epoch of 4 batches | ours, group_by_length |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| training, one epoch of 4 batches | ours, group_by_length |" in out
+    # each comparison's own rounds, with its table
+    assert "training, batch 4, max_length 32: medians of 1 epoch per variant after a warm-up run of 1 step\n" in out
+    assert "evaluation, batch 8, max_length 32: medians of 3 rounds after 1 warm-up round\n" in out
 
 
 def test_trainer_runs_as_configured_dynamic_and_grouped_or_padded_to_max_length():
@@ -231,6 +244,24 @@ def test_the_first_startup_round_is_discarded(monkeypatch):
     costs = startup.measure(None, repeats=2, kinds=("prune", "evaluate"))
     # rounds of two children: 0, 1 discarded; then 2, 3 and 4, 5
     assert [cost.seconds for cost in costs] == [[2.0, 4.0], [3.0, 5.0]]
+
+
+@pytest.mark.parametrize("size, data", [("tiny", "a tiny testbed's data"), ("cpu", "the demo's data")])
+def test_the_fixed_cost_heading_names_the_testbed_and_the_model_shape_measured(monkeypatch, capsys, size, data):
+    measured = []
+
+    def costs(size, repeats, device):
+        measured.append((size, repeats, device))
+        return [startup.StartupCost("evaluate", [1.0], [1.0], {}, parameters=1234)]
+
+    monkeypatch.setattr(startup, "startup_costs", costs)
+    bench_main(["--size", size, "--device", "cpu", "--only", "startup", "--startup-repeats", "2"])
+    out = capsys.readouterr().out
+    assert measured == [(size, 2, "cpu")]
+    assert (f"fixed cost per job: fresh processes on {data} and tokenizer" in out
+            and f"with a {size}-shape model (1,234 parameters), 1 thread, cpu: medians of 2 rounds "
+                "after 1 discarded round" in out)
+    assert "demo testbed" not in out
 
 
 def _plan_job(rule, outputs=(), **wildcards):

@@ -277,8 +277,9 @@ def study_config(config_files: list[str]) -> dict:
 
 
 def study_projection(config_files: list[str], startup: list[StartupCost], size: str,
-                     device, sync, *, batches: int, repeats: int) -> str:
-    """The study's planned jobs per stage x (measured fixed cost + compute at measured rates)."""
+                     device, sync, *, batches: int, repeats: int, eval_examples: int = 512) -> str:
+    """The study's planned jobs per stage x (measured fixed cost + compute at measured rates).
+    ``startup``: the fixed costs measured at the same ``size`` (``startup.startup_costs``)."""
     config = study_config(config_files)
     jobs, stats = planned_jobs(ROOT, tuple(config_files))
     counted = {rule: sum(job.rule == rule for job in jobs) for rule in stats}
@@ -286,7 +287,7 @@ def study_projection(config_files: list[str], startup: list[StartupCost], size: 
         raise RuntimeError(f"parsed jobs per rule {counted} differ from the plan's job stats {stats}")
     rates = measured_rates(
         lambda: xlmr_classifier(size), device, batch_size=config["finetune"]["batch_size"], batches=batches,
-        eval_examples=512, eval_batch_size=config["evaluation"]["batch_size"],
+        eval_examples=eval_examples, eval_batch_size=config["evaluation"]["batch_size"],
         group_by_length=config["finetune"].get("group_by_length", False), repeats=repeats,
         max_length=config["max_length"], sync=sync,
     )
@@ -296,8 +297,10 @@ def study_projection(config_files: list[str], startup: list[StartupCost], size: 
     return "\n".join([
         f"projected study of {' + '.join(config_files)} on {device} at the {size} shape: training "
         f"{rates.train:,.1f} examples/s, evaluation {rates.evaluate:,.1f} examples/s (batch "
-        f"{config['finetune']['batch_size']} / {config['evaluation']['batch_size']}, NLI-like lengths); "
-        "fixed cost per job as measured above, its data part (read, tokenise) scaled to the rows each job reads",
+        f"{config['finetune']['batch_size']} / {config['evaluation']['batch_size']}, NLI-like lengths, max_length "
+        f"{config['max_length']}; medians of {repeats} timed runs after 1 warm-up run); fixed cost per job as "
+        f"measured above in this run (a {size}-shape model), its data part (read, tokenise) scaled to the rows "
+        "each job reads",
         format_projection(costs),
     ])
 

@@ -1,5 +1,6 @@
 """The benchmark harness runs at a tiny size (it is not a timed test: no figure is checked)."""
 
+import re
 import subprocess
 import sys
 
@@ -342,3 +343,40 @@ def test_plan_parser_counts_checkpoints_as_jobs():
     assert [job.rule for job in jobs] == ["prune_sweep", "sweep_choice"] and stats == {"prune_sweep": 1, "sweep_choice": 1}
     assert jobs[1].outputs == ["results/sweep/xnli/runs.csv", "results/sweep/xnli/chosen_weights.yaml"]
     assert jobs[0].wildcards["weight"] == "0.1"
+
+
+def _benchmarks_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Benchmarks")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_study_steps_are_those_of_config_yaml():
+    steps = study.study_steps(load_config("config.yaml"))
+    section = _benchmarks_section()
+
+    def cell(row):
+        return int(re.search(rf"^\| {re.escape(row)}[^|]*\| ([\d,]+) \|$", section, re.MULTILINE)[1].replace(",", ""))
+
+    assert cell("retraining, ladder") == steps.ladder
+    assert cell("retraining, independent runs with the same budget") == steps.independent_same_budget
+    assert cell("retraining, `schedule: independent` as configured") == steps.independent
+    assert cell("dense fine-tuning") == steps.fine_tuning
+
+
+def test_the_readme_projection_table_jobs_add_up_to_its_totals():
+    section = _benchmarks_section()
+    table = section[section.index("| stage | jobs before | jobs after |"):]
+    rows = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    body, total = rows[:-1], rows[-1]
+    assert total[0] == "**all**"
+
+    def number(text):
+        return int(text.replace(",", "")) if re.fullmatch(r"[\d,]+", text) else 0
+
+    for column in (1, 2):  # jobs before, jobs after
+        assert sum(number(row[column]) for row in body) == number(total[column])

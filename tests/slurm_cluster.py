@@ -130,8 +130,29 @@ def _wait(ready, what: str, state: Path, seconds: float = 60.0) -> None:
         time.sleep(0.5)
 
 
-def jobs_in_queue() -> list[tuple[str, str, str]]:
-    """(job id, name, state) of every job SLURM still lists, finished ones included."""
-    result = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"], capture_output=True, text=True,
+def jobs_in_queue() -> list[tuple[str, str, str, dict]]:
+    """(job id, name, state, what it asked for) of every job SLURM still lists, finished ones
+    included; what it asked for: cpus, memory (MB), time limit (minutes) and TRES per job."""
+    fields = "JobID:|,Name:|,State:|,NumCPUs:|,MinMemory:|,TimeLimit:|,tres-per-job:|"
+    result = subprocess.run(["squeue", "-h", "-t", "all", "--Format", fields], capture_output=True, text=True,
                             check=True)
-    return [tuple(line.split("|")) for line in result.stdout.splitlines()]
+    jobs = []
+    for line in result.stdout.splitlines():
+        job_id, name, state, cpus, memory, limit, tres = (part.strip() for part in line.split("|")[:7])
+        jobs.append((job_id, name, state, {"cpus": int(cpus), "mem_mb": _megabytes(memory),
+                                           "minutes": _minutes(limit), "tres": tres}))
+    return jobs
+
+
+def _megabytes(text: str) -> int:
+    number, unit = float(text[:-1]), text[-1].upper()
+    return int(number * {"M": 1, "G": 1024, "T": 1024**2}[unit])
+
+
+def _minutes(text: str) -> int:
+    """SLURM's [days-]hours:minutes:seconds (or minutes:seconds) as whole minutes."""
+    days, _, clock = text.rpartition("-")
+    parts = [int(x) for x in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    return int(days or 0) * 1440 + parts[0] * 60 + parts[1] + (parts[2] > 0)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,9 @@ def test_gpu_job_narrows_cuda_visible_devices_and_restores_it(tmp_path, monkeypa
 JOB = """
 import os, sys, time, types
 from pathlib import Path
+import torch
 from alignprune.rule_runtime import rule_job
+torch.version.cuda = None  # a CPU build of torch, whichever is installed: these GPUs are not CUDA's
 out, release = Path(sys.argv[1]), Path(sys.argv[2])
 job = types.SimpleNamespace(threads=1, log=[str(out) + ".log"], rule="finetune", resources=types.SimpleNamespace(gpu=1))
 with rule_job(job) as device:
@@ -138,3 +141,28 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
         assert not (tmp_path / "model").exists()
         log = (tmp_path / "model.log").read_text()
         assert "job failed" in log and "SystemExit: 143" in log
+
+
+@pytest.mark.parametrize("cuda_build", [None, "13.0"])
+def test_a_job_given_a_gpu_that_torch_cannot_use_stops_unless_torch_is_a_cpu_build(tmp_path, monkeypatch, cuda_build):
+    """SLURM gives the job GPU 0 (CUDA_VISIBLE_DEVICES); a CUDA build of torch that cannot use it
+    (a driver too old for the build) stops the job, which on CPU would run to its time limit; a
+    CPU-only build runs on CPU and says so in the log."""
+    import torch
+
+    from alignprune.rule_runtime import rule_job
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    job = types.SimpleNamespace(threads=1, log=[str(tmp_path / "job.log")], rule="finetune",
+                                resources=types.SimpleNamespace(gpu=1))
+    if cuda_build:
+        with pytest.raises(RuntimeError, match="given GPU\\(s\\) 0 but torch .* cannot use them.*ALIGNPRUNE_DEVICE=cpu"):
+            with rule_job(job):
+                pass
+    else:
+        with rule_job(job) as device:
+            assert device.type == "cpu"
+        assert "GPU(s) 0 given, but torch" in (tmp_path / "job.log").read_text()

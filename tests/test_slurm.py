@@ -68,8 +68,19 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
          "group_evaluations_evaluate_xnli"])
     assert (counts["evaluate_xnli"], counts["tokenize"], counts["testbed_data"]) == (3, 5, 5)
     assert set(counts) - {"testbed_model", "testbed_data", "tokenize", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
-    finished = {job_id: status for job_id, _, status in queue}
+    finished = {job_id: status for job_id, _, status, _ in queue}
     assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
+    # each submission asked for what profiles/slurm says: a group's jobs one after another
+    # (runtimes added up, one job's memory and CPUs), a GPU for the GPU rules only
+    asked = {kind: requests for job_id, kind in submitted for j, _, _, requests in queue if j == job_id}
+    gpu = {"tres": "gres:gpu:1"}
+    assert asked["rule_testbed_model"] == {"cpus": 2, "mem_mb": 8000, "minutes": 30, "tres": "N/A"}
+    assert asked["rule_finetune"] == {"cpus": 8, "mem_mb": 32000, "minutes": 1440, **gpu}
+    assert asked["rule_prune"] == {"cpus": 8, "mem_mb": 32000, "minutes": 480, **gpu}
+    assert asked["group_evaluations_evaluate_xnli"] == {"cpus": 4, "mem_mb": 16000, "minutes": 3 * 20, **gpu}
+    # 5 data files (5 min each) and the 5 tokenize jobs that read them (10 min each)
+    assert asked["group_tokens_testbed_data_tokenize"] == {"cpus": 2, "mem_mb": 16000, "minutes": 5 * 5 + 5 * 10,
+                                                           "tres": "N/A"}
 
     # the same numbers as the local run: every eval file, every table
     local_evals = sorted((local / "results").rglob("eval/**/*.json"))

@@ -1,9 +1,12 @@
-"""Settings that change how a job runs but not what it computes.
+"""Settings that change how a job runs, not what it is meant to compute.
 
 Snakemake reruns a job whose ``params`` changed, so a rule passes only the settings that
 change its outputs as params; its script reads the operational ones below from
 ``snakemake.config``. Editing them (a checkpoint or log interval, threads, the evaluation
-batch size, TensorBoard) then reruns nothing.
+batch size, TensorBoard) then reruns nothing. Threads and the evaluation batch size may still
+move the last digits of a result (floating-point sums in another order, other padded shapes):
+what runs on another thread count is not bit-identical (the demo's testbed model, calibrated on
+2 threads, differs more), so compare runs made with the same ones.
 """
 
 from __future__ import annotations

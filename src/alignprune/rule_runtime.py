@@ -63,6 +63,23 @@ def _terminate_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _refuse_an_unusable_gpu(claimed: list[str], device: torch.device) -> None:
+    """A job given GPUs (CUDA_VISIBLE_DEVICES, as SLURM sets it) by a CUDA build of torch that
+    cannot use them (a driver older than the build needs) stops here: on CPU it would grind until
+    its time limit, and be retried. A CPU-only build of torch runs on CPU, with a warning."""
+    if not claimed or device.type != "cpu":
+        return
+    if torch.version.cuda:
+        raise RuntimeError(
+            f"this job was given GPU(s) {','.join(claimed)} but torch {torch.__version__} (built for CUDA "
+            f"{torch.version.cuda}) cannot use them: is the NVIDIA driver older than that build needs? Install "
+            "a torch build for the driver (make install TORCH_INDEX=https://download.pytorch.org/whl/cu126, "
+            "README), or set ALIGNPRUNE_DEVICE=cpu to run on CPU"
+        )
+    logging.warning("GPU(s) %s given, but torch %s is a CPU-only build: running on CPU",
+                    ",".join(claimed), torch.__version__)
+
+
 @contextmanager
 def rule_job(snakemake):
     """Send logging, warnings and progress bars to ``snakemake.log[0]``; yield the torch device.
@@ -90,6 +107,7 @@ def rule_job(snakemake):
         try:
             with gpu_job(gpus) as claimed:
                 device = pick_device(requested)
+                _refuse_an_unusable_gpu(claimed, device)
                 allow_tf32(device)
                 logging.info("rule %s on %s with %d threads%s", snakemake.rule, device, snakemake.threads,
                              f", GPU(s) {','.join(claimed)}" if claimed else "")

@@ -131,7 +131,7 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
         assert sized["gpu"] == 1 and sized["runtime"] >= 60 and sized["cpus_per_task"] == profile["set-threads"][rule]
     # the per-model jobs go in groups of a few models per submission, each with its own threads
     assert profile["groups"] == [
-        "tokenize=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
+        "tokenize=tokens", "testbed_data=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
         "evaluate_sweep_xnli=evaluations", "evaluate_sweep_pawsx=evaluations",
         "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
     ]

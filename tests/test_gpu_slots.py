@@ -47,6 +47,9 @@ def test_gpu_job_narrows_cuda_visible_devices_and_restores_it(tmp_path, monkeypa
         assert only == ["3"] and not list(tmp_path.glob("gpu-3.lock"))
     with gpu_job(0, lock_dir=tmp_path) as none:
         assert none == []
+    with pytest.raises(ValueError, match="asks for 2 GPUs but only 1 are visible"):  # not one GPU for two
+        with gpu_job(2, lock_dir=tmp_path):
+            pass
 
 
 JOB = """

@@ -95,8 +95,8 @@ def gpu_job(count: int, *, lock_dir: str | Path | None = None, **wait) -> Iterat
     the visible GPUs and set CUDA_VISIBLE_DEVICES to them (before CUDA starts in this process).
     With one visible GPU or none, or count 0, nothing is locked or changed."""
     devices = visible_devices() if count > 0 else []
-    if count == 0 or len(devices) <= 1:
-        yield devices[:count]
+    if count == 0 or len(devices) == 0 or (len(devices) == 1 and count == 1):
+        yield devices[:count]  # no GPU (a CPU machine: the job runs on CPU) or the only one
         return
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     with claimed_devices(count, devices, lock_dir or default_lock_dir(), **wait) as mine:

@@ -613,3 +613,9 @@ def test_a_verdict_needs_the_interval_off_zero():
 
     assert verdict(3, 0.0, 1.0, +1) == "inconclusive" and verdict(3, -1.0, 0.0, -1) == "inconclusive"
     assert verdict(3, 1e-9, 1.0, +1) == "supported" and verdict(3, 1e-9, 1.0, -1) == "contradicted"
+
+
+def test_details_print_no_negative_zero():
+    from alignprune.findings import _fixed
+
+    assert (_fixed(-0.04, 1), _fixed(-0.004, 2), _fixed(-0.06, 1), _fixed(0.0, 2)) == ("0.0", "0.00", "-0.1", "0.00")

@@ -146,22 +146,26 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
         assert "job failed" in log and "SystemExit: 143" in log
 
 
-@pytest.mark.parametrize("cuda_build", [None, "13.0"])
-def test_a_job_given_a_gpu_that_torch_cannot_use_stops_unless_torch_is_a_cpu_build(tmp_path, monkeypatch, cuda_build):
-    """SLURM gives the job GPU 0 (CUDA_VISIBLE_DEVICES); a CUDA build of torch that cannot use it
-    (a driver too old for the build) stops the job, which on CPU would run to its time limit; a
-    CPU-only build runs on CPU and says so in the log."""
+@pytest.mark.parametrize("cuda_build, driver", [(None, True), ("13.0", False), ("13.0", True)])
+def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(tmp_path, monkeypatch, cuda_build, driver):
+    """SLURM gives the job GPU 0 (CUDA_VISIBLE_DEVICES); where an NVIDIA driver is loaded, a CUDA
+    build of torch that cannot use it (a driver too old for the build) stops the job, which on
+    CPU would run to its time limit; a CPU-only build, or no driver (GPUs named on a CPU machine,
+    as on the SLURM test's node), runs on CPU and says so in the log."""
     import torch
 
+    from alignprune import rule_runtime
     from alignprune.rule_runtime import rule_job
 
+    monkeypatch.setattr(rule_runtime, "NVIDIA_DRIVER", tmp_path / ("version" if driver else "absent"))
+    (tmp_path / "version").write_text("NVRM version: 535.0\n")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     job = types.SimpleNamespace(threads=1, log=[str(tmp_path / "job.log")], rule="finetune",
                                 resources=types.SimpleNamespace(gpu=1))
-    if cuda_build:
+    if cuda_build and driver:
         with pytest.raises(RuntimeError, match="given GPU\\(s\\) 0 but torch .* cannot use them.*ALIGNPRUNE_DEVICE=cpu"):
             with rule_job(job):
                 pass
@@ -169,3 +173,12 @@ def test_a_job_given_a_gpu_that_torch_cannot_use_stops_unless_torch_is_a_cpu_bui
         with rule_job(job) as device:
             assert device.type == "cpu"
         assert "GPU(s) 0 given, but torch" in (tmp_path / "job.log").read_text()
+
+
+def test_cuda_visible_devices_stops_at_the_first_invalid_entry_as_cuda_does(monkeypatch):
+    """-1 hides every GPU (a common way to run on CPU): no GPU to claim or to refuse."""
+    from alignprune.gpu_slots import visible_devices
+
+    for listed, expected in (("-1", []), ("0,-1,2", ["0"]), ("", []), ("GPU-5f2a,1", ["GPU-5f2a", "1"])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+        assert visible_devices() == expected

@@ -282,9 +282,9 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
         has = ~np.isnan(rho)
         total[has] += rho[has]
         seeds[has] += 1
-    null = np.divide(total, seeds, out=np.full(len(orders), np.nan), where=seeds > 0)
+    null = total[seeds > 0] / seeds[seeds > 0]  # an ordering that leaves no seed a correlation counts for nothing
     extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
-    return (counted + extreme) / (counted + len(orders))
+    return (counted + extreme) / (counted + len(null))
 
 
 def _correlation_row(method, control, target, measure, retention, values, detail) -> dict:

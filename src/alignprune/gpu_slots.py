@@ -30,7 +30,12 @@ def visible_devices() -> list[str]:
     allocation), else every GPU of the machine."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
-        return [device.strip() for device in listed.split(",") if device.strip()]
+        devices = []
+        for device in (entry.strip() for entry in listed.split(",")):
+            if not device or device.startswith("-"):  # CUDA stops at an invalid entry: -1 hides every GPU
+                break
+            devices.append(device)
+        return devices
     import torch
 
     return [str(index) for index in range(torch.cuda.device_count())]

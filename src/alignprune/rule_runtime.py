@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -63,21 +64,27 @@ def _terminate_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+# Present where an NVIDIA driver is loaded (Linux).
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
 def _refuse_an_unusable_gpu(claimed: list[str], device: torch.device) -> None:
-    """A job given GPUs (CUDA_VISIBLE_DEVICES, as SLURM sets it) by a CUDA build of torch that
-    cannot use them (a driver older than the build needs) stops here: on CPU it would grind until
-    its time limit, and be retried. A CPU-only build of torch runs on CPU, with a warning."""
+    """A job given GPUs (CUDA_VISIBLE_DEVICES, as SLURM sets it) on a machine with an NVIDIA
+    driver, by a CUDA build of torch that cannot use them (the driver older than the build
+    needs), stops here: on CPU it would grind until its time limit, and be retried. Without a
+    driver (a CPU machine whose environment names GPUs) or with a CPU-only build of torch, the
+    job runs on CPU, with a warning."""
     if not claimed or device.type != "cpu":
         return
-    if torch.version.cuda:
+    if torch.version.cuda and NVIDIA_DRIVER.exists():
         raise RuntimeError(
             f"this job was given GPU(s) {','.join(claimed)} but torch {torch.__version__} (built for CUDA "
             f"{torch.version.cuda}) cannot use them: is the NVIDIA driver older than that build needs? Install "
             "a torch build for the driver (make install TORCH_INDEX=https://download.pytorch.org/whl/cu126, "
             "README), or set ALIGNPRUNE_DEVICE=cpu to run on CPU"
         )
-    logging.warning("GPU(s) %s given, but torch %s is a CPU-only build: running on CPU",
-                    ",".join(claimed), torch.__version__)
+    logging.warning("GPU(s) %s given, but torch %s (CUDA %s) finds no usable GPU and no NVIDIA driver is "
+                    "loaded: running on CPU", ",".join(claimed), torch.__version__, torch.version.cuda)
 
 
 @contextmanager

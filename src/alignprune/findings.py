@@ -26,7 +26,8 @@ retraining is not counted as pruning's doing.
    supported when < 0 (the languages that transfer worst lose most), contradicted when > 0, by a
    permutation test of the mean over seeds (the languages' labels shuffled, one shuffle for all
    seeds: the languages are the units; p < 0.05, so at least 5 languages): a correlation over a
-   few languages takes a handful of values, where a t-interval can have width 0. And the same with each drop a share of that language's control accuracy above
+   few languages takes a handful of values, where a t-interval can have width 0. And the same
+   with each drop a share of that language's control accuracy above
    chance: in points a language near chance has little to lose, so the drops rise with retention
    whatever pruning does (a floor); in shares they need not. Each has its own null: every language
    losing the same points (the correlation in shares is then < 0), or the same share of its
@@ -228,15 +229,21 @@ def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> tuple[np.n
     return paired.to_numpy(dtype=float).round(9), values.to_numpy(dtype=float).round(9)
 
 
+def _centred_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks (ties: average ranks, as scipy's) minus their mean: Spearman's rho is the cosine of
+    two of these."""
+    ranks = stats.rankdata(x)
+    return ranks - ranks.mean()
+
+
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho over the languages that have both values (ties: average ranks, as scipy's);
-    NaN with fewer than 3 such languages, or where either side does not differ."""
+    """Spearman's rho over the languages that have both values; NaN with fewer than 3 such
+    languages, or where either side does not differ."""
     both = ~(np.isnan(x) | np.isnan(y))
     x, y = x[both], y[both]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
+    rx, ry = _centred_ranks(x), _centred_ranks(y)
     return float(rx @ ry / math.sqrt((rx @ rx) * (ry @ ry)))
 
 
@@ -254,9 +261,8 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     language that loses more on every seed for reasons of its own moves every seed's
     correlation together, and shuffling each seed apart would count those as independent
     evidence (a 6-language, 3-seed null with such effects rejected 10-27% of the time at 0.05;
-    this test 3-5%). So the
-    smallest p is 2 / k! for k languages: 3 languages can never give a verdict, 4 neither (2/24),
-    5 can (2/120). Exact, over every ordering, where they number at most PERMUTATIONS; else
+    this test 3-5%). So the smallest p is 2 / k! for k languages: 3 languages can never give a
+    verdict, 4 neither (2/24), 5 can (2/120). Exact, over every ordering, where they number at most PERMUTATIONS; else
     PERMUTATIONS random shuffles, with the observed one counted (p = (1 + as extreme) / (1 + draws)).
     (Written here: scipy's permutation_test shuffles one sample's values, not the labels of
     several samples' values at once.) Its verdict replaces the t-interval's for correlations,
@@ -273,11 +279,10 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     for r, v in zip(retention, values):
         if np.isnan(r).any() or np.isnan(v).any():  # which languages have both moves with the order
             rho = np.array([_spearman(r, v[order]) for order in orders])
+        elif math.isnan(_spearman(r, v)):  # no correlation in any order: too few languages, or constant
+            continue
         else:  # the ranks of reordered values are the reordered ranks: every order at once
-            if k < 3 or np.ptp(r) == 0 or np.ptp(v) == 0:
-                continue
-            rx, ry = stats.rankdata(r), stats.rankdata(v)
-            rx, ry = rx - rx.mean(), ry - ry.mean()
+            rx, ry = _centred_ranks(r), _centred_ranks(v)
             rho = ry[orders] @ rx / math.sqrt((rx @ rx) * (ry @ ry))
         has = ~np.isnan(rho)
         total[has] += rho[has]

@@ -457,6 +457,11 @@ def cue_contrast_frame(settings: TestbedSettings, lexicon: Lexicon, spec: Langua
                         settings.particles)
 
 
+def _check_english_first(settings: TestbedSettings) -> None:
+    if settings.languages[0].code != "en":
+        raise ValueError("the testbed's first language must be English (en), the training language")
+
+
 SPLIT_SEED = {"train": 11, "validation": 12, "test": 13}
 TASK_SEED = {"xnli": 100, "pawsx": 200}
 
@@ -473,8 +478,7 @@ def write_testbed_data(settings: TestbedSettings, data_files: dict[tuple[str, st
     A file depends on the settings ``data_params`` names and on no other file: each (task,
     split) has its own seed, shared by all languages (test sets are parallel).
     """
-    if settings.languages[0].code != "en":
-        raise ValueError("the testbed's first language must be English (en), the training language")
+    _check_english_first(settings)
     lexicon = testbed_lexicon(settings)
     by_code = {s.code: s for s in settings.languages}
     unknown = sorted({lang for _, lang, _ in data_files} - set(by_code))
@@ -497,8 +501,7 @@ def write_testbed_data(settings: TestbedSettings, data_files: dict[tuple[str, st
 
 def build_testbed_model(settings: TestbedSettings, model_dir: Path, progress: bool = True) -> None:
     """Write the pretrained model and its tokenizer to ``model_dir`` (they read no data file)."""
-    if settings.languages[0].code != "en":
-        raise ValueError("the testbed's first language must be English (en), the training language")
+    _check_english_first(settings)
     lexicon = testbed_lexicon(settings)
     corpus_rng = random.Random(settings.seed + 3)
     corpus = [

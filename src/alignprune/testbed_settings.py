@@ -30,6 +30,9 @@ class LanguageSpec:
         return replace(self, order="SVO", adjective_after_noun=False)
 
 
+DEFAULT_SIZES = {"train": 6000, "validation": 500, "test": 1000}  # rows of each split the config names none for
+
+
 @dataclass
 class TestbedSettings:
     seed: int
@@ -46,7 +49,7 @@ class TestbedSettings:
     nli_contrasts: float = 0.0  # share of NLI-like pairs from contrast_nli_example (2/3 of them: cues mislead)
     particles: float = 0.0  # chance of each of two meaning-free particles in a sentence (with_particles)
     tokenizer: str = "unigram"  # sentencepiece model type: unigram or word (train_tokenizer)
-    sizes: dict[str, int] = field(default_factory=lambda: {"train": 6000, "validation": 500, "test": 1000})
+    sizes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIZES))
 
 
 # The settings each output of the testbed reads, as its rules pass them as params (Snakemake
@@ -99,11 +102,6 @@ def settings_from_params(params: dict) -> TestbedSettings:
     return TestbedSettings(**{**params, "languages": languages})
 
 
-def default_sizes() -> dict[str, int]:
-    """The rows of each split where the config names none."""
-    return next(f for f in fields(TestbedSettings) if f.name == "sizes").default_factory()
-
-
 def settings_from_config(testbed: dict) -> TestbedSettings:
     """TestbedSettings from the config's ``testbed`` section (languages in config order, English
     first); a split that ``sizes`` leaves out (the schema lets it) keeps its default size."""
@@ -113,5 +111,5 @@ def settings_from_config(testbed: dict) -> TestbedSettings:
             "nli_contrasts")
     values = {k: testbed[k] for k in keys if k in testbed}
     if "sizes" in testbed:
-        values["sizes"] = {**default_sizes(), **testbed["sizes"]}
+        values["sizes"] = {**DEFAULT_SIZES, **testbed["sizes"]}
     return TestbedSettings(seed=testbed["seed"], languages=languages, **values)

@@ -28,12 +28,15 @@ TEST_SIZE = {
     "finetune": {"epochs": 1, "eval_every": 20},
     "retrain": {"steps": 10, "eval_every": 5},
     "testbed": {"pretrain_steps": 30, "sizes": {"train": 200, "validation": 50, "test": 60}},
-    "analysis": {"enabled": False},
+    # the alignment analysis of the two pruned models (and the dense one's representations)
+    "analysis": {"enabled": True, "seeds": [1], "max_examples": 20},
     "threads": {"train": 1, "evaluate": 1},
 }
 # one thread everywhere in both runs: the same arithmetic, so the same numbers
 ONE_THREAD = ["--set-threads", "testbed_model=1", "finetune=1", "prune=1", "evaluate_xnli=1"]
-LOCAL_RULES = {"aggregate", "tables", "plots", "training_curves", "all"}
+LOCAL_RULES = {"aggregate", "tables", "plots", "training_curves", "alignment_tables", "all"}
+REMOTE_RULES = {"testbed_model", "testbed_data", "tokenize", "finetune", "prune", "evaluate_xnli",
+                "weight_alignment", "representation_alignment_xnli"}
 
 
 def run(tmp_path, name, *args):
@@ -61,13 +64,16 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
     counts = job_counts(output)
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", output)
     # every job but the local rules went through sbatch; the 3 models' evaluation jobs (one per
-    # model, each writing 3 languages) as one group, the 5 testbed data files (en train and dev,
-    # 3 test sets) and the 5 tokenize jobs that read them as another
+    # model, each writing 3 languages) as one group, their 3 representation jobs as another, the
+    # 2 pruned models' weight alignments as a third, the 5 testbed data files (en train and dev,
+    # 3 test sets) and the 5 tokenize jobs that read them as a fourth
     assert sorted(kind for _, kind in submitted) == sorted(
         ["rule_testbed_model", "group_tokens_testbed_data_tokenize", "rule_finetune", "rule_prune", "rule_prune",
-         "group_evaluations_evaluate_xnli"])
+         "group_evaluations_evaluate_xnli", "group_representations_representation_alignment_xnli",
+         "group_weight_alignments_weight_alignment"])
     assert (counts["evaluate_xnli"], counts["tokenize"], counts["testbed_data"]) == (3, 5, 5)
-    assert set(counts) - {"testbed_model", "testbed_data", "tokenize", "finetune", "prune", "evaluate_xnli", "total"} == LOCAL_RULES
+    assert (counts["representation_alignment_xnli"], counts["weight_alignment"]) == (3, 2)
+    assert set(counts) - REMOTE_RULES - {"total"} == LOCAL_RULES
     finished = {job_id: status for job_id, _, status, _ in queue}
     assert all(finished[job_id] == "COMPLETED" for job_id, _ in submitted)
     # each submission asked for what profiles/slurm says: a group's jobs one after another
@@ -78,6 +84,11 @@ def test_the_demo_through_profiles_slurm_equals_a_local_run(tmp_path):
     assert asked["rule_finetune"] == {"cpus": 8, "mem_mb": 32000, "minutes": 1440, **gpu}
     assert asked["rule_prune"] == {"cpus": 8, "mem_mb": 32000, "minutes": 480, **gpu}
     assert asked["group_evaluations_evaluate_xnli"] == {"cpus": 4, "mem_mb": 16000, "minutes": 3 * 20, **gpu}
+    assert asked["group_representations_representation_alignment_xnli"] == {
+        "cpus": 4, "mem_mb": 16000, "minutes": 3 * 10, **gpu}
+    # CPU jobs, 10 min each
+    assert asked["group_weight_alignments_weight_alignment"] == {"cpus": 4, "mem_mb": 16000, "minutes": 2 * 10,
+                                                                 "tres": "N/A"}
     # 5 data files (5 min each) and the 5 tokenize jobs that read them (10 min each)
     assert asked["group_tokens_testbed_data_tokenize"] == {"cpus": 2, "mem_mb": 16000, "minutes": 5 * 5 + 5 * 10,
                                                            "tres": "N/A"}

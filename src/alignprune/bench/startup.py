@@ -91,10 +91,8 @@ def build_testbed(folder: Path, size: str) -> Testbed:
     from dataclasses import replace
 
     from .. import testbed
-    from ..rule_runtime import quiet_libraries
     from ..testbed_settings import settings_from_config
 
-    quiet_libraries()  # no progress bars of the saves and loads in the benchmark's output
     demo = demo_config()
     if size == "tiny":
         languages = [testbed.LanguageSpec(code="en"), testbed.LanguageSpec(code="fr")]
@@ -130,8 +128,6 @@ def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
 def reuse_demo(root: Path, folder: Path, size: str) -> Testbed | None:
     """The demo's own data and tokenizer under ``root`` (resources/demo), if they have been built;
     the model of the ``size`` shape and the token files go to ``folder``."""
-    from ..rule_runtime import quiet_libraries
-
     demo = demo_config()
     resources = root / demo["paths"]["resources"]
     pretrained = resources / "models" / demo["model"].replace("/", "--")
@@ -139,7 +135,6 @@ def reuse_demo(root: Path, folder: Path, size: str) -> Testbed | None:
                        demo["tasks"][TASK]["languages"])
     if not (pretrained / "model.safetensors").exists() or not all(path.exists() for path in files.values()):
         return None
-    quiet_libraries()
     return at_shape(folder, pretrained, files, demo, size)
 
 
@@ -155,9 +150,11 @@ def at_shape(folder: Path, testbed_dir: Path, files: dict, demo: dict, size: str
 
     from .. import modeling
     from ..operational import task_finetune
+    from ..rule_runtime import quiet_libraries
     from ..tokens import tokenize_files
     from .common import SIZES
 
+    quiet_libraries()  # no progress bars of the saves and loads in the benchmark's output
     pretrained = folder / "pretrained"
     shutil.copytree(testbed_dir, pretrained)
     config = XLMRobertaConfig.from_pretrained(pretrained)  # the tokenizer's special ids

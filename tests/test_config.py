@@ -175,6 +175,29 @@ def test_a_section_gets_the_defaults_the_whole_config_gives_it():
         config_section("methods.*", {"criterion": "magnitude", "regularizer": "l2"})
 
 
+def test_the_schemas_default_sweep_grids_are_config_yamls():
+    """A config that leaves out the sweep's grids gets the study's own (per-parameter weights),
+    not grids of another unit."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert config_section("sweep", {})["weights"] == raw["sweep"]["weights"]
+
+
+def test_a_sweep_without_retraining_is_refused():
+    """Regularizers act only through retraining: with retrain.steps 0 every weight of a grid
+    gives the same model, so weight: sweep has nothing to choose from."""
+    config = load_config("config.yaml")
+    config["retrain"]["steps"] = 0
+    with pytest.raises(ConfigError) as err:
+        check_config(config, SCHEMA)
+    problems = [line for line in str(err.value).splitlines() if line.startswith("  - ")]
+    assert len(problems) == 3  # the three regularized methods of config.yaml
+    for name in ("l2", "cosine", "frobenius"):
+        assert any(f"methods.magnitude_global_{name}.weight = sweep: retrain.steps = 0" in p for p in problems)
+    for name in ("l2", "cosine", "frobenius"):  # with a fixed weight: accepted (it does nothing, as asked)
+        config["methods"][f"magnitude_global_{name}"]["weight"] = 0.1
+    check_config(config, SCHEMA)
+
+
 def test_a_disabled_method_may_keep_a_regularizer_without_weight():
     config = load_config("config.yaml")
     config["methods"]["m"] = {"criterion": "magnitude", "regularizer": "l2", "enabled": False}

@@ -292,3 +292,39 @@ def test_an_absurd_weight_overflows_the_gradient_instead_of_raising(kind):
     value = AlignmentPenalty(kind, weights, refs).accumulate_grad(1e39)
     assert torch.isfinite(value)
     assert not all(torch.isfinite(w.grad).all() for w in weights)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "frobenius"])
+def test_movement_scores_read_the_task_gradient_not_the_penalty(kind):
+    """A movement method with a regularizer scores weights by the task loss's gradient alone
+    (Sanh et al.): one step with the penalty gives the scores of one step without it, while the
+    weights the two steps leave differ (the penalty did pull)."""
+    from conftest import PRUNABLE, tiny_classifier
+
+    import alignprune.train as train
+    from alignprune.modeling import prunable_names
+
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randint(3, 60, (8, 12), generator=g), torch.ones(8, 12, dtype=torch.long),
+             torch.randint(0, 3, (8,), generator=g))
+    settings = train.TrainSettings(learning_rate=1e-3, batch_size=8, max_steps=10, eval_every=10)
+    scores, weights = {}, {}
+    for weight in (0.0, 10.0):
+        model = tiny_classifier(seed=5)
+        params = dict(model.named_parameters())
+        names = prunable_names(model, PRUNABLE["include"], [])
+        # references away from the weights, so the penalty's gradient is far from zero
+        references = [params[n].detach() + 0.5 for n in names]
+        movement = {n: torch.zeros_like(params[n]) for n in names}
+        optimizer = train.build_optimizer(model, settings)
+        model.train()
+        train.training_step(
+            model, params, batch, optimizer, train.linear_schedule(optimizer, settings), settings,
+            device=torch.device("cpu"), penalty=AlignmentPenalty(kind, [params[n] for n in names], references),
+            penalty_weight=weight, movement=movement,
+        )
+        scores[weight], weights[weight] = movement, {n: params[n].detach().clone() for n in names}
+    for n in scores[0.0]:
+        assert scores[0.0][n].abs().sum() > 0, n
+        torch.testing.assert_close(scores[10.0][n], scores[0.0][n], rtol=0, atol=0)
+    assert any(not torch.equal(weights[10.0][n], weights[0.0][n]) for n in weights[0.0])

@@ -231,6 +231,13 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
     if not any(spec["enabled"] for spec in config["methods"].values()):
         problems.append("methods: every method has enabled: false; enable at least one")
     problems += _method_problems(config["methods"])
+    if config["retrain"]["steps"] == 0:
+        problems += [
+            f"methods.{name}.weight = sweep: retrain.steps = 0, and a regularizer acts only through "
+            "retraining, so every weight of the sweep's grid gives the same model; give retrain.steps > 0 "
+            "or the method a fixed weight"
+            for name, spec in config["methods"].items() if spec["enabled"] and spec["weight"] == "sweep"
+        ]
     if config["schedule"] == "independent":
         steps, pruning_steps = config["retrain"]["steps"], config["gradual"]["pruning_steps"]
         if steps < pruning_steps:

@@ -267,7 +267,8 @@ def training_step(
 
     A penalty with ``accumulate_grad(weight)`` (an ``AlignmentPenalty``) adds weight x its
     gradient to ``.grad`` itself after the task loss's backward pass, without autograd; any other
-    penalty is a callable whose differentiable value is added to the loss."""
+    penalty is a callable whose differentiable value is added to the loss. Movement scores read
+    the gradient before an ``AlignmentPenalty`` adds to it (a callable's is already in it)."""
     ids, attention, labels = batch
     with autocast(device):
         loss = model(input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)).loss
@@ -279,13 +280,13 @@ def training_step(
         regularizer = penalty()
         total = loss + penalty_weight * regularizer
     total.backward()
+    if movement is not None:  # scored on the task loss's gradient (Sanh et al.), not the penalty's pull
+        accumulate_movement(movement, params)
     if analytic:  # before masking and clipping, as autograd's gradient would be
         regularizer = penalty.accumulate_grad(penalty_weight)
     if masks:
         for name, mask in masks.items():
             params[name].grad.masked_fill_(~mask, 0.0)
-    if movement is not None:
-        accumulate_movement(movement, params)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
     # Pruned weights are 0.0 with zero gradients and zero Adam moments, so AdamW's update and
     # its decoupled weight decay both leave them at exactly 0.0: no re-masking after the step.

@@ -78,8 +78,9 @@ def prunable_pairs(model_dir, reference_dir):
 
 def distance(kind, pairs):
     """How far retrained weights W are from their references W0, computed here, independently of
-    alignprune.regularizers, after the README's reading of each regularizer (pruned weights of a
-    saved model are 0.0, so W is M*W):
+    alignprune.regularizers (pruned weights of a saved model are 0.0, so W is M*W); cosine and
+    Frobenius as plain means over units and layers, not the penalties' per-parameter sums (the
+    test asks only whether regularized retraining ends closer to W0 by an independent measure):
     cosine: mean over all units (rows) of 1 - cos(W_u, W0_u), the whole reference row;
     frobenius: mean over layers of ||W - W0||_F^2 / ||W0||_F^2;
     l2: sum over layers of ||W - W0||^2."""

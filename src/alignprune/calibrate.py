@@ -13,6 +13,7 @@ the two sentences' words or reads those cues.
     python -m alignprune.calibrate                      # the demo config, its seeds
     python -m alignprune.calibrate --seeds 1 --tasks pawsx \\
         --set testbed.languages.de.overlap=0.4 --set finetune.epochs=3
+    python -m alignprune.calibrate --recipes profiles/demo/finetune_recipes.yaml   # choose among recipes
 
 The testbed builds on the demo profile's cores (``cores`` in profiles/demo/config.yaml, the
 threads of its testbed_model job: the model depends on them), fine-tuning and evaluation on
@@ -258,6 +259,41 @@ def problems(table: pd.DataFrame, targets: Targets = Targets()) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Score:
+    """What the selection rule reads of one recipe's calibration."""
+
+    missed: int  # calibration targets missed, over every task and seed
+    smallest: float  # the smallest retention of any language, task and seed
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, targets: Targets = Targets()) -> "Score":
+        return cls(len(problems(table, targets)), float(table.loc[table["language"] != "en", "retention"].min()))
+
+
+def choose(scores: dict[str, Score], incumbent: str) -> str:
+    """The recipe the rule picks: the fewest targets missed, ties to the larger smallest
+    retention; the ``incumbent`` (the recipe in use) stays unless another misses strictly fewer
+    (a rule fixed before the recipes are scored, so that scoring them cannot move it)."""
+    if incumbent not in scores:
+        raise ValueError(f"the incumbent recipe {incumbent!r} is not among the recipes: {', '.join(scores)}")
+    best = min(scores, key=lambda name: (scores[name].missed, -scores[name].smallest))
+    return best if scores[best].missed < scores[incumbent].missed else incumbent
+
+
+def read_recipes(path: Path) -> tuple[dict[str, list[str]], str]:
+    """A recipes file: ``recipes`` (name -> {dotted.key: value}, each an override of the config)
+    and ``incumbent`` (the name of the recipe in use). Returns each recipe's --set items and the
+    incumbent."""
+    spec = yaml.safe_load(Path(path).read_text())
+    # JSON is YAML: each value as --set would read it
+    recipes = {name: [f"{key}={json.dumps(value)}" for key, value in (overrides or {}).items()]
+               for name, overrides in spec["recipes"].items()}
+    if spec.get("incumbent") not in recipes:
+        raise ValueError(f"{path}: incumbent {spec.get('incumbent')!r} must name one of its recipes: {', '.join(recipes)}")
+    return recipes, spec["incumbent"]
+
+
 def render(table: pd.DataFrame) -> str:
     """Accuracy (%) and retention per language, one row per task and seed, plus the mean over seeds."""
     lines = []
@@ -304,9 +340,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the split every language is scored on (default: validation; test reads the "
                              "labels the demo's findings report)")
     parser.add_argument("--out", type=Path, help="also write the table here (TSV)")
+    parser.add_argument("--recipes", type=Path,
+                        help="score every recipe of this file (overrides of the config) and print the one "
+                             "the selection rule picks (calibrate.choose), e.g. profiles/demo/finetune_recipes.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quiet_libraries()
+    if args.recipes:
+        return compare_recipes(args)
     config = load(args.config, args.set)
     tasks = args.tasks or enabled_tasks(config)
     table, timings = measure(config, args.seeds or config["seeds"], tasks, args.work_dir,
@@ -319,6 +360,25 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(["calibration targets missed:"] + [f"  - {p}" for p in missed]) if missed
           else "every calibration target holds")
     return 1 if missed else 0
+
+
+def compare_recipes(args) -> int:
+    """Every recipe of ``args.recipes`` calibrated in turn (one testbed build while the recipes
+    leave the testbed alone), a line of scores per recipe, and the rule's choice."""
+    recipes, incumbent = read_recipes(args.recipes)
+    configs = {name: load(args.config, [*args.set, *overrides]) for name, overrides in recipes.items()}  # all checked first
+    scores, tables = {}, []
+    for name, config in configs.items():
+        table, _ = measure(config, args.seeds or config["seeds"], args.tasks or enabled_tasks(config), args.work_dir,
+                           build_threads=args.build_threads, split=args.split)
+        scores[name] = Score.of(table)
+        tables.append(table.assign(recipe=name))
+        print(f"{name}: {scores[name].missed} targets missed, smallest retention {scores[name].smallest:.3f}", flush=True)
+    if args.out:
+        pd.concat(tables).to_csv(args.out, sep="\t", index=False)
+    print(f"chosen: {choose(scores, incumbent)} (fewest targets missed, ties to the larger smallest retention; "
+          f"the incumbent {incumbent} unless another misses strictly fewer; {args.split} split)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -134,9 +134,12 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
         "tokenize=tokens", "testbed_data=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
         "evaluate_sweep_xnli=evaluations", "evaluate_sweep_pawsx=evaluations",
         "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
+        "weight_alignment=weight_alignments",
     ]
-    assert profile["group-components"] == ["tokens=11", "evaluations=5", "representations=5"]
+    assert profile["group-components"] == ["tokens=11", "evaluations=5", "representations=5", "weight_alignments=10"]
     assert counts["tokenize"] == counts["download_data"] == 46
+    # the 198 weight alignments (CPU, one after another within a group): 20 submissions of up to 10
+    assert counts["weight_alignment"] == 198 and profile["set-resources"]["weight_alignment"]["serial"] == 1
     assert all(profile["set-threads"][rule] == 4 for rule in per_model)
 
 

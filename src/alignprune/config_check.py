@@ -230,14 +230,7 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
         )
     if not any(spec["enabled"] for spec in config["methods"].values()):
         problems.append("methods: every method has enabled: false; enable at least one")
-    problems += _method_problems(config["methods"])
-    if config["retrain"]["steps"] == 0:
-        problems += [
-            f"methods.{name}.weight = sweep: retrain.steps = 0, and a regularizer acts only through "
-            "retraining, so every weight of the sweep's grid gives the same model; give retrain.steps > 0 "
-            "or the method a fixed weight"
-            for name, spec in config["methods"].items() if spec["enabled"] and spec["weight"] == "sweep"
-        ]
+    problems += _method_problems(config["methods"], config["retrain"]["steps"])
     if config["schedule"] == "independent":
         steps, pruning_steps = config["retrain"]["steps"], config["gradual"]["pruning_steps"]
         if steps < pruning_steps:
@@ -258,16 +251,24 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
     return problems
 
 
-def _method_problems(methods: dict) -> list[str]:
-    """A regularizer weight on a method without a regularizer: nothing would use it, and
-    weight: sweep would make the study wait for the sweep's retraining, then find no choice."""
+def _method_problems(methods: dict, retrain_steps: int) -> list[str]:
+    """Weights nothing can use. A regularizer weight on a method without a regularizer: weight:
+    sweep would make the study wait for the sweep's retraining, then find no choice. And weight:
+    sweep without retraining: a regularizer acts only through retraining, so every weight of the
+    sweep's grid would give the same model."""
     problems = []
     for name, spec in methods.items():
-        if not spec["enabled"] or spec["regularizer"] != "none" or spec["weight"] == 0:
+        if not spec["enabled"]:
             continue
-        why = "the sweep chooses a regularizer's weight, and" if spec["weight"] == "sweep" else "unused,"
-        problems.append(f"methods.{name}.weight = {spec['weight']}: {why} {name} has regularizer: none; "
-                        "give it a regularizer (l2, cosine, frobenius) or a weight of 0")
+        if spec["regularizer"] == "none" and spec["weight"] != 0:
+            why = "the sweep chooses a regularizer's weight, and" if spec["weight"] == "sweep" else "unused,"
+            problems.append(f"methods.{name}.weight = {spec['weight']}: {why} {name} has regularizer: none; "
+                            "give it a regularizer (l2, cosine, frobenius) or a weight of 0")
+        if spec["weight"] == "sweep" and retrain_steps == 0:
+            problems.append(
+                f"methods.{name}.weight = sweep: retrain.steps = 0, and a regularizer acts only through "
+                "retraining, so every weight of the sweep's grid gives the same model; give retrain.steps > 0 "
+                "or the method a fixed weight")
     return problems
 
 

@@ -262,8 +262,9 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     correlation together, and shuffling each seed apart would count those as independent
     evidence (a 6-language, 3-seed null with such effects rejected 10-27% of the time at 0.05;
     this test 3-5%). So the smallest p is 2 / k! for k languages: 3 languages can never give a
-    verdict, 4 neither (2/24), 5 can (2/120). Exact, over every ordering, where they number at most PERMUTATIONS; else
-    PERMUTATIONS random shuffles, with the observed one counted (p = (1 + as extreme) / (1 + draws)).
+    verdict, 4 neither (2/24), 5 can (2/120). Exact, over every ordering, where they number at
+    most PERMUTATIONS; else PERMUTATIONS random shuffles, with the observed one counted (p = (1 +
+    as extreme) / (1 + draws)).
     (Written here: scipy's permutation_test shuffles one sample's values, not the labels of
     several samples' values at once.) Its verdict replaces the t-interval's for correlations,
     which take a handful of values over a few languages (4 over 3), where a t-interval can have

@@ -131,13 +131,18 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
         assert sized["gpu"] == 1 and sized["runtime"] >= 60 and sized["cpus_per_task"] == profile["set-threads"][rule]
     # the per-model jobs go in groups of a few models per submission, each with its own threads
     assert profile["groups"] == [
-        "tokenize=tokens", "testbed_data=tokens", "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
+        "download_data=downloads", "tokenize=tokens", "testbed_data=tokens",
+        "evaluate_xnli=evaluations", "evaluate_pawsx=evaluations",
         "evaluate_sweep_xnli=evaluations", "evaluate_sweep_pawsx=evaluations",
         "representation_alignment_xnli=representations", "representation_alignment_pawsx=representations",
         "weight_alignment=weight_alignments",
     ]
-    assert profile["group-components"] == ["tokens=11", "evaluations=5", "representations=5", "weight_alignments=10"]
+    assert profile["group-components"] == [
+        "downloads=12", "tokens=11", "evaluations=5", "representations=5", "weight_alignments=10",
+    ]
     assert counts["tokenize"] == counts["download_data"] == 46
+    # the 46 downloads (one file each, one after another within a group): 4 submissions of up to 12
+    assert profile["set-resources"]["download_data"]["serial"] == 1
     # the 198 weight alignments (CPU, one after another within a group): 20 submissions of up to 10
     assert counts["weight_alignment"] == 198 and profile["set-resources"]["weight_alignment"]["serial"] == 1
     assert all(profile["set-threads"][rule] == 4 for rule in per_model)

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import yaml
 
 from workflow_helpers import ROOT, job_counts, snakemake
@@ -157,6 +158,17 @@ def test_independent_schedule_starts_every_target_from_the_dense_model(tmp_path)
     target = tmp_path / "results/xnli/seed~2/method~magnitude_global/sparsity~0.30/eval/test/de.json"
     result = snakemake(str(target), "-n", "--quiet", "rules", "--configfile", "config.yaml", str(overlay))
     assert job_counts(result.stdout + result.stderr)["prune"] == 1  # no ladder below 0.30
+
+
+def test_an_output_at_a_target_the_config_does_not_train_is_refused_by_name(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"paths": {k: str(tmp_path / k) for k in config["paths"]}}))
+    target = tmp_path / "results/xnli/seed~1/method~magnitude_global/sparsity~0.55/eval/test/de.json"
+    with pytest.raises(AssertionError) as failed:  # workflow_helpers.snakemake: a failed run raises
+        snakemake(str(target), "-n", "--configfile", "config.yaml", str(overlay))
+    output = str(failed.value)
+    assert "sparsity~0.55 is not among sparsities (0.10, 0.20" in output and "add 0.55 there" in output, output
 
 
 def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(tmp_path):

@@ -20,7 +20,7 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
-from .model_key import target_part
+from .model_key import DENSE, target_part
 from .tasks import TASKS
 
 # Longest input of models whose config.json is not downloaded yet (XLM-R: 514 positions,
@@ -212,6 +212,11 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
                 f"train_language = {config['train_language']!r}: missing from tasks.{task}.languages "
                 f"{spec['languages']}; add it there (its train and validation splits are used)"
             )
+        elif len(set(spec["languages"])) < 2:
+            problems.append(
+                f"tasks.{task}.languages = {spec['languages']}: no language besides the training language "
+                "to evaluate zero-shot; add at least one (or disable the task)"
+            )
         local = spec["source"].get("local")  # the schema's oneOf: hub or local, the other absent or null
         if local is not None and not testbed and not (workdir / local).is_dir():
             problems.append(
@@ -255,8 +260,11 @@ def _method_problems(methods: dict, retrain_steps: int) -> list[str]:
     """Weights nothing can use. A regularizer weight on a method without a regularizer: weight:
     sweep would make the study wait for the sweep's retraining, then find no choice. And weight:
     sweep without retraining: a regularizer acts only through retraining, so every weight of the
-    sweep's grid would give the same model."""
+    sweep's grid would give the same model. And a method named as the fine-tuned model's folder."""
     problems = []
+    if DENSE in methods:
+        problems.append(f"methods.{DENSE}: '{DENSE}' names the fine-tuned model (its folder and table rows); "
+                        "rename the method")
     for name, spec in methods.items():
         if not spec["enabled"]:
             continue

@@ -340,6 +340,12 @@ def start_model(wildcards):
     of the sweep's targets, with the same weight). Independent: from the dense model."""
     key = ModelKey.from_wildcards(wildcards)
     targets = SPARSITIES if key.weight is None else SWEEP_SPARSITIES
+    if key.target not in targets:  # a named output at a target the config does not train
+        listed = "sparsities" if key.weight is None else "sweep.sparsities"
+        raise WorkflowError(
+            f"sparsity~{key.target} is not among {listed} ({', '.join(targets)}); "
+            f"add {key.target} there to train it"
+        )
     position = targets.index(key.target)
     if position == 0 or config["schedule"] == "independent":
         return LAYOUT.model_dir(key.dense())

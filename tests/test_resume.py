@@ -155,6 +155,37 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, uninterrupted):
     assert same_tensors(model.state_dict(), uninterrupted[0].state_dict())
 
 
+def test_a_half_deleted_checkpoint_is_passed_over_for_the_last_complete_one(tmp_path, uninterrupted):
+    """A kill while a checkpoint folder is being deleted (or while the job removes its checkpoints
+    after saving its outputs) leaves a step folder without its state file: not a checkpoint."""
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=9)  # checkpoint step 8
+    torn = tmp_path / "ckpt" / "step-00000012"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"")  # what rmtree left: no state.json
+    assert Checkpointer(tmp_path / "ckpt", 4, {"run": "test"}).latest().name == "step-00000008"
+    assert not torn.exists()  # removed, out of the way of the next save
+    model, *_ = run(tmp_path / "ckpt")
+    assert same_tensors(model.state_dict(), uninterrupted[0].state_dict())
+
+
+def test_a_checkpoint_is_resumed_only_on_a_device_of_the_same_arithmetic(tmp_path):
+    """A job's checkpoint names the arithmetic it was trained in: one begun in bf16 on a GPU and
+    rerun on CPU (ALIGNPRUNE_DEVICE=cpu, or a node without a driver) starts over."""
+    from alignprune.evaluate import numerics
+    from alignprune.stages.common import checkpointer
+
+    section = {"checkpoint_every": 4}
+    cpu = checkpointer(tmp_path, "retrain", section, SETTINGS, device=torch.device("cpu"))
+    assert cpu.identity["numerics"] == {"device": "cpu", "bf16_autocast": False, "tf32": False}
+    assert numerics(torch.device("cpu")) == cpu.identity["numerics"]
+    gpu = checkpointer(tmp_path, "retrain", section, SETTINGS, device=torch.device("cuda"))
+    assert gpu.identity["numerics"]["device"] == "cuda" and gpu.identity != cpu.identity
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=9, identity=gpu.identity)
+    assert Checkpointer(tmp_path / "ckpt", 4, cpu.identity).latest() is None  # other arithmetic: not resumed
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLoss) as err:
         run(tmp_path / "ckpt", penalty_nan_after=6)  # penalty of step 7 is NaN

@@ -77,7 +77,13 @@ class Checkpointer:
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint of this run, or None (a stale one is removed)."""
-        found = sorted(self.folder.glob("step-*[0-9]")) if self.folder.is_dir() else []
+        folders = sorted(self.folder.glob("step-*[0-9]")) if self.folder.is_dir() else []
+        # a folder without its state file is one a kill left half-deleted (remove, or the job's
+        # clean-up after its outputs were saved): not a checkpoint, and in the way of the next save
+        found = [p for p in folders if (p / STATE_FILE).is_file()]
+        for torn in set(folders) - set(found):
+            log.warning("%s has no %s (left half-deleted): removed", torn, STATE_FILE)
+            shutil.rmtree(torn, ignore_errors=True)
         if not found:
             return None
         saved = json.loads((found[-1] / STATE_FILE).read_text())

@@ -15,10 +15,23 @@ def allow_tf32(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def uses_bf16(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
 def autocast(device: torch.device):
     """bf16 autocast on a GPU that has it; full precision otherwise."""
-    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=uses_bf16(device))
+
+
+def numerics(device: torch.device) -> dict:
+    """The arithmetic a job computes in on ``device``: part of a checkpoint's identity, so that a
+    run begun in bf16 on a GPU is not finished in float32 on CPU (or the reverse)."""
+    return {
+        "device": device.type,
+        "bf16_autocast": uses_bf16(device),
+        "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
+    }
 
 
 @torch.inference_mode()

@@ -11,8 +11,11 @@ import zlib
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from .. import tokens
 from ..checkpoint import Checkpointer, file_identity
+from ..evaluate import numerics
 from ..train import TrainSettings
 
 
@@ -46,11 +49,14 @@ def load_pair(tokenizer_dir, train_file, dev_file, num_labels: int, max_length: 
     return train_data, dev_data, pad_id
 
 
-def checkpointer(folder, phase: str, section: dict, settings: TrainSettings, *inputs, job=None, save_at_end=False):
-    """Checkpoints of one training phase of a job, valid only for these settings and input files."""
+def checkpointer(folder, phase: str, section: dict, settings: TrainSettings, *inputs, device: torch.device,
+                 job=None, save_at_end=False):
+    """Checkpoints of one training phase of a job, valid only for these settings, input files and
+    the device's arithmetic (bf16 on a GPU, float32 on CPU)."""
     if folder is None:
         return None
-    identity = {"settings": asdict(settings), "job": job or {}, "inputs": file_identity(*inputs)}
+    identity = {"settings": asdict(settings), "job": job or {}, "inputs": file_identity(*inputs),
+                "numerics": numerics(device)}
     return Checkpointer(Path(folder) / phase, section["checkpoint_every"], identity, save_at_end)
 
 

@@ -41,7 +41,8 @@ def finetune(
     modeling.prunable_names(model, **prunable)
     steps = finetune_steps(settings, len(train_data))
     run = train_settings(settings, max_steps=steps, seed=stable_seed(task, seed, "dense"))
-    checkpoint = checkpointer(checkpoint_dir, "finetune", settings, run, pretrained_dir, train_file, dev_file)
+    checkpoint = checkpointer(checkpoint_dir, "finetune", settings, run, pretrained_dir, train_file, dev_file,
+                              device=device)
     history = train(
         model, train_data, dev_data, run,
         pad_id=pad_id, device=device, progress=progress, checkpoint=checkpoint,

@@ -101,8 +101,8 @@ class PruneJob:
         return {name: torch.zeros_like(self.params[name]) for name in self.names}
 
     def checkpoint(self, phase: str, run: TrainSettings, save_at_end: bool = False):
-        made = checkpointer(self.checkpoint_dir, phase, self.settings, run, *self.inputs, job=self.identity,
-                            save_at_end=save_at_end)
+        made = checkpointer(self.checkpoint_dir, phase, self.settings, run, *self.inputs, device=self.device,
+                            job=self.identity, save_at_end=save_at_end)
         if made is not None:
             self.checkpoints.append(made)
         return made

@@ -46,6 +46,10 @@ def test_every_name_reads_back_as_its_key(key):
     if key.weight is None:
         assert ModelKey.from_variant(key.task, key.seed, key.variant) == key
         assert re.fullmatch(model_key.VARIANT_PATTERN, key.variant)
+    # under a results root whose last folder is named like the sweep's (paths.results: runs/sweep)
+    under_sweep = Layout("runs/sweep", "runs/sweep/logs", "benchmarks")
+    assert ModelKey.parse(under_sweep.model_dir(key)) == key
+    assert ModelKey.parse(under_sweep.eval_file(key, "test", "de")) == key
 
 
 def test_wildcards_of_each_rule_give_the_same_key_as_its_path():

@@ -118,7 +118,9 @@ class ModelKey:
         if not matches:
             raise ValueError(f"no model folder in {str(path)!r}")
         found = matches[-1].groupdict()
-        if bool(found["sweep"]) != (found["weight"] is not None):
+        # A 'sweep/' before a model without a weight is the results root's own last folder
+        # (paths.results: runs/sweep), not the sweep's: every sweep model has a weight.
+        if found["weight"] is not None and not found["sweep"]:
             raise ValueError(f"a sweep model has a weight and no other model has: {str(path)!r}")
         return cls(found["task"], int(found["seed"]), found["method"] or DENSE, found["target"], found["weight"])
 

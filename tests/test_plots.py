@@ -119,6 +119,38 @@ def test_language_grid_cells_hold_each_methods_mean_and_sd_over_seeds(study):
     assert texts[rows.index("lamp") * len(LANGS) + LANGS.index("sw")] == expected
 
 
+def test_degradation_heatmap_cells_are_dense_minus_pruned_and_losses_are_red(study):
+    evals = study[0]
+    method = "magnitude_global"
+    [fig] = plots.plot_degradation_heatmaps(evals, {method: None}, METHODS, LANGS, CONTROLS).values()
+    ax = fig.axes[0]
+    mesh = ax.collections[0]
+    values = np.asarray(mesh.get_array()).reshape(len(LANGS), len(TARGETS))  # languages x targets
+    mean = evals[evals["split"] == "test"].groupby(["method", "sparsity_target", "language"])["accuracy"].mean()
+    sw, top = LANGS.index("sw"), len(TARGETS) - 1
+    expected = mean[("dense", 0.0, "sw")] - mean[(method, TARGETS[-1], "sw")]
+    assert expected > 10 and values[sw, top] == pytest.approx(expected)  # a loss is positive
+    assert ax.texts[sw * len(TARGETS) + top].get_text() == f"{expected:.1f}"
+    red, _, blue, _ = mesh.get_facecolors()[sw * len(TARGETS) + top]
+    assert red > blue + 0.3  # losses in red, as the caption says
+
+
+def test_language_grid_colours_a_loss_against_dense_in_red(study):
+    evals = study[0]
+    [fig] = plots.plot_language_bars(evals, {"0.90": None}, METHODS, LANGS, CONTROLS).values()
+    ax = fig.axes[0]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    mesh = ax.collections[0]
+    values = np.asarray(mesh.get_array()).reshape(len(rows), len(LANGS))
+    cell = rows.index("lookahead") * len(LANGS) + LANGS.index("sw")
+    mean = evals.groupby(["method", "sparsity_target", "language"])["accuracy"].mean()
+    expected = mean[("lookahead", 0.9, "sw")] - mean[("dense", 0.0, "sw")]
+    assert expected < -10 and values.flat[cell] == pytest.approx(expected)  # minus dense: a loss is negative
+    assert np.allclose(values[rows.index("dense")], 0)
+    red, _, blue, _ = mesh.get_facecolors()[cell]
+    assert red > blue + 0.3
+
+
 def test_each_pruning_method_has_its_own_colour_and_none_is_the_controls_grey():
     palette = plots.method_palette(METHODS, CONTROLS)
     assert palette[CONTROLS[0]] == plots.CONTROL_COLOUR

@@ -79,8 +79,9 @@ def test_model_selection_keeps_the_best_english_dev_checkpoint():
 
 def test_same_seed_same_weights():
     runs = []
-    for _ in range(2):
+    for draws in (0, 7):
         model = tiny_classifier(num_labels=2)
+        torch.rand(draws)  # the global stream moved on: train must seed its own dropout and order
         settings = TrainSettings(learning_rate=1e-3, batch_size=8, max_steps=20, eval_every=20, seed=7)
         train(model, toy_split(100, 0), toy_split(20, 1), settings, pad_id=1,
               device=torch.device("cpu"), progress=False)
@@ -152,3 +153,23 @@ def test_movement_scores_handed_on_are_those_of_the_checkpoint_kept(prunable):
     for name in names:
         assert torch.equal(movement[name], kept[name]), name
         assert not torch.equal(kept[name], snapshots[settings.max_steps][name])  # they did move on
+
+
+def test_batched_predictions_are_each_examples_own_forward_pass():
+    """Batches are sorted by length and padded: every prediction must come back to its own row,
+    and padding must not change it (each row against one forward pass of that example alone)."""
+    from alignprune.evaluate import predict
+
+    model = tiny_classifier(num_labels=3, seed=5).eval()
+    data = toy_split(61, 4)
+
+    def one_by_one():
+        with torch.no_grad():
+            return torch.cat([model(input_ids=torch.tensor([ids])).logits for ids in data.input_ids])
+
+    with torch.no_grad():  # logits centred over the rows: an untrained model whose labels vary by row
+        model.classifier.out_proj.bias -= one_by_one().mean(0)
+    alone = one_by_one().argmax(-1).tolist()
+    assert len(set(alone)) > 1  # an untrained model that still tells rows apart: a shuffle would show
+    for batch_size in (1, 7, 64):
+        assert predict(model, data, batch_size=batch_size, pad_id=1, device=torch.device("cpu")) == alone

@@ -188,9 +188,11 @@ def plot_degradation_heatmaps(
             part, ax=ax, cmap="vlag", center=0, vmin=-span, vmax=span, annot=len(part.columns) <= 10,
             fmt=".1f", annot_kws={"size": 7}, cbar_kws={"label": "points"},
         )
-        title = (f"{control_label(method)}: dense minus retrained accuracy" if method in (controls or [])
+        control = method in (controls or [])
+        title = (f"{control_label(method)}: dense minus retrained accuracy" if control
                  else f"{method}: dense minus pruned accuracy")
-        ax.set(title=title, xlabel="sparsity (the control: its rung)", ylabel="language")
+        xlabel = "rung (the sparsity target whose retraining it repeats)" if control else "sparsity"
+        ax.set(title=title, xlabel=xlabel, ylabel="language")
         ax.tick_params(axis="y", rotation=0)
         figures[method] = _save(fig, path)
     return figures

@@ -125,6 +125,8 @@ BAD_CONFIGS = [
      ["methods: every method has enabled: false"]),
     ("local_folder_missing", {"tasks": {"xnli": {"source": {"hub": None, "local": "no/such/folder"}}}},
      ["tasks.xnli.source.local = 'no/such/folder'", "no such folder", "{lang}/{split}-*.parquet"]),
+    ("model_folder_missing", {"model": "/data/models/xlmr"},
+     ["model = '/data/models/xlmr': no such folder", "save_pretrained", "Hub id"]),
     ("both_hub_and_local", {"tasks": {"xnli": {"source": {"local": "."}}}},
      ["tasks.xnli.source", "exactly one of hub", "hub: null"]),
     ("neither_hub_nor_local", {"tasks": {"xnli": {"source": {"hub": None}}}}, ["tasks.xnli.source", "exactly one of hub"]),

@@ -98,6 +98,23 @@ def test_unusable_normalised_files_are_rejected_with_their_name(tmp_path, conten
     assert str(path) in str(err.value)
 
 
+def test_shards_of_two_revisions_are_refused_not_read_twice(xnli_hub, tmp_path):
+    """`hf download --local-dir` at a second revision leaves the first one's shards: the files of a
+    split must be one complete set 0..N-1 of N."""
+    frame = pd.read_parquet(xnli_hub / "fr" / "test-00000-of-00001.parquet")
+    for k in range(2):  # the same rows, sharded in two by a later revision
+        frame.iloc[k::2].to_parquet(xnli_hub / "fr" / f"test-0000{k}-of-00002.parquet", index=False)
+    with pytest.raises(ValueError, match=r"test-00000-of-00001.parquet, test-00000-of-00002.parquet, "
+                                         r"test-00001-of-00002.parquet are not one complete set of shards"):
+        download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, tmp_path / "out.parquet")
+    (xnli_hub / "fr" / "test-00000-of-00001.parquet").unlink()  # one revision's shards: read, once each
+    counts = download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, tmp_path / "out.parquet")
+    assert counts["rows_out"] == len(frame)
+    (xnli_hub / "fr" / "test-00001-of-00002.parquet").unlink()  # a shard missing
+    with pytest.raises(ValueError, match="not one complete set of shards"):
+        download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, tmp_path / "other.parquet")
+
+
 def test_a_local_folder_of_links_reads_like_one_of_files(xnli_hub, tmp_path):
     """A Hugging Face cache snapshot (or git-annex, DVC) is a folder of links into another: its
     files are read and recorded by their names in the folder, with the digest of a plain copy."""

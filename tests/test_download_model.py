@@ -246,6 +246,44 @@ def test_offline_is_what_huggingface_hub_calls_offline(monkeypatch, variable):
     assert not hub.offline()
     monkeypatch.setenv(variable, "1")
     assert hub.offline()
+    # the library reads HF_HUB_OFFLINE when it is set at all, else TRANSFORMERS_OFFLINE
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert not hub.offline()
+
+
+def test_only_network_failures_are_reported_as_the_hub_out_of_reach(monkeypatch):
+    """A timeout or a refused connection says how to run offline; a full disk or a read-only cache
+    is the machine's, raised as itself (while the weights are written into the cache)."""
+    import httpx2
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for network in (httpx2.ReadTimeout("timed out"), ConnectionRefusedError("refused"), TimeoutError("slow")):
+        with pytest.raises(hub.HubUnreachable, match="the model m: not reachable .*Without network"):
+            with hub.hub_errors("the model m"):
+                raise network
+    for machine in (OSError(28, "No space left on device"), PermissionError("/shared/hf/hub/blobs")):
+        with pytest.raises(type(machine)) as caught:
+            with hub.hub_errors("the model m"):
+                raise machine
+        assert caught.value is machine
+
+
+def test_a_cached_commit_missing_some_of_its_files_says_so_and_how_to_fill_them(offline_cache):
+    """What `hf download --include 'de/*'` leaves: the cache lists the commit's files (trees/), holds
+    only some; the library then knows the snapshot is incomplete."""
+    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
+
+    repo = offline_cache / "datasets--org--xnli"
+    entries = {f"{lang}/test-00000-of-00001.parquet": TreeCacheEntry(size=4, blob_id=f"{i:040x}")
+               for i, lang in enumerate(("de", "fr"), start=1)}
+    write_tree_cache(str(repo), COMMIT_A, entries)
+    with pytest.raises(hub.HubUnreachable) as caught:
+        data.load_raw_split(_xnli(), "fr", "test", {"hub": "org/xnli"})
+    message = str(caught.value)
+    assert f"holds its commit {COMMIT_A} but not every file of fr/test-*.parquet" in message, message
+    assert "hf download org/xnli --repo-type dataset --revision main --include 'fr/test-*.parquet'" in message
 
 
 def test_the_model_fill_command_names_only_the_files_a_job_reads():

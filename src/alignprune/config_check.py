@@ -223,6 +223,15 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
                 f"tasks.{task}.source.local = {local!r}: no such folder (relative paths start at {workdir.resolve()}); "
                 "point it at a folder in the Hub's layout {lang}/{split}-*.parquet, or use source: {hub: <dataset id>}"
             )
+    model = config["model"]
+    # A Hub id is "name" or "org/name"; anything else is a folder, and one that is missing would be
+    # sent to the Hub as an id (an unclear error, after the job started)
+    path_like = model.startswith(("/", ".", "~")) or model.count("/") > 1
+    if not testbed and path_like and not (workdir / model).is_dir():
+        problems.append(
+            f"model = {model!r}: no such folder (relative paths start at {workdir.resolve()}); point it at a "
+            "folder written by save_pretrained, or give a Hub id such as FacebookAI/xlm-roberta-base"
+        )
     problems += _seed_problems("seeds", config["seeds"])
     problems += _seed_problems("sweep.seeds", config["sweep"]["seeds"])
     problems += _seed_problems("analysis.seeds", config["analysis"]["seeds"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def raw_split_files(task: TaskSpec, lang: str, split: str, source: dict) -> tupl
                 f"no files match {folder / pattern}: a local source must hold the Hub layout "
                 f"{{folder}}/{{lang}}/{{split}}-*.parquet (e.g. a clone of {task.hub_id})"
             )
+        check_shards(files)
         return files, {**hub.local_record(folder, files), "files": [f.relative_to(folder).as_posix() for f in files]}
     revision = source.get("revision") or "main"
     folder, record = hub.snapshot(source["hub"], revision, repo_type="dataset", allow_patterns=pattern)
@@ -65,7 +67,29 @@ def raw_split_files(task: TaskSpec, lang: str, split: str, source: dict) -> tupl
             + (f" in the cache: fill it with {hub.download_command(source['hub'], revision, 'dataset', f'{lang}/*')}"
                if hub.offline() else ": is the language or split right?")
         )
+    check_shards(files)
     return files, {**record, "files": [f.relative_to(folder).as_posix() for f in files]}
+
+
+SHARD = re.compile(r"-(\d+)-of-(\d+)\.parquet$")
+
+
+def check_shards(files: list[Path]) -> None:
+    """The files of one split are the shards 0..N-1 of one sharding ({split}-0000k-of-0000N.parquet),
+    each once. A folder that `hf download --local-dir` filled at two revisions keeps the older
+    one's shards beside the newer (it never deletes), and reading both would count rows twice."""
+    sharded = [SHARD.search(f.name) for f in files]
+    if not all(sharded):
+        return  # not the Hub's naming (a hand-made file): nothing to check against
+    totals = {int(m.group(2)) for m in sharded}
+    found = sorted(int(m.group(1)) for m in sharded)
+    if len(totals) != 1 or found != list(range(next(iter(totals)))):
+        names = ", ".join(f.name for f in files)
+        raise ValueError(
+            f"{files[0].parent}: the files {names} are not one complete set of shards (0..N-1 of N): "
+            "shards of two revisions, or a missing one; keep one revision's files (download again into "
+            "an empty folder)"
+        )
 
 
 def read_raw_files(files: list[Path]) -> pd.DataFrame:

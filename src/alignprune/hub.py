@@ -33,9 +33,11 @@ def endpoint() -> str:
 
 
 def offline() -> bool:
-    """Offline as huggingface_hub reads it (its constants.HF_HUB_OFFLINE: HF_HUB_OFFLINE or
-    TRANSFORMERS_OFFLINE true), read when asked rather than at import as the library does."""
-    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    """Offline as huggingface_hub reads it (its constants.HF_HUB_OFFLINE: the value of
+    HF_HUB_OFFLINE if set, else of TRANSFORMERS_OFFLINE, true), read when asked rather than at
+    import as the library does (HF_HUB_OFFLINE=0 wins over TRANSFORMERS_OFFLINE=1 there too)."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
 
 
 def check_reachable(what: str, timeout: float = 10.0) -> None:
@@ -63,15 +65,31 @@ def downloading(what: str, *, from_hub: bool) -> Iterator[None]:
         yield
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub libraries raise when the network, not the machine, failed: connection errors,
+    timeouts, an HTTP error answer, and the transport errors of huggingface_hub's HTTP client
+    (httpx2's, which are not OSErrors)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, urllib.error.URLError, HfHubHTTPError)
+    try:
+        import httpx2
+    except ImportError:  # another huggingface_hub release, another client
+        return errors
+    return (*errors, httpx2.TransportError)
+
+
 @contextmanager
 def hub_errors(what: str) -> Iterator[None]:
-    """Turn the libraries' connection and cache-miss errors into one message with the ways out."""
+    """Turn the libraries' connection and, offline, cache-miss errors into one message with the
+    ways out. Any other error (a full disk, a read-only cache) is the machine's: raised as itself."""
     try:
         yield
     except HubUnreachable:
         raise  # already says what is missing and how to get it
-    except OSError as err:  # ConnectionError included
-        if isinstance(err, FileNotFoundError) and not offline():
+    except Exception as err:
+        cache_miss = isinstance(err, FileNotFoundError) and offline()
+        if not cache_miss and not isinstance(err, _network_errors()):
             raise
         state = "offline (HF_HUB_OFFLINE) and not in the cache" if offline() else "not reachable"
         raise HubUnreachable(f"{what}: {state} ({type(err).__name__}: {str(err)[:300]}). {OFFLINE_HELP}") from err
@@ -105,7 +123,12 @@ def snapshot(
     cache: (the snapshot folder, its provenance record with the commit the revision resolved to).
     Offline (HF_HUB_OFFLINE=1), the cache alone resolves the revision."""
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        IncompleteSnapshotError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     fill = download_command(repo_id, revision, repo_type, allow_patterns)
     try:
@@ -117,6 +140,13 @@ def snapshot(
         ) from None
     except RepositoryNotFoundError:
         raise ValueError(f"no {repo_type} repository {repo_id} on {endpoint()} (or it is private): check the id") from None
+    except IncompleteSnapshotError as err:  # the commit is cached, some files asked for are not
+        why = "HF_HUB_OFFLINE is set" if offline() else "the Hub did not answer"
+        raise HubUnreachable(
+            f"{repo_id} (a {repo_type}) at revision {revision!r}: the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+            f"holds its commit {Path(err.snapshot_path).name} but not every file of {allow_patterns} in it, and {why}. "
+            f"Fill them on a machine with network: {fill}, then copy its HF_HOME here. {OFFLINE_HELP}"
+        ) from None
     except LocalEntryNotFoundError as err:
         if not offline():  # the Hub stopped answering, and the cache cannot stand in
             raise HubUnreachable(

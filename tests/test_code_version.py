@@ -32,6 +32,9 @@ def test_the_digest_changes_with_any_byte_or_name_of_the_package_source(tmp_path
     (package / ".cache").mkdir()
     (package / ".cache" / "d.py").write_text("z = 3\n")
     assert digest() == first
+    (package / "bench").mkdir()  # the benchmarks make no result
+    (package / "bench" / "startup.py").write_text("rounds = 5\n")
+    assert digest() == first
     (package / "sub" / "b.py").rename(package / "sub" / "c.py")  # same bytes, another module
     assert digest() not in (first, changed)
     code_version.package_digest.cache_clear()

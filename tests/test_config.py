@@ -125,6 +125,7 @@ BAD_CONFIGS = [
      ["methods: every method has enabled: false"]),
     ("local_folder_missing", {"tasks": {"xnli": {"source": {"hub": None, "local": "no/such/folder"}}}},
      ["tasks.xnli.source.local = 'no/such/folder'", "no such folder", "{lang}/{split}-*.parquet"]),
+    ("gpus_per_job_above_one", {"gpus_per_job": 2}, ["gpus_per_job = 2", "must be >= 0 and <= 1"]),
     ("model_folder_missing", {"model": "/data/models/xlmr"},
      ["model = '/data/models/xlmr': no such folder", "save_pretrained", "Hub id"]),
     ("both_hub_and_local", {"tasks": {"xnli": {"source": {"local": "."}}}},

@@ -1,5 +1,6 @@
 """Jobs on a multi-GPU machine each take their own GPU (fake devices: the lock logic needs no GPU)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -146,12 +147,19 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
         assert "job failed" in log and "SystemExit: 143" in log
 
 
-@pytest.mark.parametrize("cuda_build, driver", [(None, True), ("13.0", False), ("13.0", True)])
-def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(tmp_path, monkeypatch, cuda_build, driver):
-    """SLURM gives the job GPU 0 (CUDA_VISIBLE_DEVICES); where an NVIDIA driver is loaded, a CUDA
-    build of torch that cannot use it (a driver too old for the build) stops the job, which on
-    CPU would run to its time limit; a CPU-only build, or no driver (GPUs named on a CPU machine,
-    as on the SLURM test's node), runs on CPU and says so in the log."""
+@pytest.mark.parametrize("cuda_build, driver, listed, units", [
+    (None, True, "", 1),        # a CPU-only build on a GPU machine: torch sees no GPU to claim
+    ("13.0", True, "0", 1),     # a CUDA build for a newer driver than the machine's
+    ("13.0", True, "0", 0),     # the same under SLURM's --gres, the rule's gpu resource at 0
+    ("13.0", False, "0", 1),    # GPUs named on a CPU machine (the SLURM test's node): CPU, a warning
+    ("13.0", True, "", 0),      # a CPU rule (tokenize, weight alignment): nothing given, nothing refused
+])
+def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
+    tmp_path, monkeypatch, cuda_build, driver, listed, units
+):
+    """Where an NVIDIA driver is loaded, a job given a GPU (claimed, listed by the scheduler, or
+    asked for through the gpu resource) whose torch cannot use it stops at once: on CPU it would
+    run to its time limit. Without a driver it runs on CPU and says so in the log."""
     import torch
 
     from alignprune import rule_runtime
@@ -159,20 +167,57 @@ def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
 
     monkeypatch.setattr(rule_runtime, "NVIDIA_DRIVER", tmp_path / ("version" if driver else "absent"))
     (tmp_path / "version").write_text("NVRM version: 535.0\n")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
     monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     job = types.SimpleNamespace(threads=1, log=[str(tmp_path / "job.log")], rule="finetune",
-                                resources=types.SimpleNamespace(gpu=1))
-    if cuda_build and driver:
-        with pytest.raises(RuntimeError, match="given GPU\\(s\\) 0 but torch .* cannot use them.*ALIGNPRUNE_DEVICE=cpu"):
+                                resources=types.SimpleNamespace(gpu=units), config={"gpus_per_job": 1})
+    given = listed or f"{units} of the gpu resource"
+    if driver and (listed or units):
+        build = "a CPU-only build" if cuda_build is None else "built for CUDA 13.0"
+        with pytest.raises(RuntimeError, match=f"given GPU\\(s\\) {given} but torch .* cannot use them "
+                                               f"\\({build}.*ALIGNPRUNE_DEVICE=cpu"):
             with rule_job(job):
                 pass
-    else:
-        with rule_job(job) as device:
-            assert device.type == "cpu"
-        assert "GPU(s) 0 given, but torch" in (tmp_path / "job.log").read_text()
+        return
+    with rule_job(job) as device:
+        assert device.type == "cpu"
+    log = (tmp_path / "job.log").read_text()
+    assert ("GPU(s) 0 given, but torch" in log) == bool(listed)
+
+
+def test_a_cpu_only_run_stays_on_cpu_and_plain_cuda_still_claims_a_gpu(tmp_path, monkeypatch):
+    """gpus_per_job: 0 (the demo, calibrated on CPU) runs on CPU where torch sees a GPU too;
+    ALIGNPRUNE_DEVICE=cuda, set to insist on the GPU, still takes a free GPU of its own."""
+    import torch
+
+    from alignprune import rule_runtime
+    from alignprune.rule_runtime import rule_job
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
+    demo = types.SimpleNamespace(threads=1, log=[str(tmp_path / "demo.log")], rule="finetune",
+                                 resources=types.SimpleNamespace(gpu=0), config={"gpus_per_job": 0})
+    with rule_job(demo) as device:
+        assert device.type == "cpu"
+    asked = []
+
+    @contextlib.contextmanager
+    def claiming(count):
+        asked.append(count)
+        yield ["3"][:count]
+
+    monkeypatch.setattr(rule_runtime, "gpu_job", claiming)
+    monkeypatch.setenv("ALIGNPRUNE_DEVICE", "cuda")
+    study = types.SimpleNamespace(threads=1, log=[str(tmp_path / "study.log")], rule="finetune",
+                                  resources=types.SimpleNamespace(gpu=1), config={"gpus_per_job": 1})
+    with rule_job(study) as device:
+        assert device.type == "cuda"
+    monkeypatch.setenv("ALIGNPRUNE_DEVICE", "cuda:1")  # an explicit device: used as it is
+    with rule_job(study) as device:
+        assert str(device) == "cuda:1"
+    assert asked == [1, 0]
 
 
 def test_cuda_visible_devices_stops_at_the_first_invalid_entry_as_cuda_does(monkeypatch):

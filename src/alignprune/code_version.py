@@ -29,16 +29,20 @@ from .io import atomic_path
 CODE_FILE = "code.json"
 PACKAGE = Path(__file__).resolve().parent
 UNRECORDED = "unrecorded"  # a folder, checkpoint or evaluation from before code was recorded
+# Subpackages that make no result: an edit of the benchmarks must not mark results as of other code.
+NOT_RESULTS = ("bench",)
 
 
 @functools.lru_cache(maxsize=None)
 def package_digest(root: Path = PACKAGE) -> str:
     """The first 12 hex digits of a SHA-256 over every ``.py`` file under ``root`` (relative
-    path and bytes, in sorted order), hidden files and folders left out."""
+    path and bytes, in sorted order), hidden files and folders and NOT_RESULTS left out."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if relative.parts[0] in NOT_RESULTS:
             continue
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")

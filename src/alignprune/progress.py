@@ -40,6 +40,7 @@ def summary_writer(folder: str | Path, purge_step: int | None = None):
     except ImportError as err:  # torch's writer needs the tensorboard package
         raise ImportError(
             "tensorboard: true needs the tensorboard package: pip install -e '.[tensorboard]' "
+            "(under --sdm conda: add tensorboard==2.21.0 to envs/pipeline.yaml) "
             f"(or set tensorboard: false) ({err})"
         ) from None
     return SummaryWriter(log_dir=str(folder), purge_step=purge_step)

@@ -68,23 +68,32 @@ def _terminate_as_exit():
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
 
-def _refuse_an_unusable_gpu(claimed: list[str], device: torch.device) -> None:
-    """A job given GPUs (CUDA_VISIBLE_DEVICES, as SLURM sets it) on a machine with an NVIDIA
-    driver, by a CUDA build of torch that cannot use them (the driver older than the build
-    needs), stops here: on CPU it would grind until its time limit, and be retried. Without a
-    driver (a CPU machine whose environment names GPUs) or with a CPU-only build of torch, the
-    job runs on CPU, with a warning."""
-    if not claimed or device.type != "cpu":
+def _given_gpus(claimed: list[str], gpu_units: int) -> str:
+    """The GPUs a job was given, as its log names them: those it claimed, else those its scheduler
+    listed (SLURM with --gres and the rule's gpu resource at 0), else its units of the gpu
+    resource (torch saw none to claim: a CPU-only build); "" for a job given none."""
+    listed = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if claimed or (listed and listed[0] != "-1"):
+        return ",".join(claimed or listed)
+    return f"{gpu_units} of the gpu resource" if gpu_units else ""
+
+
+def _refuse_an_unusable_gpu(given: str, device: torch.device) -> None:
+    """A job given GPUs on a machine with an NVIDIA driver whose torch cannot use them (a CUDA
+    build for a newer driver, or a CPU-only build) stops here: on CPU it would grind until its
+    time limit, and be retried. Without a driver (a CPU machine whose environment names GPUs)
+    the job runs on CPU, with a warning. ALIGNPRUNE_DEVICE=cpu runs on CPU on purpose."""
+    if not given or device.type != "cpu":
         return
-    if torch.version.cuda and NVIDIA_DRIVER.exists():
-        raise RuntimeError(
-            f"this job was given GPU(s) {','.join(claimed)} but torch {torch.__version__} (built for CUDA "
-            f"{torch.version.cuda}) cannot use them: is the NVIDIA driver older than that build needs? Install "
-            "a torch build for the driver (make install TORCH_INDEX=https://download.pytorch.org/whl/cu126, "
-            "README), or set ALIGNPRUNE_DEVICE=cpu to run on CPU"
-        )
+    if NVIDIA_DRIVER.exists():
+        why = (f"built for CUDA {torch.version.cuda}: is the NVIDIA driver older than that build needs? Install "
+               "a torch build for the driver (make install TORCH_INDEX=https://download.pytorch.org/whl/cu126, README)"
+               if torch.version.cuda else
+               "a CPU-only build: install the CUDA build (make install without TORCH_INDEX, README)")
+        raise RuntimeError(f"this job was given GPU(s) {given} but torch {torch.__version__} cannot use them "
+                           f"({why}), or set ALIGNPRUNE_DEVICE=cpu to run on CPU")
     logging.warning("GPU(s) %s given, but torch %s (CUDA %s) finds no usable GPU and no NVIDIA driver is "
-                    "loaded: running on CPU", ",".join(claimed), torch.__version__, torch.version.cuda)
+                    "loaded: running on CPU", given, torch.__version__, torch.version.cuda)
 
 
 @contextmanager
@@ -97,6 +106,9 @@ def rule_job(snakemake):
     saves are removed (io.atomic_path) instead of left beside the output.
     """
     torch.set_num_threads(snakemake.threads)
+    # the tokenizers' Rust thread pool reads neither torch's setting nor the OMP_* variables
+    # Snakemake sets: without this a tokenize job would take every core of the machine
+    os.environ.setdefault("RAYON_NUM_THREADS", str(snakemake.threads))
     with open(snakemake.log[0], "w", buffering=1) as stream, _terminate_as_exit():
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
@@ -108,13 +120,17 @@ def rule_job(snakemake):
         )
         quiet_libraries()
         requested = os.environ.get("ALIGNPRUNE_DEVICE")
-        # a job holding units of the gpu resource takes that many free GPUs of the machine
-        # (before CUDA starts; an explicit ALIGNPRUNE_DEVICE is used as it is)
-        gpus = 0 if requested else int(getattr(snakemake.resources, "gpu", 0))
+        if not requested and getattr(snakemake, "config", {}).get("gpus_per_job") == 0:
+            requested = "cpu"  # a CPU-only run (the demo): on CPU where a GPU is seen too, as calibrated
+        # a job holding units of the gpu resource takes that many free GPUs of the machine (before
+        # CUDA starts); ALIGNPRUNE_DEVICE=cpu or cuda:N is used as it is, and plain cuda still claims
+        units = int(getattr(snakemake.resources, "gpu", 0))
+        gpus = units if requested in (None, "cuda") else 0
         try:
             with gpu_job(gpus) as claimed:
                 device = pick_device(requested)
-                _refuse_an_unusable_gpu(claimed, device)
+                if requested is None:
+                    _refuse_an_unusable_gpu(_given_gpus(claimed, units), device)
                 allow_tf32(device)
                 logging.info("rule %s on %s with %d threads%s", snakemake.rule, device, snakemake.threads,
                              f", GPU(s) {','.join(claimed)}" if claimed else "")

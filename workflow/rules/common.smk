@@ -50,14 +50,6 @@ wildcard_constraints:
     weight=model_key.WEIGHT_PATTERN,
 
 
-def local_cores():
-    """--cores of a local run; on a cluster (no --cores) the training jobs' threads."""
-    try:
-        return workflow.cores
-    except WorkflowError:
-        return config["threads"]["train"]
-
-
 def languages(task):
     return config["tasks"][task]["languages"]
 

@@ -20,9 +20,9 @@ if config["testbed"]["enabled"]:
             f"{BENCHMARKS}/testbed/model.tsv"
         conda:
             "../../envs/pipeline.yaml"
-        # Runs alone before the training jobs: give it every core (the model depends on the
-        # number of threads: the demo's calibration is of a build on 2).
-        threads: local_cores()
+        # The model depends on the number of threads it was built on: 2, as the demo's calibration
+        # (and profiles/slurm), whatever --cores says above that (Snakemake gives fewer to --cores 1).
+        threads: 2
         params:
             testbed=testbed_settings.model_params(TESTBED),
         script:

@@ -113,6 +113,11 @@ def test_shards_of_two_revisions_are_refused_not_read_twice(xnli_hub, tmp_path):
     (xnli_hub / "fr" / "test-00001-of-00002.parquet").unlink()  # a shard missing
     with pytest.raises(ValueError, match="not one complete set of shards"):
         download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, tmp_path / "other.parquet")
+    # an older conversion's hashed name beside the newer set: the same doubling
+    frame.iloc[1::2].to_parquet(xnli_hub / "fr" / "test-00001-of-00002.parquet", index=False)
+    frame.to_parquet(xnli_hub / "fr" / "test-00000-of-00001-5d3e2a.parquet", index=False)
+    with pytest.raises(ValueError, match="not one complete set of shards"):
+        download_split("xnli", "fr", "test", {"local": str(xnli_hub)}, tmp_path / "other.parquet")
 
 
 def test_a_local_folder_of_links_reads_like_one_of_files(xnli_hub, tmp_path):

@@ -148,11 +148,13 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
 
 
 @pytest.mark.parametrize("cuda_build, driver, listed, units", [
-    (None, True, "", 1),        # a CPU-only build on a GPU machine: torch sees no GPU to claim
+    (None, True, None, 1),      # a CPU-only build on a GPU machine: torch sees no GPU to claim
     ("13.0", True, "0", 1),     # a CUDA build for a newer driver than the machine's
     ("13.0", True, "0", 0),     # the same under SLURM's --gres, the rule's gpu resource at 0
     ("13.0", False, "0", 1),    # GPUs named on a CPU machine (the SLURM test's node): CPU, a warning
-    ("13.0", True, "", 0),      # a CPU rule (tokenize, weight alignment): nothing given, nothing refused
+    ("13.0", True, None, 0),    # a CPU rule (tokenize, weight alignment): nothing given, nothing refused
+    ("13.0", True, "-1", 1),    # every GPU hidden on purpose (CUDA_VISIBLE_DEVICES=-1): a run on CPU
+    ("13.0", True, "", 1),      # the same, written empty
 ])
 def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
     tmp_path, monkeypatch, cuda_build, driver, listed, units
@@ -167,14 +169,19 @@ def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
 
     monkeypatch.setattr(rule_runtime, "NVIDIA_DRIVER", tmp_path / ("version" if driver else "absent"))
     (tmp_path / "version").write_text("NVRM version: 535.0\n")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
-    monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
+    if listed is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+    monkeypatch.setenv("ALIGNPRUNE_DEVICE", "")  # set but empty: as if not set
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     job = types.SimpleNamespace(threads=1, log=[str(tmp_path / "job.log")], rule="finetune",
                                 resources=types.SimpleNamespace(gpu=units), config={"gpus_per_job": 1})
-    given = listed or f"{units} of the gpu resource"
-    if driver and (listed or units):
+    hidden = listed in ("-1", "")
+    given = listed or f"{units} \\(the job's gpu resource\\)"
+    if driver and not hidden and (listed or units):
         build = "a CPU-only build" if cuda_build is None else "built for CUDA 13.0"
         with pytest.raises(RuntimeError, match=f"given GPU\\(s\\) {given} but torch .* cannot use them "
                                                f"\\({build}.*ALIGNPRUNE_DEVICE=cpu"):
@@ -184,7 +191,8 @@ def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
     with rule_job(job) as device:
         assert device.type == "cpu"
     log = (tmp_path / "job.log").read_text()
-    assert ("GPU(s) 0 given, but torch" in log) == bool(listed)
+    assert ("GPU(s) 0 given, but torch" in log) == (listed == "0")
+    assert "given, but torch" not in log or not hidden
 
 
 def test_a_cpu_only_run_stays_on_cpu_and_plain_cuda_still_claims_a_gpu(tmp_path, monkeypatch):

@@ -169,6 +169,26 @@ def test_a_half_deleted_checkpoint_is_passed_over_for_the_last_complete_one(tmp_
     assert same_tensors(model.state_dict(), uninterrupted[0].state_dict())
 
 
+def test_a_kill_while_checkpoints_are_deleted_leaves_none_that_would_be_resumed(tmp_path, monkeypatch):
+    """rmtree deletes in the file system's order: a kill could leave a state file naming weights
+    already gone. The state files go first, so what is left is passed over."""
+    from alignprune import checkpoint as checkpoint_module
+
+    with pytest.raises(Stop):
+        run(tmp_path / "ckpt", stop_after=9)  # checkpoint step 8 and a best file
+
+    def killed(folder, ignore_errors=False):
+        raise KeyboardInterrupt  # the kill, before rmtree removed anything
+
+    monkeypatch.setattr(checkpoint_module.shutil, "rmtree", killed)
+    saved = Checkpointer(tmp_path / "ckpt", 4, {"run": "test"})
+    with pytest.raises(KeyboardInterrupt):
+        saved.remove()
+    assert (tmp_path / "ckpt" / "step-00000008" / "model.safetensors").exists()  # the weights are still there
+    monkeypatch.undo()
+    assert Checkpointer(tmp_path / "ckpt", 4, {"run": "test"}).latest() is None  # but nothing to resume
+
+
 def test_a_checkpoint_is_resumed_only_on_a_device_of_the_same_arithmetic(tmp_path):
     """A job's checkpoint names the arithmetic it was trained in: one begun in bf16 on a GPU and
     rerun on CPU (ALIGNPRUNE_DEVICE=cpu, or a node without a driver) starts over."""

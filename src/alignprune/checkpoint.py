@@ -123,7 +123,7 @@ class Checkpointer:
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
         for old in self.folder.glob("step-*[0-9]"):
             if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+                delete(old)
         for old in self.folder.glob("best-*.safetensors"):
             if old.name != best_file:
                 old.unlink()
@@ -152,4 +152,14 @@ class Checkpointer:
         return state["loop"], best_state
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        delete(self.folder)
+
+
+def delete(folder: Path) -> None:
+    """Remove checkpoints: their state files first, so that a kill in the middle (rmtree deletes
+    in the file system's order) leaves step folders that ``latest`` passes over, never one that
+    names weights or a best file already gone."""
+    folder = Path(folder)
+    for state in folder.rglob(STATE_FILE) if folder.is_dir() else []:
+        state.unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)

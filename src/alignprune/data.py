@@ -71,7 +71,8 @@ def raw_split_files(task: TaskSpec, lang: str, split: str, source: dict) -> tupl
     return files, {**record, "files": [f.relative_to(folder).as_posix() for f in files]}
 
 
-SHARD = re.compile(r"-(\d+)-of-(\d+)\.parquet$")
+# {split}-00000-of-00002.parquet; older conversions add a content hash: ...-of-00002-<hex>.parquet
+SHARD = re.compile(r"-(\d+)-of-(\d+)(?:-[0-9a-f]+)?\.parquet$")
 
 
 def check_shards(files: list[Path]) -> None:
@@ -79,11 +80,11 @@ def check_shards(files: list[Path]) -> None:
     each once. A folder that `hf download --local-dir` filled at two revisions keeps the older
     one's shards beside the newer (it never deletes), and reading both would count rows twice."""
     sharded = [SHARD.search(f.name) for f in files]
-    if not all(sharded):
+    if not any(sharded):
         return  # not the Hub's naming (a hand-made file): nothing to check against
-    totals = {int(m.group(2)) for m in sharded}
-    found = sorted(int(m.group(1)) for m in sharded)
-    if len(totals) != 1 or found != list(range(next(iter(totals)))):
+    totals = {int(m.group(2)) for m in sharded if m}
+    found = sorted(int(m.group(1)) for m in sharded if m)
+    if not all(sharded) or len(totals) != 1 or found != list(range(next(iter(totals)))):
         names = ", ".join(f.name for f in files)
         raise ValueError(
             f"{files[0].parent}: the files {names} are not one complete set of shards (0..N-1 of N): "

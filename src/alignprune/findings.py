@@ -519,7 +519,8 @@ def write_findings(
     made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions)} "
                "(`python -m alignprune.code_version` prints the current one).\n")
     # the multiplicity caveat with this table's own count (33 rows in the demo, 171 in the full study)
-    made_by += (f"\n{len(table)} rows, each judged at 0.05 with no correction for their number: where "
+    judged = int((~table["verdict"].str.startswith("not tested")).sum())
+    made_by += (f"\n{judged} rows judged, each at 0.05 with no correction for their number: where "
                 "nothing is true, about 1 in 20 would still give a verdict.\n")
     warning = code_warning(evals)
     if warning:

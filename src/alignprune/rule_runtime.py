@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .evaluate import allow_tf32
-from .gpu_slots import gpu_job
+from .gpu_slots import gpu_job, visible_devices
 from .modeling import pick_device
 from .operational import with_operational
 
@@ -71,11 +71,13 @@ NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 def _given_gpus(claimed: list[str], gpu_units: int) -> str:
     """The GPUs a job was given, as its log names them: those it claimed, else those its scheduler
     listed (SLURM with --gres and the rule's gpu resource at 0), else its units of the gpu
-    resource (torch saw none to claim: a CPU-only build); "" for a job given none."""
-    listed = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    if claimed or (listed and listed[0] != "-1"):
-        return ",".join(claimed or listed)
-    return f"{gpu_units} of the gpu resource" if gpu_units else ""
+    resource (torch saw none to claim: a CPU-only build); "" for a job given none, or where
+    CUDA_VISIBLE_DEVICES hides every GPU on purpose ("-1" or empty: a run on CPU)."""
+    if claimed:
+        return ",".join(claimed)
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return ",".join(visible_devices())  # as CUDA reads it
+    return f"{gpu_units} (the job's gpu resource)" if gpu_units else ""
 
 
 def _refuse_an_unusable_gpu(given: str, device: torch.device) -> None:
@@ -86,10 +88,12 @@ def _refuse_an_unusable_gpu(given: str, device: torch.device) -> None:
     if not given or device.type != "cpu":
         return
     if NVIDIA_DRIVER.exists():
+        # a new venv: pip counts 2.13.0+cpu as 2.13.0 and would keep the build installed
         why = (f"built for CUDA {torch.version.cuda}: is the NVIDIA driver older than that build needs? Install "
-               "a torch build for the driver (make install TORCH_INDEX=https://download.pytorch.org/whl/cu126, README)"
+               "a build for the driver: rm -rf .venv && make install "
+               "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (README)"
                if torch.version.cuda else
-               "a CPU-only build: install the CUDA build (make install without TORCH_INDEX, README)")
+               "a CPU-only build: install the CUDA build: rm -rf .venv && make install (README)")
         raise RuntimeError(f"this job was given GPU(s) {given} but torch {torch.__version__} cannot use them "
                            f"({why}), or set ALIGNPRUNE_DEVICE=cpu to run on CPU")
     logging.warning("GPU(s) %s given, but torch %s (CUDA %s) finds no usable GPU and no NVIDIA driver is "
@@ -119,7 +123,7 @@ def rule_job(snakemake):
             force=True,
         )
         quiet_libraries()
-        requested = os.environ.get("ALIGNPRUNE_DEVICE")
+        requested = os.environ.get("ALIGNPRUNE_DEVICE") or None  # set but empty: not set
         if not requested and getattr(snakemake, "config", {}).get("gpus_per_job") == 0:
             requested = "cpu"  # a CPU-only run (the demo): on CPU where a GPU is seen too, as calibrated
         # a job holding units of the gpu resource takes that many free GPUs of the machine (before

@@ -24,8 +24,7 @@ rule weight_alignment:
 
 
 # One job per analysed model: it loads the model and encodes English once and writes one file
-# per language. One rule per task, as for evaluate_{task}: its languages are its outputs
-# (a task evaluated on its training language alone has none).
+# per language. One rule per task, as for evaluate_{task}: its languages are its outputs.
 for task in [t for t in TASKS if representation_languages(t)]:
     model = ModelKey.pattern(task, variant=True)
 

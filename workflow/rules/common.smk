@@ -333,7 +333,8 @@ def start_model(wildcards):
     key = ModelKey.from_wildcards(wildcards)
     targets = SPARSITIES if key.weight is None else SWEEP_SPARSITIES
     if key.target not in targets:  # a named output at a target the config does not train
-        listed = "sparsities" if key.weight is None else "sweep.sparsities"
+        sweep_own = key.weight is not None and SWEEP["sparsities"]  # else the sweep uses sparsities
+        listed = "sweep.sparsities" if sweep_own else "sparsities"
         raise WorkflowError(
             f"sparsity~{key.target} is not among {listed} ({', '.join(targets)}); "
             f"add {key.target} there to train it"

@@ -6,7 +6,6 @@ gives a default is there), as a rule script passes it (alignprune.rule_runtime.t
 
 from __future__ import annotations
 
-import shutil
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .. import tokens
-from ..checkpoint import Checkpointer, file_identity
+from ..checkpoint import Checkpointer, delete, file_identity
 from ..evaluate import numerics
 from ..train import TrainSettings
 
@@ -72,4 +71,4 @@ def reporting(section: dict, phase: str) -> dict:
 def remove_checkpoints(folder) -> None:
     """The job's outputs are saved: its checkpoints are no longer needed."""
     if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+        delete(folder)

@@ -126,7 +126,8 @@ def test_degradation_heatmap_cells_are_dense_minus_pruned_and_losses_are_red(stu
     ax = fig.axes[0]
     mesh = ax.collections[0]
     values = np.asarray(mesh.get_array()).reshape(len(LANGS), len(TARGETS))  # languages x targets
-    mean = evals[evals["split"] == "test"].groupby(["method", "sparsity_target", "language"])["accuracy"].mean()
+    test = evals[evals["split"] == "test"]
+    mean = test.groupby(["method", "sparsity_target", "language"])["accuracy"].mean()
     sw, top = LANGS.index("sw"), len(TARGETS) - 1
     expected = mean[("dense", 0.0, "sw")] - mean[(method, TARGETS[-1], "sw")]
     assert expected > 10 and values[sw, top] == pytest.approx(expected)  # a loss is positive

@@ -168,7 +168,8 @@ def test_an_output_at_a_target_the_config_does_not_train_is_refused_by_name(tmp_
     with pytest.raises(AssertionError) as failed:  # workflow_helpers.snakemake: a failed run raises
         snakemake(str(target), "-n", "--configfile", "config.yaml", str(overlay))
     output = str(failed.value)
-    assert "sparsity~0.55 is not among sparsities (0.10, 0.20" in output and "add 0.55 there" in output, output
+    assert "sparsity~0.55 is not among sparsities (0.10, 0.20" in output, output
+    assert "add 0.55 there" in output
 
 
 def test_sweep_plans_each_regularized_method_with_each_weight_on_its_own_ladder(tmp_path):

@@ -71,7 +71,9 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     (httpx2's, which are not OSErrors)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, urllib.error.URLError, HfHubHTTPError)
+    errors: tuple[type[BaseException], ...] = (
+        ConnectionError, TimeoutError, urllib.error.URLError, HfHubHTTPError,
+    )
     try:
         import httpx2
     except ImportError:  # another huggingface_hub release, another client
@@ -143,8 +145,9 @@ def snapshot(
     except IncompleteSnapshotError as err:  # the commit is cached, some files asked for are not
         why = "HF_HUB_OFFLINE is set" if offline() else "the Hub did not answer"
         raise HubUnreachable(
-            f"{repo_id} (a {repo_type}) at revision {revision!r}: the Hugging Face cache ({constants.HF_HUB_CACHE}) "
-            f"holds its commit {Path(err.snapshot_path).name} but not every file of {allow_patterns} in it, and {why}. "
+            f"{repo_id} (a {repo_type}) at revision {revision!r}: the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) holds its commit {Path(err.snapshot_path).name} but not every file "
+            f"of {allow_patterns} in it, and {why}. "
             f"Fill them on a machine with network: {fill}, then copy its HF_HOME here. {OFFLINE_HELP}"
         ) from None
     except LocalEntryNotFoundError as err:

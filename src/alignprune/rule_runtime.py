@@ -89,8 +89,8 @@ def _refuse_an_unusable_gpu(given: str, device: torch.device) -> None:
         return
     if NVIDIA_DRIVER.exists():
         # a new venv: pip counts 2.13.0+cpu as 2.13.0 and would keep the build installed
-        why = (f"built for CUDA {torch.version.cuda}: is the NVIDIA driver older than that build needs? Install "
-               "a build for the driver: rm -rf .venv && make install "
+        why = (f"built for CUDA {torch.version.cuda}: is the NVIDIA driver older than that build needs? "
+               "Install a build for the driver: rm -rf .venv && make install "
                "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (README)"
                if torch.version.cuda else
                "a CPU-only build: install the CUDA build: rm -rf .venv && make install (README)")

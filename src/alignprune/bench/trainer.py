@@ -18,7 +18,7 @@ import torch
 
 from ..batching import GROUP_BATCHES
 from ..data import EncodedSplit
-from ..evaluate import predict
+from ..evaluate import predict, uses_bf16
 from ..train import TrainSettings, train
 from .common import interleaved
 
@@ -79,7 +79,7 @@ def _trainer(model, device: torch.device, data: EncodedSplit, *, style: str, set
         max_grad_norm=settings.max_grad_norm,
         lr_scheduler_type="linear",
         train_sampling_strategy="group_by_length" if best else "random",
-        bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        bf16=uses_bf16(device),  # as our loop autocasts
         tf32=True if device.type == "cuda" else None,
         use_cpu=device.type == "cpu",
         save_strategy="no",

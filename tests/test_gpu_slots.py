@@ -147,6 +147,12 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
         assert "job failed" in log and "SystemExit: 143" in log
 
 
+def fake_job(log, gpu: int, gpus_per_job: int) -> types.SimpleNamespace:
+    """What rule_job reads of a rule script's ``snakemake`` object."""
+    return types.SimpleNamespace(threads=1, log=[str(log)], rule="finetune",
+                                 resources=types.SimpleNamespace(gpu=gpu), config={"gpus_per_job": gpus_per_job})
+
+
 @pytest.mark.parametrize("cuda_build, driver, listed, units", [
     (None, True, None, 1),      # a CPU-only build on a GPU machine: torch sees no GPU to claim
     ("13.0", True, "0", 1),     # a CUDA build for a newer driver than the machine's
@@ -177,8 +183,7 @@ def test_a_job_given_a_gpu_that_torch_cannot_use_stops_where_a_driver_is_loaded(
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    job = types.SimpleNamespace(threads=1, log=[str(tmp_path / "job.log")], rule="finetune",
-                                resources=types.SimpleNamespace(gpu=units), config={"gpus_per_job": 1})
+    job = fake_job(tmp_path / "job.log", gpu=units, gpus_per_job=1)
     hidden = listed in ("-1", "")
     given = listed or f"{units} \\(the job's gpu resource\\)"
     if driver and not hidden and (listed or units):
@@ -205,8 +210,7 @@ def test_a_cpu_only_run_stays_on_cpu_and_plain_cuda_still_claims_a_gpu(tmp_path,
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("ALIGNPRUNE_DEVICE", raising=False)
-    demo = types.SimpleNamespace(threads=1, log=[str(tmp_path / "demo.log")], rule="finetune",
-                                 resources=types.SimpleNamespace(gpu=0), config={"gpus_per_job": 0})
+    demo = fake_job(tmp_path / "demo.log", gpu=0, gpus_per_job=0)
     with rule_job(demo) as device:
         assert device.type == "cpu"
     asked = []
@@ -218,8 +222,7 @@ def test_a_cpu_only_run_stays_on_cpu_and_plain_cuda_still_claims_a_gpu(tmp_path,
 
     monkeypatch.setattr(rule_runtime, "gpu_job", claiming)
     monkeypatch.setenv("ALIGNPRUNE_DEVICE", "cuda")
-    study = types.SimpleNamespace(threads=1, log=[str(tmp_path / "study.log")], rule="finetune",
-                                  resources=types.SimpleNamespace(gpu=1), config={"gpus_per_job": 1})
+    study = fake_job(tmp_path / "study.log", gpu=1, gpus_per_job=1)
     with rule_job(study) as device:
         assert device.type == "cuda"
     monkeypatch.setenv("ALIGNPRUNE_DEVICE", "cuda:1")  # an explicit device: used as it is

@@ -24,11 +24,25 @@ def atomic_path(final: str | os.PathLike, *, directory: bool = False) -> Iterato
     target = tmp if directory else tmp / final.name
     try:
         yield target
+        _permissions_from_umask(target)
         if final.is_dir() and not any(final.iterdir()):
             final.rmdir()  # Snakemake may pre-create an empty output folder
         os.replace(target, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _permissions_from_umask(path: Path) -> None:
+    """Give ``path`` (and what a folder holds) the modes a plain ``open``/``mkdir`` would.
+
+    ``mkdtemp`` makes its folder 0700 and safetensors writes its files 0600, so without this a
+    model written into a project folder shared with a group would be readable by its owner alone.
+    """
+    umask = os.umask(0)
+    os.umask(umask)  # reading the umask means setting it; put it back at once
+    for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        if not item.is_symlink():
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

@@ -25,7 +25,7 @@ retraining is not counted as pruning's doing.
    over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
    supported when < 0 (the languages that transfer worst lose most), contradicted when > 0, by a
    permutation test of the mean over seeds (the languages' labels shuffled, one shuffle for all
-   seeds: the languages are the units; p < 0.05, so at least 5 languages): a correlation over a
+   seeds: the languages are the units; p < 0.05, so at least 4 languages): a correlation over a
    few languages takes a handful of values, where a t-interval can have width 0. And the same
    with each drop a share of that language's control accuracy above
    chance: in points a language near chance has little to lose, so the drops rise with retention
@@ -261,8 +261,9 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     language that loses more on every seed for reasons of its own moves every seed's
     correlation together, and shuffling each seed apart would count those as independent
     evidence (a 6-language, 3-seed null with such effects rejected 10-27% of the time at 0.05;
-    this test 3-5%). So the smallest p is 2 / k! for k languages: 3 languages can never give a
-    verdict, 4 neither (2/24), 5 can (2/120). Exact, over every ordering, where they number at
+    this test 3-5%). So the smallest p is 1 / k! for k languages, 2 / k! where every seed ranks
+    the languages alike: 3 languages can never give a verdict (1/6), 4 can only where the seeds
+    rank them differently (1/24), 5 can (2/120). Exact, over every ordering, where they number at
     most PERMUTATIONS; else PERMUTATIONS random shuffles, with the observed one counted (p = (1 +
     as extreme) / (1 + draws)).
     (Written here: scipy's permutation_test shuffles one sample's values, not the labels of
@@ -331,7 +332,9 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, floa
     and then rejects too often; epsilon (1 under sphericity, 1 / (k - 1) at worst) takes it back.
     With fewer seeds than languages the covariance it is estimated from is singular and epsilon
     sits near its floor: a few seeds can hardly show that many languages differ."""
-    values = drops.dropna().to_numpy(dtype=float)
+    # rounded as the paired differences are: drops equal in exact arithmetic differ by ~1e-14 in
+    # floats, and an F-test of that residue alone can come out "significant"
+    values = drops.dropna().to_numpy(dtype=float).round(9)
     n, k = values.shape
     if n < 2 or k < 2:
         return math.nan, math.nan, math.nan, math.nan
@@ -340,8 +343,10 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, floa
     residual = values - values.mean(axis=1, keepdims=True) - values.mean(axis=0, keepdims=True) + grand
     error = (residual**2).sum()
     df1, df2 = k - 1, (k - 1) * (n - 1)
-    if error == 0:
-        return (math.inf, 0.0, math.nan, 0.0) if between > 0 else (math.nan, math.nan, math.nan, math.nan)
+    if error < 1e-12:
+        # no seed-to-seed variation to test against: as a t-interval of width 0, no test (a p of 0
+        # would claim a certainty that a few seeds cannot give)
+        return math.nan, math.nan, math.nan, math.nan
     f = (between / df1) / (error / df2)
     # epsilon = tr(S)^2 / ((k - 1) tr(S^2)), S the covariance of k - 1 orthonormal contrasts
     contrasts = np.linalg.qr(np.eye(k) - 1 / k)[0][:, : k - 1]
@@ -444,7 +449,8 @@ def findings_table(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
                 spread, +1, f"drops: {listed}{test}" if n else "", ci_low=math.nan, ci_high=math.nan,
                 verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
-                         "inconclusive (no F-test: fewer than 2 seeds with every language, or no variation)"
+                         "inconclusive (no F-test: fewer than 2 seeds with every language, or drops that do "
+                         "not vary from seed to seed)"
                          if math.isnan(p) else "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
             # the correlations need the dense model of the seed: a seed without one is left out there

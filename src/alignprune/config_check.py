@@ -200,14 +200,26 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
     enabled_tasks = [task for task, spec in config["tasks"].items() if spec["enabled"]]
     if not enabled_tasks:
         problems.append("tasks: every task has enabled: false; enable at least one of " + ", ".join(config["tasks"]))
+    def known_languages(task: str) -> list[str]:
+        return list(config["testbed"].get("languages", {})) if testbed else list(TASKS[task].languages)
+
+    # a training language no enabled data set has: "add it to the task's list" would fail next
+    lacking = [task for task in enabled_tasks if config["train_language"] not in known_languages(task)]
+    if lacking:
+        problems.append(
+            f"train_language = {config['train_language']!r}: not a language of "
+            + "; ".join(dict.fromkeys(  # the testbed's languages once, whatever the tasks
+                f"{'the testbed' if testbed else task} ({', '.join(known_languages(task))})" for task in lacking))
+            + "; choose one every enabled task has (lower case, as the data sets name them)"
+        )
     for task in enabled_tasks:
         spec = config["tasks"][task]
-        known = list(config["testbed"].get("languages", {})) if testbed else list(TASKS[task].languages)
+        known = known_languages(task)
         where = "the testbed's languages" if testbed else f"{task}'s languages"
         for i, lang in enumerate(spec["languages"]):
             if lang not in known:
                 problems.append(f"tasks.{task}.languages[{i}] = {lang!r}: not one of {where}: {', '.join(known)}")
-        if config["train_language"] not in spec["languages"]:
+        if task not in lacking and config["train_language"] not in spec["languages"]:
             problems.append(
                 f"train_language = {config['train_language']!r}: missing from tasks.{task}.languages "
                 f"{spec['languages']}; add it there (its train and validation splits are used)"

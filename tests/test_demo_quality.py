@@ -22,12 +22,13 @@ PAWS_OFF = ("the PAWS-like task reaches 78-96% English accuracy on seeds 1-3 wit
 
 
 def test_the_demo_runs_enough_languages_and_seeds():
+    assert "xnli" in TASKS  # else every test parametrized over TASKS would be skipped, none failed
     assert len(DEMO["seeds"]) >= 3
     for task in DEMO["tasks"]:
         assert len(set(DEMO["tasks"][task]["languages"]) - {"en"}) >= TARGETS.languages
 
 
-@pytest.mark.xfail(strict=True, reason=PAWS_OFF)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PAWS_OFF)
 def test_the_demo_runs_both_tasks():
     assert TASKS == ["xnli", "pawsx"]
 
@@ -65,13 +66,17 @@ def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(cali
 
 # Not met: fr keeps r 0.25-0.71 over seeds 1-3 (the fine-tuning seed decides how much of a
 # language's transfer survives); the findings pair every comparison by seed.
-@pytest.mark.xfail(strict=True, reason="fr's retention spans 0.46 over seeds 1-3")
+@pytest.mark.parametrize("task", TASKS)
+def test_every_seed_is_calibrated(calibration, task):
+    assert len(calibration.loc[calibration["task"] == task, "seed"].unique()) == len(DEMO["seeds"]) >= 3
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fr's retention spans 0.46 over seeds 1-3")
 @pytest.mark.parametrize("task", TASKS)
 def test_each_languages_retention_is_stable_across_seeds(calibration, task):
     """Paired comparisons over seeds need a dense profile that the fine-tuning seed barely moves."""
     found = calibration[(calibration["task"] == task) & (calibration["language"] != "en")]
     ranges = found.groupby("language")["retention"].agg(lambda r: r.max() - r.min())
-    assert len(found["seed"].unique()) == len(DEMO["seeds"]) >= 3
     assert ranges.max() <= 0.25, ranges.to_dict()
 
 
@@ -79,6 +84,8 @@ def test_each_languages_retention_is_stable_across_seeds(calibration, task):
 # English reaches 89.7%, on seed 3 fr keeps r 0.25 (profiles/demo/testbed.yaml, README): English
 # just below its target, fr below the retention range, and no other target missed.
 MISSES = {("xnli", 1): {"en"}, ("xnli", 3): {"fr"}}
+# how far a known miss may fall before it counts as a worse calibration (fr: r 0.25 now)
+MISS_FLOOR = 0.15
 
 
 @pytest.mark.parametrize("task, seed", [(task, seed) for task in TASKS for seed in DEMO["seeds"]])
@@ -93,7 +100,7 @@ def test_dense_demo_model_transfers_like_xlmr_but_for_the_known_misses(calibrati
         f"{task} seed {seed}: {lang} retention {r:.2f} outside [{low}, {high}]"
         for lang, r in found["retention"].items() if lang in missed - {"en"}
     ]
-    assert (found.loc[sorted(missed - {"en"}), "retention"] < low).all()
+    assert found.loc[sorted(missed - {"en"}), "retention"].between(MISS_FLOOR, low, inclusive="left").all()
     assert ("en" in missed) == (TARGETS.english - 0.01 <= english < TARGETS.english)  # a near miss
 
 
@@ -102,8 +109,9 @@ def test_dense_demo_model_transfers_like_xlmr_but_for_the_known_misses(calibrati
 # the dense models answer by them: 0.0 / 0.0 / 11.0% English on 1,000 pairs those cues label wrong, on seeds 1-3
 # (testbed.cue_contrast_frame; README, the offline demo). A model that compared the words would
 # score near 100%; always one label, or "identical sentences: entailment, else the cues", 50%.
-@pytest.mark.xfail(strict=True, reason="the dense NLI models read length and negation, not the words: "
-                                       "0.0-11.0% English on pairs those cues label wrong (seeds 1-3)")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the dense NLI models read length and negation, not the words: "
+                          "0.0-11.0% English on pairs those cues label wrong (seeds 1-3)")
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_nli_model_compares_the_two_sentences_words(calibration, seed):
     assert cell(calibration, "xnli", seed).loc["en", "cue_contrast_accuracy"] >= 0.9

@@ -76,7 +76,8 @@ BAD_CONFIGS = [
      ["train_language = 'fr'", "missing from tasks.pawsx.languages"]),
     # a language the data set does not have: adding it to the task's list would fail next
     ("train_language_unknown", {"train_language": "pt"},
-     ["train_language = 'pt'", "not a language of xnli (en, fr, es", "; pawsx (en, de, es, fr, ja, ko, zh)", "choose one every enabled task has"]),
+     ["train_language = 'pt'", "not a language of xnli (en, fr, es", "; pawsx (en, de, es, fr, ja, ko, zh)",
+      "choose one every enabled task has"]),
     ("no_zero_shot_language", {"tasks": {"pawsx": {"languages": ["en"]}}},
      ["tasks.pawsx.languages = ['en']", "no language besides the training language", "add at least one"]),
     ("max_examples_too_few_for_cka", {"analysis": {"max_examples": 3}},
@@ -100,7 +101,8 @@ BAD_CONFIGS = [
     ("misspelt_sweep_weight", {"methods": {"m": {**M, "regularizer": "cosine", "weight": "swept"}}},
      ["methods.m.weight = 'swept'", "give a number >= 0, or sweep"]),
     ("regularizer_without_weight", {"methods": {"m": {**M, "regularizer": "frobenius"}}},
-     ["methods.m.weight = 0", "the default where none is given", "weight > 0 or weight: sweep, or set regularizer: none"]),
+     ["methods.m.weight = 0", "the default where none is given",
+      "weight > 0 or weight: sweep, or set regularizer: none"]),
     ("control_with_regularizer", {"methods": {"m": {"criterion": "none", "regularizer": "l2", "weight": 1}}},
      ["methods.m.regularizer = 'l2'", "control (criterion none) takes no regularizer"]),
     ("bad_scope", {"methods": {"m": {**M, "scope": "row"}}}, ["methods.m.scope = 'row'", "layer, global"]),
@@ -182,7 +184,8 @@ def test_a_section_gets_the_defaults_the_whole_config_gives_it():
     for section in ("finetune", "retrain", "gradual"):
         assert config_section(section, raw.get(section, {})) == full[section], section
     assert config_section("methods.*", raw["methods"]["magnitude_global_l2"]) == full["methods"]["magnitude_global_l2"]
-    with pytest.raises(ConfigError, match=r"regularizer with weight 0 \(the default where none is given\) does nothing; give a weight > 0 or weight: sweep"):
+    with pytest.raises(ConfigError, match=r"regularizer with weight 0 \(the default where none is given\) does nothing; "
+                                          r"give a weight > 0 or weight: sweep"):
         config_section("methods.*", {"criterion": "magnitude", "regularizer": "l2"})
 
 

@@ -64,13 +64,13 @@ def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(cali
     assert zero_shot.max() >= 0.75 and zero_shot.max() - zero_shot.min() >= 0.30
 
 
-# Not met: fr keeps r 0.25-0.71 over seeds 1-3 (the fine-tuning seed decides how much of a
-# language's transfer survives); the findings pair every comparison by seed.
 @pytest.mark.parametrize("task", TASKS)
 def test_every_seed_is_calibrated(calibration, task):
     assert len(calibration.loc[calibration["task"] == task, "seed"].unique()) == len(DEMO["seeds"]) >= 3
 
 
+# Not met: fr keeps r 0.25-0.71 over seeds 1-3 (the fine-tuning seed decides how much of a
+# language's transfer survives); the findings pair every comparison by seed.
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="fr's retention spans 0.46 over seeds 1-3")
 @pytest.mark.parametrize("task", TASKS)
 def test_each_languages_retention_is_stable_across_seeds(calibration, task):

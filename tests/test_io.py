@@ -48,3 +48,13 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
         (tmp / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_folder_keeps_the_setgid_bit_a_shared_groups_folder_passes_on(tmp_path, umask):
+    umask(0o002)
+    shared = tmp_path / "project"
+    shared.mkdir()
+    os.chmod(shared, 0o2775)
+    with atomic_path(shared / "model", directory=True) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert mode(shared / "model") == 0o2775 == mode(shared)  # as a plain mkdir there gives

@@ -261,9 +261,10 @@ def _permutation_p(retention: np.ndarray, values: np.ndarray) -> float:
     language that loses more on every seed for reasons of its own moves every seed's
     correlation together, and shuffling each seed apart would count those as independent
     evidence (a 6-language, 3-seed null with such effects rejected 10-27% of the time at 0.05;
-    this test 3-5%). So the smallest p is 1 / k! for k languages, 2 / k! where every seed ranks
-    the languages alike: 3 languages can never give a verdict (1/6), 4 can only where the seeds
-    rank them differently (1/24), 5 can (2/120). Exact, over every ordering, where they number at
+    this test 3-5%). So the smallest p is 1 / k! for k languages, 2 / k! where the dense
+    retention or the values rank the languages alike on every seed (then the reversed labelling
+    ties): 3 languages can never give a verdict (1/6), 4 only where neither does (1/24), 5 can
+    (2/120). Exact, over every ordering, where they number at
     most PERMUTATIONS; else PERMUTATIONS random shuffles, with the observed one counted (p = (1 +
     as extreme) / (1 + draws)).
     (Written here: scipy's permutation_test shuffles one sample's values, not the labels of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,11 +39,28 @@ def _permissions_from_umask(path: Path) -> None:
     ``mkdtemp`` makes its folder 0700 and safetensors writes its files 0600, so without this a
     model written into a project folder shared with a group would be readable by its owner alone.
     """
-    umask = os.umask(0)
-    os.umask(umask)  # reading the umask means setting it; put it back at once
+    umask = _umask()
     for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
-        if not item.is_symlink():
-            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
+        if item.is_symlink():
+            continue
+        if item.is_dir():  # keep setgid, which a folder inherits from a shared group's folder
+            os.chmod(item, 0o777 & ~umask | os.stat(item).st_mode & stat.S_ISGID)
+        else:
+            os.chmod(item, 0o666 & ~umask)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (os.umask can only read
+    it by setting it, for a moment, for every thread of the process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

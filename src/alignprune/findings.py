@@ -66,6 +66,9 @@ from .tasks import task_spec
 log = logging.getLogger(__name__)
 
 LEVEL = 0.95
+# decimals values are compared at: equal values that went through different float subtractions
+# differ by ~1e-14, real differences of accuracies in points are >= 1e-3
+DECIMALS = 9
 PERMUTATIONS = 10_000  # draws of the correlations' permutation test (fixed seed: the table is reproducible)
 PAPER_REGULARIZERS = ("cosine", "frobenius")  # the paper's two; l2 is the classic baseline
 STATEMENTS = {
@@ -91,7 +94,7 @@ def t_interval(values) -> tuple[int, float, float, float]:
         return 0, math.nan, math.nan, math.nan
     mean = float(values.mean())
     # rounded: equal values that went through different float subtractions are still equal
-    if n == 1 or np.ptp(np.round(values, 9)) == 0:
+    if n == 1 or np.ptp(np.round(values, DECIMALS)) == 0:
         return n, mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return n, mean, mean - half, mean + half
@@ -226,7 +229,7 @@ def _paired_by_seed(retention: pd.DataFrame, values: pd.DataFrame) -> tuple[np.n
     seed lacks one; rounded, so that two drops equal in points (accuracies are multiples of
     1/n) tie, not ranked by the float error of their subtractions."""
     paired = retention.reindex(index=values.index, columns=values.columns)
-    return paired.to_numpy(dtype=float).round(9), values.to_numpy(dtype=float).round(9)
+    return paired.to_numpy(dtype=float).round(DECIMALS), values.to_numpy(dtype=float).round(DECIMALS)
 
 
 def _centred_ranks(x: np.ndarray) -> np.ndarray:
@@ -335,7 +338,7 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, floa
     sits near its floor: a few seeds can hardly show that many languages differ."""
     # rounded as the paired differences are: drops equal in exact arithmetic differ by ~1e-14 in
     # floats, and an F-test of that residue alone can come out "significant"
-    values = drops.dropna().to_numpy(dtype=float).round(9)
+    values = drops.dropna().to_numpy(dtype=float).round(DECIMALS)
     n, k = values.shape
     if n < 2 or k < 2:
         return math.nan, math.nan, math.nan, math.nan

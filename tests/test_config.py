@@ -276,3 +276,25 @@ def test_whole_numbers_where_the_schema_asks_for_a_number_are_made_floats():
     epochs, batch, rate = (filled["finetune"][k] for k in ("epochs", "batch_size", "learning_rate"))
     assert (type(epochs), type(batch), type(rate)) == (float, int, float) and (epochs, batch, rate) == (2.0, 32, 1.0)
     assert type(filled["methods"]["a"]["weight"]) is float and filled["methods"]["b"]["weight"] == "sweep"
+
+
+def test_every_config_key_of_the_schema_says_what_it_holds():
+    """Every key a config can set has a description (the schema is the configuration's
+    reference: config.yaml points there for each key's meaning, type and default)."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    undescribed = []
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            if "description" not in sub and "$ref" not in sub:
+                undescribed.append(f"{path}{name}")
+            walk(sub, f"{path}{name}.")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], f"{path}*.")
+
+    walk(schema, "")
+    for name, definition in schema["definitions"].items():
+        walk(definition, f"tasks.{name}: ")
+    assert undescribed == []
+    assert len(schema["properties"]) > 20  # the walk saw the whole schema

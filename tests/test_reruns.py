@@ -34,6 +34,16 @@ SAME_VALUE_EDITS = {
                                                  "languages": {"en": {"own_order": 1}, "fr": {"overlap": 0,
                                                                "shared_negation": False, "code_switch": 0.3}}}},
 }
+# Edits of keys the edited job does not read (operational.method_settings; testbed_settings.data_params):
+# a regularizer's units where only cosine reads them, a criterion's settings on a method of another
+# criterion, the reference of a method without a regularizer, a scope on the retraining control.
+UNREAD_EDITS = {
+    "method keys their methods do not read": {"methods": {
+        "magnitude_global_frobenius": {"units": "columns"},
+        "magnitude_global": {"gradient_batches": 7, "score_steps": 7, "reference": "pretrained", "units": "columns"},
+        "retrain_only": {"scope": "global", "reference": "pretrained"},
+    }},
+}
 TARGETS = ("all", "sweep")
 
 
@@ -89,6 +99,28 @@ def test_an_edit_that_changes_no_value_reruns_nothing(run, name):
     assert written == 2 and isinstance(written, int)  # the edit's 2.0 is another text of it
     output = plan(run, name.replace(" ", "_"), SAME_VALUE_EDITS[name])
     assert "Nothing to be done" in output, output[-3000:]
+
+
+@pytest.mark.parametrize("name", UNREAD_EDITS)
+def test_an_edit_of_a_key_no_job_of_it_reads_reruns_nothing(run, name):
+    output = plan(run, name.replace(" ", "_"), UNREAD_EDITS[name])
+    assert "Nothing to be done" in output, output[-3000:]
+
+
+def test_a_key_a_method_reads_reruns_that_method_s_prune_jobs(run):
+    """The cosine regularizer's units: its method's prune jobs (and the sweep's cosine runs), no other method's."""
+    output = plan(run, "cosine_units", {"methods": {"magnitude_global_cosine": {"units": "columns"}}})
+    counts = job_counts(output)
+    assert "Params have changed" in output
+    assert counts["prune"] == 2 * 2 * 2, counts  # 2 tasks x 2 seeds x 2 targets
+    planned = [line.strip() for line in output.splitlines() if "method=" in line]
+    assert planned and all("method=magnitude_global_cosine" in line for line in planned), planned[:5]
+
+
+def test_a_language_s_pretraining_knob_remakes_the_model_not_the_data(run):
+    """A language's share of the translation pairs is read by pretraining alone."""
+    counts = job_counts(plan(run, "parallel", {"testbed": {"languages": {"zh": {"parallel": 0.25}}}}))
+    assert counts["testbed_model"] == 1 and "testbed_data" not in counts, counts
 
 
 def test_a_config_that_lists_a_section_s_keys_in_another_order_reruns_nothing(run):

@@ -31,6 +31,26 @@ def result_settings(section: dict) -> dict:
     return {key: section[key] for key in ordered}
 
 
+def method_settings(spec: dict, schedule: str) -> dict:
+    """What a prune job reads of its method's validated config entry, keys sorted: its rule's
+    params. Only the keys its kind of method reads, so that editing one it does not read (the
+    units of a Frobenius method, gradient_batches of a magnitude method, enabled) or a key added
+    to the schema for another criterion reruns nothing; the keys it reads keep their schema
+    defaults, so that a changed default reruns what it changes."""
+    keys = {"criterion", "regularizer"}
+    if spec["criterion"] != "none":  # the retraining control prunes nothing: no scope
+        keys.add("scope")
+    if spec["criterion"] == "gradient":
+        keys.add("gradient_batches")
+    if spec["criterion"] == "movement" and schedule == "ladder":  # independent: scores from retraining
+        keys.add("score_steps")
+    if spec["regularizer"] != "none":
+        keys |= {"weight", "reference"}
+    if spec["regularizer"] == "cosine":
+        keys.add("units")
+    return {key: spec[key] for key in sorted(keys)}
+
+
 def task_finetune(config: dict, task: str) -> dict:
     """The finetune section for ``task``: the config's ``finetune`` with the task's own
     overrides (``tasks.<task>.finetune``: a task learnt slowly gets more epochs)."""

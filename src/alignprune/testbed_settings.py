@@ -60,6 +60,8 @@ class TestbedSettings:
 # later at its default reruns nothing (the order of the languages is a setting: the lexicon is
 # drawn language by language).
 DATA_ONLY = ("sizes", "paws_synonyms", "nli_contrasts")
+# a language's knobs that only pretraining reads (translation pairs, code-switched sentences)
+PRETRAINING_ONLY = ("parallel", "code_switch")
 TASK_KNOB = {"xnli": "nli_contrasts", "pawsx": "paws_synonyms"}
 
 
@@ -89,9 +91,11 @@ def model_params(settings: TestbedSettings) -> dict:
 
 def data_params(settings: TestbedSettings, task: str, split: str) -> dict:
     """What one data file of ``task`` and ``split`` reads (the params of its job): the seed,
-    the languages (its own and, for the lexicon, the others), particles, its split's size and
-    its task's knob."""
+    the languages (its own and, for the lexicon, the others) without their pretraining knobs,
+    particles, its split's size and its task's knob."""
     values = _set_values(settings)
+    values["languages"] = [{k: v for k, v in spec.items() if k not in PRETRAINING_ONLY}
+                           for spec in values["languages"]]
     read = ("seed", "languages", "particles", TASK_KNOB[task])
     return {**{k: values[k] for k in read if k in values}, "sizes": {split: settings.sizes[split]}}
 

@@ -10,6 +10,7 @@ from snakemake.io import report as in_report
 
 from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
 from alignprune.config_check import model_folder
+from alignprune.operational import method_settings
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
 
@@ -248,9 +249,10 @@ def all_analysis_files():
 
 
 def reference_model(wildcards):
-    """The unpruned model W0 a regularizer aligns to: the dense fine-tuned one, or the pretrained one."""
+    """The unpruned model W0 a regularizer aligns to: the dense fine-tuned one, or the pretrained one
+    (a method without a regularizer reads none: the dense one, whatever its reference says)."""
     method = config["methods"][wildcards.method]
-    if method["reference"] == "pretrained":
+    if method["regularizer"] != "none" and method["reference"] == "pretrained":
         return MODEL_DIR
     return LAYOUT.model_dir(ModelKey.from_wildcards(wildcards).dense())
 
@@ -346,10 +348,9 @@ def start_model(wildcards):
 
 
 def method_params(method):
-    """A method's config as a rule's params hold it: its keys sorted (params are compared by their
-    text, where key order shows, and the schema adds a default after the keys written: writing one
-    out must rerun nothing)."""
-    return dict(sorted(config["methods"][method].items()))
+    """What the method's jobs read of its config, keys sorted (operational.method_settings): params
+    are compared by their text, so a key it does not read, or a default written out, must not show."""
+    return method_settings(config["methods"][method], config["schedule"])
 
 
 def method_spec(wildcards):
@@ -359,9 +360,9 @@ def method_spec(wildcards):
     method_params)."""
     spec = method_params(wildcards.method)
     weight = getattr(wildcards, "weight", None)
-    if weight is not None:
-        return spec | {"weight": float(weight)}
-    if spec["weight"] == SWEEP_WEIGHT:
+    if weight is not None:  # the sweep's unregularized base (weight 0) reads no weight
+        return spec | {"weight": float(weight)} if "weight" in spec else spec
+    if spec.get("weight") == SWEEP_WEIGHT:
         # Before the sweep has run the choice is unknown: the job keeps "sweep" until the
         # checkpoint (sweep_choice) has run and Snakemake re-evaluates it with the number.
         chosen = sweep_chosen_file(wildcards.task)

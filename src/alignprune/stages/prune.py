@@ -6,9 +6,10 @@
   retraining, on a cubic schedule (Zhu and Gupta 2017).
 
 Both schedules share ``PruneJob``: the loaded model and data, the prunable weights, the method and
-the job's seeds. A method is a validated ``methods`` entry of the config (criterion, scope,
-regularizer, weight, units, gradient_batches, score_steps, ...); criterion ``none`` is the
-retraining control: it retrains like every method, without masks.
+the job's seeds. A method is what the job reads of a validated ``methods`` entry of the config
+(operational.method_settings: criterion and regularizer, and scope, weight, reference, units,
+gradient_batches, score_steps where its kind reads them); criterion ``none`` is the retraining
+control: it retrains like every method, without masks.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def prune_and_retrain(
     the validated gradual section, for independent), retrain, save; returns the sparsity report.
     ``method``: the validated methods entry; ``settings``: the validated retrain section;
     ``chosen_file``: the sweep's choice the weight came from (its code joins the model's record)."""
-    if method["weight"] == SWEEP_WEIGHT:
+    if method.get("weight") == SWEEP_WEIGHT:
         raise ValueError(
             f"{method_name}: weight: sweep reached the prune job unresolved; the Snakefile passes the weight the "
             "sweep chose (results/sweep/{task}/chosen_weights.yaml): run the job through snakemake"
@@ -285,7 +286,7 @@ def _movement_scores(job: PruneJob) -> dict[str, torch.Tensor]:
 
 def regularization(job: PruneJob) -> dict:
     """Keyword arguments of ``train`` for the method's regularizer (none: no penalty)."""
-    kind, weight = job.method["regularizer"], job.method["weight"]
+    kind, weight = job.method["regularizer"], job.method.get("weight", 0.0)
     if kind == "none" or weight == 0:
         return {}
     stored = load_file(Path(job.reference_dir) / "model.safetensors")
@@ -296,7 +297,8 @@ def regularization(job: PruneJob) -> dict:
     # No masks: train() keeps every pruned weight at exactly 0.0 (also when gradual pruning
     # grows the masks), so M*W is W, and the penalty's gradient on pruned weights is zeroed.
     weights = [job.params[name] for name in job.names]
-    return {"penalty": AlignmentPenalty(kind, weights, references, None, job.method["units"]), "penalty_weight": weight}
+    units = job.method.get("units", "rows")  # read by cosine only (method_settings keeps it for cosine)
+    return {"penalty": AlignmentPenalty(kind, weights, references, None, units), "penalty_weight": weight}
 
 
 def sparsity_report(job: PruneJob, method_name: str, sparsity: float, masks: Masks) -> dict:

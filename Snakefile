@@ -8,7 +8,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 # the alignprune package as installed (make install: editable, from src/)
 try:
-    from alignprune.config_check import ConfigError, check_config
+    from alignprune.config_check import SCHEMA_FILE, ConfigError, check_config
 except ModuleNotFoundError as error:
     sys.exit(f"Error: {error}: install the project (make install) and run .venv/bin/snakemake")
 
@@ -22,7 +22,7 @@ configfile: "config.yaml"
 
 # Every problem of the config, one line each, before any job is planned; fills in defaults.
 try:
-    check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+    check_config(config, f"{workflow.basedir}/{SCHEMA_FILE}")
 except ConfigError as error:
     sys.exit(f"Error: {error}")
 

@@ -11,6 +11,9 @@ from workflow_helpers import ROOT, config_section, load_config
 
 from alignprune import modeling
 from alignprune.config_check import ConfigError, check_config
+from alignprune.criteria import CRITERIA, NO_PRUNING
+from alignprune.operational import method_settings
+from alignprune.regularizers import GRADIENTS, REGULARIZERS
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
@@ -29,7 +32,7 @@ def test_full_and_demo_configs_are_valid_and_get_defaults():
     assert full["gradual"] == {"pruning_steps": 10, "pruning_fraction": 0.7}
     demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
     assert demo["testbed"]["enabled"] and not demo["tasks"]["pawsx"]["enabled"]
-    assert full["sweep"]["seeds"] == [1] and set(full["sweep"]["weights"]) == {"l2", "cosine", "frobenius"}
+    assert full["sweep"]["seeds"] == [1] and set(full["sweep"]["weights"]) == set(REGULARIZERS) - {"none"}
     # the demo switches methods off without repeating them, and keeps the full study's definitions
     assert [m for m, spec in demo["methods"].items() if spec["enabled"]] == [
         "retrain_only", "magnitude_global", "magnitude_global_cosine", "magnitude_global_frobenius",
@@ -93,7 +96,8 @@ BAD_CONFIGS = [
     ("method_named_dense", {"methods": {"dense": M}},
      ["methods.dense", "names the fine-tuned model", "rename"]),
     ("unknown_criterion", {"methods": {"m": {"criterion": "magnitdue"}}},
-     ["methods.m.criterion = 'magnitdue'", "random, magnitude, gradient, movement, lamp, lookahead"]),
+     ["methods.m.criterion = 'magnitdue'", "random, magnitude, gradient, movement, lamp, lookahead",
+      "a new one goes into this list in workflow/schemas/config.schema.yaml and into criteria.CRITERIA"]),
     ("unknown_regularizer", {"methods": {"m": {**M, "regularizer": "cosin", "weight": 1}}},
      ["methods.m.regularizer = 'cosin'", "none, l2, cosine, frobenius"]),
     ("negative_regularizer_weight", {"methods": {"m": {**M, "regularizer": "cosine", "weight": -1}}},
@@ -298,3 +302,40 @@ def test_every_config_key_of_the_schema_says_what_it_holds():
         walk(definition, f"tasks.{name}: ")
     assert undescribed == []
     assert len(schema["properties"]) > 20  # the walk saw the whole schema
+
+
+def test_the_schema_names_the_criteria_and_regularizers_the_code_has():
+    """A criterion or regularizer added on one side only would pass the config check and fail
+    inside a prune job, after the testbed and the fine-tuning (docs/architecture.md lists both sides)."""
+    method = yaml.safe_load(SCHEMA.read_text())["properties"]["methods"]["additionalProperties"]["properties"]
+    assert method["criterion"]["enum"] == [*CRITERIA, NO_PRUNING]
+    assert method["regularizer"]["enum"] == list(REGULARIZERS) == list(GRADIENTS)
+    grids = yaml.safe_load(SCHEMA.read_text())["properties"]["sweep"]["properties"]["weights"]["properties"]
+    assert list(grids) == [kind for kind in REGULARIZERS if kind != "none"]
+
+
+def test_every_method_key_is_read_by_some_kind_of_method():
+    """A prune job's params hold the method keys its kind reads (operational.method_settings): a
+    key of the schema that no kind reads would never reach a job, and editing it rerun nothing."""
+    method = yaml.safe_load(SCHEMA.read_text())["properties"]["methods"]["additionalProperties"]["properties"]
+    spec = {key: value.get("default") for key, value in method.items()}
+    read = set()
+    for criterion in method["criterion"]["enum"]:
+        for regularizer in method["regularizer"]["enum"]:
+            for schedule in ("ladder", "independent"):
+                read |= set(method_settings(spec | {"criterion": criterion, "regularizer": regularizer}, schedule))
+    assert set(method) - read == {"enabled"}, "add the key to operational.method_settings for the kinds that read it"
+
+
+def test_a_regularizer_the_schema_knows_without_a_sweep_grid_is_refused(tmp_path):
+    """A regularizer added to the schema's list but given no sweep grid: named before any job,
+    not a KeyError while the sweep is planned."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    schema["properties"]["methods"]["additionalProperties"]["properties"]["regularizer"]["enum"].append("l1")
+    schema_file = tmp_path / "schema.yaml"
+    schema_file.write_text(yaml.safe_dump(schema))
+    config = load_config("config.yaml")
+    config["methods"]["m"] = {"criterion": "magnitude", "regularizer": "l1", "weight": "sweep"}
+    with pytest.raises(ConfigError, match=r"methods\.m\.regularizer = l1: sweep\.weights has no grid for it "
+                                          r"\(it has l2, cosine, frobenius\); add sweep\.weights\.l1"):
+        check_config(config, schema_file, workdir=ROOT)

@@ -69,7 +69,7 @@ def load(files=DEMO_CONFIG, overrides: list[str] = ()) -> dict:
     """The config as the workflow sees it, with ``key.sub=value`` overrides (YAML values)."""
     from snakemake.utils import update_config
 
-    from .config_check import check_config
+    from .config_check import SCHEMA_FILE, check_config
 
     config: dict = {}
     for path in files:
@@ -89,7 +89,7 @@ def load(files=DEMO_CONFIG, overrides: list[str] = ()) -> dict:
             except ValueError:
                 pass
         node[leaf] = value
-    check_config(config, ROOT / "workflow/schemas/config.schema.yaml", workdir=ROOT)
+    check_config(config, ROOT / SCHEMA_FILE, workdir=ROOT)
     return config
 
 

@@ -34,6 +34,15 @@ KNOWN_MAX_LENGTHS = {
 TESTBED_MAX_LENGTH = 128
 
 
+SCHEMA_FILE = "workflow/schemas/config.schema.yaml"
+# the lists in the code that a new pruning criterion or regularizer joins beside the schema's enum
+# (docs/architecture.md, where a change goes)
+EXTENSION_POINTS = {
+    "criterion": "criteria.CRITERIA",
+    "regularizer": "regularizers.REGULARIZERS, with its gradient in AlignmentPenalty",
+}
+
+
 class ConfigError(ValueError):
     """The config cannot run; the message lists every problem, one per line."""
 
@@ -156,7 +165,9 @@ def _describe(error: jsonschema.ValidationError, root) -> list[str]:
         extra = sorted(set(value) - set(allowed))
         return [f"{_key([*error.absolute_path, name])}: unknown key; allowed keys here: {', '.join(allowed)}" for name in extra]
     if kind == "enum":
-        return [f"{key} = {_show(value)}: not allowed; choose one of {', '.join(map(str, schema['enum']))}"]
+        where = EXTENSION_POINTS.get(str(error.absolute_path[-1]) if error.absolute_path else "")
+        hint = f" (a new one goes into this list in {SCHEMA_FILE} and into {where})" if where else ""
+        return [f"{key} = {_show(value)}: not allowed; choose one of {', '.join(map(str, schema['enum']))}{hint}"]
     if kind == "type":
         hint = ""
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value):
@@ -256,7 +267,7 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
         )
     if not any(spec["enabled"] for spec in config["methods"].values()):
         problems.append("methods: every method has enabled: false; enable at least one")
-    problems += _method_problems(config["methods"], config["retrain"]["steps"])
+    problems += _method_problems(config["methods"], config["retrain"]["steps"], config["sweep"]["weights"])
     if config["schedule"] == "independent":
         steps, pruning_steps = config["retrain"]["steps"], config["gradual"]["pruning_steps"]
         if steps < pruning_steps:
@@ -277,11 +288,13 @@ def semantic_problems(config: dict, workdir: Path) -> list[str]:
     return problems
 
 
-def _method_problems(methods: dict, retrain_steps: int) -> list[str]:
+def _method_problems(methods: dict, retrain_steps: int, grids: dict) -> list[str]:
     """Weights nothing can use. A regularizer weight on a method without a regularizer: weight:
     sweep would make the study wait for the sweep's retraining, then find no choice. And weight:
     sweep without retraining: a regularizer acts only through retraining, so every weight of the
-    sweep's grid would give the same model. And a method named as the fine-tuned model's folder."""
+    sweep's grid would give the same model. A regularized method whose regularizer has no sweep
+    grid (``grids``, sweep.weights with the schema's defaults: one per regularizer the schema
+    knows), which the sweep could not plan. And a method named as the fine-tuned model's folder."""
     problems = []
     if DENSE in methods:
         problems.append(f"methods.{DENSE}: '{DENSE}' names the fine-tuned model (its folder and table rows); "
@@ -292,7 +305,11 @@ def _method_problems(methods: dict, retrain_steps: int) -> list[str]:
         if spec["regularizer"] == "none" and spec["weight"] != 0:
             why = "the sweep chooses a regularizer's weight, and" if spec["weight"] == "sweep" else "unused,"
             problems.append(f"methods.{name}.weight = {spec['weight']}: {why} {name} has regularizer: none; "
-                            "give it a regularizer (l2, cosine, frobenius) or a weight of 0")
+                            f"give it a regularizer ({', '.join(grids)}) or a weight of 0")
+        if spec["regularizer"] != "none" and spec["regularizer"] not in grids:
+            problems.append(f"methods.{name}.regularizer = {spec['regularizer']}: sweep.weights has no grid for it "
+                            f"(it has {', '.join(grids)}); add sweep.weights.{spec['regularizer']} to the config and "
+                            "to the schema's sweep.weights properties")
         if spec["weight"] == "sweep" and retrain_steps == 0:
             problems.append(
                 f"methods.{name}.weight = sweep: retrain.steps = 0, and a regularizer acts only through "

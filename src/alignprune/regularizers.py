@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import torch
 
-REGULARIZERS = ("none", "l2", "cosine", "frobenius")
+REGULARIZERS = ("none", "l2", "cosine", "frobenius")  # as the config schema's regularizer enum
+# the kinds AlignmentPenalty.accumulate_grad has an analytic gradient for: a kind added to
+# REGULARIZERS needs its branch there (a test checks that both list the same kinds)
+GRADIENTS = ("none", "l2", "cosine", "frobenius")
 UNITS = ("rows", "columns")
 EPS = 1e-8  # norms below it count as EPS (as in torch.nn.functional.cosine_similarity)
 
@@ -95,6 +98,9 @@ class AlignmentPenalty:
         units: str = "rows",
     ):
         self.dim = _check(kind, units)
+        if kind not in GRADIENTS:
+            raise NotImplementedError(f"regularizer {kind!r} has no analytic gradient: add its branch to "
+                                      "AlignmentPenalty.accumulate_grad and its name to GRADIENTS (regularizers.py)")
         if len(references) != len(weights) or (masks is not None and len(masks) != len(weights)):
             raise ValueError(f"{len(weights)} weights need as many references and masks; got "
                              f"{len(references)} references and {len(masks or [])} masks")

@@ -7,7 +7,6 @@ Normalised files have three columns: ``text_a``, ``text_b`` (str) and
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from . import hub
 from .io import atomic_path
 from .tasks import SPLITS, TaskSpec
 
-log = logging.getLogger(__name__)
 
 # PAWS-X marks untranslated rows with this text instead of a sentence.
 PLACEHOLDER_TEXTS = frozenset({"", "NS"})

@@ -80,7 +80,6 @@ COLUMNS = [
     "claim", "statement", "method", "compared_with", "target", "measure", "seeds",
     "mean", "ci_low", "ci_high", "verdict", "detail",
 ]
-FORMATS = ("csv", "md")
 
 
 def t_interval(values) -> tuple[int, float, float, float]:

@@ -11,7 +11,6 @@ pruned.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +24,6 @@ from .data import EncodedSplit
 from .evaluate import accuracy, autocast
 from .progress import TrainingProgress
 from .pruning import Masks, apply_masks
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

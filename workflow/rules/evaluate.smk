@@ -1,4 +1,4 @@
-# Stage 3: zero-shot evaluation, one job per model: it loads the model once and writes one JSON
+# Stage 4: zero-shot evaluation, one job per model: it loads the model once and writes one JSON
 # per (split, language) of its task. Snakemake derives a rule's outputs from patterns, never
 # from wildcard values, and each task has its own languages: so one rule per task,
 # evaluate_{task}. Naming one eval file runs the job of its model, which writes them all.

@@ -1,4 +1,4 @@
-# Stage 4: one tidy table of every evaluation, then the study's tables and plots.
+# Stage 5: one tidy table of every evaluation, then the study's tables and plots.
 
 
 rule aggregate:

@@ -1,4 +1,4 @@
-# Stage 2: dense fine-tuning on the training language, then prune-and-retrain.
+# Stages 2 and 3: dense fine-tuning on the training language, then prune-and-retrain.
 # params hold only what changes a model: Snakemake reruns a job whose params changed. The
 # scripts read the operational settings (checkpoint and log intervals, TensorBoard) from the
 # config, so editing those reruns nothing (alignprune.operational).

@@ -228,7 +228,7 @@ def test_pretrained_reference_plans_the_pretrained_model_as_the_prune_jobs_refer
     """A method with `reference: pretrained`: every prune job of its ladder gets the pretrained
     model's folder as its reference input (rule prune's second input), the dense model only as the
     first target's start; a method with the default reference gets the dense model."""
-    from alignprune.config_check import model_folder
+    from alignprune.config_check import pretrained_dir
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     overlay = tmp_path / "overlay.yaml"
@@ -242,7 +242,7 @@ def test_pretrained_reference_plans_the_pretrained_model_as_the_prune_jobs_refer
     result = snakemake(*map(str, targets), "-n", "--configfile", "config.yaml", str(overlay))
     planned = planned_jobs(result.stdout + result.stderr)
     jobs = {job["output"][0]: job for job in planned if job["rule"] == "prune"}
-    pretrained = f"{tmp_path}/resources/models/{model_folder(config['model'])}"
+    pretrained = pretrained_dir(f"{tmp_path}/resources", config["model"])
     dense = f"{tmp_path}/results/xnli/seed~1/dense/model"
 
     def job(method, target):

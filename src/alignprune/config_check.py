@@ -336,16 +336,17 @@ def _sparsity_problems(key: str, targets: list) -> list[str]:
     return problems
 
 
-def model_folder(model_id: str) -> str:
-    """A Hub id like "org/name" as one folder name, "org--name" (as in the Hub cache)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "--", model_id)
+def pretrained_dir(resources: str | Path, model_id: str) -> str:
+    """The folder the download (or testbed) stage writes the pretrained model and tokenizer to:
+    the Hub id "org/name" as one folder name, "org--name" (as in the Hub cache)."""
+    return f"{resources}/models/{re.sub(r'[^A-Za-z0-9_.-]+', '--', model_id)}"
 
 
 def model_max_length(config: dict, workdir: Path) -> int | None:
     """Longest input the model reads: from its downloaded config.json, else a known value, else None."""
     if config["testbed"]["enabled"]:
         return TESTBED_MAX_LENGTH
-    saved = workdir / config["paths"]["resources"] / "models" / model_folder(config["model"]) / "config.json"
+    saved = workdir / pretrained_dir(config["paths"]["resources"], config["model"]) / "config.json"
     if saved.is_file():
         return max_length_of(json.loads(saved.read_text()))
     return KNOWN_MAX_LENGTHS.get(config["model"])

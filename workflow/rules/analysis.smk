@@ -70,13 +70,13 @@ rule alignment_tables:
     input:
         weights=lambda wildcards: weight_alignment_files(wildcards.task),
         representations=lambda wildcards: representation_files(wildcards.task),
-        evals=f"{RESULTS}/tables/{{task}}/evals.csv",
+        evals=EVALS_TABLE,
     output:
         reported_tables(ANALYSIS_TABLES, "Alignment analysis"),
         reported_figures(ANALYSIS_PLOTS, "Alignment analysis"),
         [plot_file("{task}", name, "pdf") for name in ANALYSIS_PLOTS],
-        layers=f"{RESULTS}/tables/{{task}}/representation_layers.csv",
-        points=f"{RESULTS}/tables/{{task}}/alignment_points.csv",
+        layers=table_file("{task}", "representation_layers"),
+        points=table_file("{task}", "alignment_points"),
     log:
         f"{LOGS}/{{task}}/alignment_tables.log",
     conda:

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
 from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
-from alignprune.config_check import model_folder
+from alignprune.config_check import pretrained_dir
 from alignprune.operational import method_settings
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
@@ -33,8 +33,7 @@ SPARSITIES = sorted(target_label(s) for s in config["sparsities"])
 METHODS = [name for name, spec in config["methods"].items() if spec["enabled"]]
 # Retraining controls (criterion none): retrained along the ladder like a method, nothing pruned.
 CONTROLS = [m for m in METHODS if config["methods"][m]["criterion"] == "none"]
-# A Hub id like "org/name" becomes one folder name, "org--name" (as in the Hub cache).
-MODEL_DIR = f"{RESOURCES}/models/{model_folder(config['model'])}"
+MODEL_DIR = pretrained_dir(RESOURCES, config["model"])
 PRUNABLE = config["prunable"]
 # Training and evaluation jobs hold this many units of the "gpu" resource (0 on CPU-only runs).
 GPUS_PER_JOB = config["gpus_per_job"]
@@ -109,12 +108,16 @@ ANALYSIS_TABLES = [
 TABLE_FORMATS = ["csv", "md", "tex"]
 
 
+def table_file(task, name, ext="csv"):
+    """Every table of a task (and its tidy eval table, evals.csv) is named here."""
+    return f"{RESULTS}/tables/{task}/{name}.{ext}"
+
+
+EVALS_TABLE = table_file("{task}", "evals")  # every eval JSON of a task, one row each
+
+
 def table_files(task, names=TABLES):
-    return [
-        f"{RESULTS}/tables/{task}/{name}.{ext}"
-        for name in names
-        for ext in TABLE_FORMATS
-    ]
+    return [table_file(task, name, ext) for name in names for ext in TABLE_FORMATS]
 
 
 def reported_tables(names, subcategory):
@@ -225,7 +228,7 @@ def analysis_files(task):
 
 def findings_files(task):
     """The paper's claims answered (CSV, Markdown); needs a retraining control."""
-    return [f"{RESULTS}/tables/{task}/findings.{ext}" for ext in ("csv", "md")]
+    return [table_file(task, "findings", ext) for ext in ("csv", "md")]
 
 
 def all_table_files():
@@ -276,12 +279,17 @@ def weight_sweep_methods():
     return [m for m in METHODS if config["methods"][m]["weight"] == SWEEP_WEIGHT]
 
 
+def sweep_file(task, name):
+    """Every file of a task's sweep, beside its models under results/sweep/{task}/, is named here."""
+    return f"{RESULTS}/sweep/{task}/{name}"
+
+
 def sweep_chosen_file(task):
-    return f"{RESULTS}/sweep/{task}/chosen_weights.yaml"
+    return sweep_file(task, "chosen_weights.yaml")
 
 
-def sweep_table_file(task):
-    return f"{RESULTS}/sweep/{task}/regularizer_weights.md"
+def sweep_table_file(task, ext="md"):
+    return sweep_file(task, f"regularizer_weights.{ext}")
 
 
 def sweep_report_files():

@@ -6,7 +6,7 @@ rule aggregate:
     input:
         lambda wildcards: all_eval_files(wildcards.task),
     output:
-        f"{RESULTS}/tables/{{task}}/evals.csv",
+        EVALS_TABLE,
     log:
         f"{LOGS}/{{task}}/aggregate.log",
     conda:
@@ -18,7 +18,7 @@ rule aggregate:
 rule tables:
     """Summary, per-language, degradation and gap tables (CSV, Markdown, LaTeX)."""
     input:
-        f"{RESULTS}/tables/{{task}}/evals.csv",
+        EVALS_TABLE,
     output:
         reported_tables(TABLES, "Tables"),
     log:
@@ -39,16 +39,16 @@ rule findings:
     """The paper's three claims answered from the eval table, paired by seed, with 95% intervals
     and verdicts; drops against the retraining control."""
     input:
-        f"{RESULTS}/tables/{{task}}/evals.csv",
+        EVALS_TABLE,
     output:
         csv=report(
-            f"{RESULTS}/tables/{{task}}/findings.csv",
+            table_file("{task}", "findings"),
             category="{task}",
             subcategory="Findings",
             caption="../report/findings.rst",
             labels={"table": "findings"},
         ),
-        markdown=f"{RESULTS}/tables/{{task}}/findings.md",
+        markdown=table_file("{task}", "findings", "md"),
     log:
         f"{LOGS}/{{task}}/findings.log",
     conda:
@@ -66,7 +66,7 @@ rule plots:
     """Accuracy vs sparsity, zero-shot vs supervised degradation, a degradation heatmap per
     method and per-language bars per sparsity; PNG and PDF."""
     input:
-        f"{RESULTS}/tables/{{task}}/evals.csv",
+        EVALS_TABLE,
     output:
         reported_figures(["accuracy_vs_sparsity", "supervised_vs_zero_shot"], "Figures"),
         [
@@ -116,7 +116,7 @@ checkpoint sweep_choice:
     input:
         lambda wildcards: sweep_models(wildcards.task, references=False),
     output:
-        runs=f"{RESULTS}/sweep/{{task}}/runs.csv",
+        runs=sweep_file("{task}", "runs.csv"),
         chosen=sweep_chosen_file("{task}"),
     log:
         f"{LOGS}/sweep/{{task}}/sweep_choice.log",
@@ -137,7 +137,7 @@ rule sweep_table:
         models=lambda wildcards: sweep_models(wildcards.task),
         zero_shot=lambda wildcards: sweep_eval_files(wildcards.task),
     output:
-        summary=f"{RESULTS}/sweep/{{task}}/regularizer_weights.csv",
+        summary=sweep_table_file("{task}", "csv"),
         markdown=report(
             sweep_table_file("{task}"),
             category="{task}",
@@ -145,12 +145,12 @@ rule sweep_table:
             caption="../report/sweep.rst",
         ),
         figure=report(
-            f"{RESULTS}/sweep/{{task}}/regularizer_weights.png",
+            sweep_table_file("{task}", "png"),
             category="{task}",
             subcategory="Regularizer sweep",
             caption="../report/sweep.rst",
         ),
-        figure_pdf=f"{RESULTS}/sweep/{{task}}/regularizer_weights.pdf",  # written with the PNG
+        figure_pdf=sweep_table_file("{task}", "pdf"),  # written with the PNG
     log:
         f"{LOGS}/sweep/{{task}}/sweep_table.log",
     conda:

@@ -128,9 +128,11 @@ def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
 def reuse_demo(root: Path, folder: Path, size: str) -> Testbed | None:
     """The demo's own data and tokenizer under ``root`` (resources/demo), if they have been built;
     the model of the ``size`` shape and the token files go to ``folder``."""
+    from ..config_check import pretrained_dir
+
     demo = demo_config()
     resources = root / demo["paths"]["resources"]
-    pretrained = resources / "models" / demo["model"].replace("/", "--")
+    pretrained = Path(pretrained_dir(resources, demo["model"]))
     files = data_files(lambda lang, split: resources / "data" / TASK / lang / f"{split}.parquet", demo,
                        demo["tasks"][TASK]["languages"])
     if not (pretrained / "model.safetensors").exists() or not all(path.exists() for path in files.values()):
@@ -188,13 +190,15 @@ def job_arguments(kind: str, bed: Testbed, out: Path) -> dict:
     """Keyword arguments of the job function of ``kind`` (as its rule script passes them)."""
     from ..config_check import config_section
     from ..model_key import ModelKey
+    from ..operational import method_settings
 
     common = {"max_length": bed.max_length, "prunable": study_prunable()}
     if kind == "finetune":
         return {**common, "task": TASK, "seed": 1, "pretrained_dir": bed.pretrained, "train_file": bed.train, "dev_file": bed.dev,
                 "out_dir": out / "model", "settings": bed.finetune, "progress": False}
     if kind == "prune":
-        method = config_section(SCHEMA, "methods.*", METHOD)  # as the rule passes it: with the schema's defaults
+        # as the rule passes it: the keys a magnitude method with l2 reads, with the schema's defaults
+        method = method_settings(config_section(SCHEMA, "methods.*", METHOD), "ladder")
         return {**common, "task": TASK, "seed": 1, "method_name": "magnitude_global_l2", "method": method, "sparsity": 0.5,
                 "start_dir": bed.dense, "reference_dir": bed.dense, "tokenizer_dir": bed.pretrained,
                 "train_file": bed.train, "dev_file": bed.dev, "out_dir": out / "model", "settings": bed.retrain,

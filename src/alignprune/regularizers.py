@@ -48,6 +48,17 @@ def _check(kind: str, units: str) -> int:
     return 1 if units == "rows" else 0
 
 
+def add_scaled(grad: torch.Tensor, term: torch.Tensor, coefficient: float) -> None:
+    """grad += coefficient x term (``term`` may be overwritten). A coefficient beyond the dtype's
+    range (an absurd regularizer weight) overflows to inf, as autograd's gradient would, so that
+    training stops with its non-finite-gradient message, instead of failing inside ``add_``'s
+    conversion of ``alpha``: every analytic gradient adds its scaled term through here."""
+    if abs(coefficient) <= torch.finfo(term.dtype).max:
+        grad.add_(term, alpha=coefficient)
+    else:
+        grad.add_(term.mul_(coefficient))
+
+
 def alignment_penalty(
     kind: str,
     weights: list[torch.Tensor],
@@ -157,11 +168,7 @@ class AlignmentPenalty:
             if grad is not None:
                 if mask is not None:
                     a.mul_(mask)  # chain rule through M*W
-                coefficient = 2.0 * weight * scale
-                if abs(coefficient) <= torch.finfo(a.dtype).max:
-                    grad.add_(a, alpha=coefficient)
-                else:  # an absurd weight: overflow to inf (training then stops), as autograd's would
-                    grad.add_(a.mul_(coefficient))
+                add_scaled(grad, a, 2.0 * weight * scale)
         return torch.stack(terms).sum()
 
     def _cosine(self, v, r, r_norm, mask, grad, weight, a, b) -> torch.Tensor:

@@ -52,6 +52,8 @@ else:
             directory(MODEL_DIR),
         log:
             f"{LOGS}/download/model.log",
+        benchmark:
+            f"{BENCHMARKS}/download/model.tsv"
         conda:
             "../../envs/pipeline.yaml"
         params:
@@ -66,6 +68,8 @@ else:
             data_file("{task}", "{lang}", "{split}"),
         log:
             f"{LOGS}/download/{{task}}/{{lang}}/{{split}}.log",
+        benchmark:
+            f"{BENCHMARKS}/download/{{task}}/{{lang}}/{{split}}.tsv"
         conda:
             "../../envs/pipeline.yaml"
         params:

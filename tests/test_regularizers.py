@@ -344,3 +344,26 @@ def test_a_regularizer_named_without_its_gradient_is_refused_when_the_penalty_is
     with pytest.raises(NotImplementedError, match=r"'l1' has no analytic gradient: add its branch to "
                                                   r"AlignmentPenalty\.accumulate_grad"):
         AlignmentPenalty("l1", [r.clone() for r in refs], refs)
+
+
+def test_a_regularizer_listed_without_its_branches_is_refused_not_computed_as_another(monkeypatch):
+    """A kind added to both lists but given no definition: refused by the reference definition
+    and by the analytic gradient, not computed as cosine or l2."""
+    from alignprune import regularizers
+
+    monkeypatch.setattr(regularizers, "REGULARIZERS", (*REGULARIZERS, "l1"))
+    monkeypatch.setattr(regularizers, "GRADIENTS", (*regularizers.GRADIENTS, "l1"))
+    refs, _ = make()
+    weights = [r.clone() + 0.1 for r in refs]
+    with pytest.raises(NotImplementedError, match="add its branch to alignment_penalty"):
+        alignment_penalty("l1", weights, refs)
+    with pytest.raises(NotImplementedError, match=r"add its branch to AlignmentPenalty\.accumulate_grad"):
+        AlignmentPenalty("l1", weights, refs).accumulate_grad(0.1)
+
+
+def test_cosine_without_units_is_refused_and_the_others_read_none():
+    refs, _ = make()
+    with pytest.raises(ValueError, match="the cosine regularizer compares units: unknown units None"):
+        AlignmentPenalty("cosine", [r.clone() for r in refs], refs, None, None)
+    for kind in ("l2", "frobenius"):
+        assert AlignmentPenalty(kind, [r.clone() for r in refs], refs, None, None)().item() == 0.0

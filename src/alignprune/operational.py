@@ -31,6 +31,11 @@ def result_settings(section: dict) -> dict:
     return {key: section[key] for key in ordered}
 
 
+# the regularizers that read a method's ``units`` (as regularizers.UNIT_REGULARIZERS; this module
+# is read at plan time and imports no torch)
+UNIT_REGULARIZERS = ("cosine",)
+
+
 def method_settings(spec: dict, schedule: str) -> dict:
     """What a prune job reads of its method's validated config entry, keys sorted: its rule's
     params. Only the keys its kind of method reads, so that editing one it does not read (the
@@ -46,7 +51,7 @@ def method_settings(spec: dict, schedule: str) -> dict:
         keys.add("score_steps")
     if spec["regularizer"] != "none":
         keys |= {"weight", "reference"}
-    if spec["regularizer"] == "cosine":
+    if spec["regularizer"] in UNIT_REGULARIZERS:
         keys.add("units")
     return {key: spec[key] for key in sorted(keys)}
 

@@ -32,19 +32,26 @@ from __future__ import annotations
 import torch
 
 REGULARIZERS = ("none", "l2", "cosine", "frobenius")  # as the config schema's regularizer enum
-# the kinds AlignmentPenalty.accumulate_grad has an analytic gradient for: a kind added to
-# REGULARIZERS needs its branch there (a test checks that both list the same kinds)
+# the kinds with a branch in alignment_penalty and in AlignmentPenalty.accumulate_grad (their
+# analytic gradient): a kind added to REGULARIZERS needs both (a test checks the two lists agree;
+# a kind listed without its branches is refused there, not computed as another kind)
 GRADIENTS = ("none", "l2", "cosine", "frobenius")
 UNITS = ("rows", "columns")
+# the kinds that compare units (rows or columns) and read ``units``; as operational.UNIT_REGULARIZERS,
+# which passes the prune job a method's units for these kinds only
+UNIT_REGULARIZERS = ("cosine",)
 EPS = 1e-8  # norms below it count as EPS (as in torch.nn.functional.cosine_similarity)
 
 
-def _check(kind: str, units: str) -> int:
-    """The dimension a unit's weights lie along in an (out x in) weight."""
+def _check(kind: str, units: str | None) -> int:
+    """The dimension a unit's weights lie along in an (out x in) weight (``units`` is read by
+    UNIT_REGULARIZERS alone; the others may get None)."""
     if kind not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {kind!r}; known: {REGULARIZERS}")
+    if kind not in UNIT_REGULARIZERS:
+        return 1
     if units not in UNITS:
-        raise ValueError(f"unknown units {units!r}; known: {UNITS}")
+        raise ValueError(f"the {kind} regularizer compares units: unknown units {units!r}; known: {UNITS}")
     return 1 if units == "rows" else 0
 
 
@@ -52,7 +59,8 @@ def add_scaled(grad: torch.Tensor, term: torch.Tensor, coefficient: float) -> No
     """grad += coefficient x term (``term`` may be overwritten). A coefficient beyond the dtype's
     range (an absurd regularizer weight) overflows to inf, as autograd's gradient would, so that
     training stops with its non-finite-gradient message, instead of failing inside ``add_``'s
-    conversion of ``alpha``: every analytic gradient adds its scaled term through here."""
+    conversion of ``alpha`` (l2 and Frobenius add through here; cosine's terms, scaled as
+    tensors by addcmul_, overflow to inf by themselves)."""
     if abs(coefficient) <= torch.finfo(term.dtype).max:
         grad.add_(term, alpha=coefficient)
     else:
@@ -64,7 +72,7 @@ def alignment_penalty(
     weights: list[torch.Tensor],
     references: list[torch.Tensor],
     masks: list[torch.Tensor] | None = None,
-    units: str = "rows",
+    units: str | None = "rows",
 ) -> torch.Tensor:
     """The regularizer ``kind`` over all prunable layers, differentiable in ``weights``
     (autograd, layer by layer: the reference definition)."""
@@ -80,10 +88,12 @@ def alignment_penalty(
         v = w * masks[i].to(w.dtype) if masks is not None else w
         if kind == "frobenius":
             total = total + w.numel() * (v - r).pow(2).sum() / r.pow(2).sum()
-        else:
+        elif kind == "cosine":
             dot = (v * r).sum(dim)
             cosine = dot / (v.norm(dim=dim).clamp_min(EPS) * r.norm(dim=dim).clamp_min(EPS))
             total = total + w.shape[dim] * (1.0 - cosine).sum()
+        else:
+            raise NotImplementedError(f"regularizer {kind!r} has no definition: add its branch to alignment_penalty")
     return total
 
 
@@ -158,6 +168,8 @@ class AlignmentPenalty:
             if self.kind == "cosine":
                 terms.append(self._cosine(w, r, self.reference_norms[i], mask, grad, weight, a, b))
                 continue
+            if self.kind not in ("l2", "frobenius"):
+                raise NotImplementedError(f"regularizer {self.kind!r}: add its branch to AlignmentPenalty.accumulate_grad")
             if mask is not None:  # frobenius: M*W - W0
                 torch.mul(w, mask, out=a).sub_(r)
             else:

@@ -1,4 +1,4 @@
-"""Stages 4 and 5 (beyond the paper): how aligned a pruned model stays, in its weights (with the dense
+"""Stage 5 (beyond the paper): how aligned a pruned model stays, in its weights (with the dense
 model's) and in each language's sentence representations (with English's)."""
 
 from __future__ import annotations

@@ -286,9 +286,10 @@ def _movement_scores(job: PruneJob) -> dict[str, torch.Tensor]:
 
 def regularization(job: PruneJob) -> dict:
     """Keyword arguments of ``train`` for the method's regularizer (none: no penalty)."""
-    kind, weight = job.method["regularizer"], job.method.get("weight", 0.0)
-    if kind == "none" or weight == 0:
+    kind = job.method["regularizer"]
+    if kind == "none" or job.method["weight"] == 0:  # weight: a key of every regularized method
         return {}
+    weight = job.method["weight"]
     stored = load_file(Path(job.reference_dir) / "model.safetensors")
     missing = [name for name in job.names if name not in stored]
     if missing:
@@ -297,7 +298,7 @@ def regularization(job: PruneJob) -> dict:
     # No masks: train() keeps every pruned weight at exactly 0.0 (also when gradual pruning
     # grows the masks), so M*W is W, and the penalty's gradient on pruned weights is zeroed.
     weights = [job.params[name] for name in job.names]
-    units = job.method.get("units", "rows")  # read by cosine only (method_settings keeps it for cosine)
+    units = job.method.get("units")  # the UNIT_REGULARIZERS' only (method_settings); they refuse None
     return {"penalty": AlignmentPenalty(kind, weights, references, None, units), "penalty_weight": weight}
 
 

@@ -253,9 +253,9 @@ def all_analysis_files():
 
 def reference_model(wildcards):
     """The unpruned model W0 a regularizer aligns to: the dense fine-tuned one, or the pretrained one
-    (a method without a regularizer reads none: the dense one, whatever its reference says)."""
-    method = config["methods"][wildcards.method]
-    if method["regularizer"] != "none" and method["reference"] == "pretrained":
+    (a method without a regularizer reads none: the dense one, whatever its reference says;
+    method_params holds a reference only where the method reads one)."""
+    if method_params(wildcards.method).get("reference") == "pretrained":
         return MODEL_DIR
     return LAYOUT.model_dir(ModelKey.from_wildcards(wildcards).dense())
 

@@ -9,11 +9,11 @@ import yaml
 from conftest import tiny_classifier
 from workflow_helpers import ROOT, config_section, load_config
 
-from alignprune import modeling, operational, regularizers
+from alignprune import modeling
 from alignprune.config_check import ConfigError, check_config
 from alignprune.criteria import CRITERIA, NO_PRUNING
 from alignprune.operational import method_settings
-from alignprune.regularizers import GRADIENTS, REGULARIZERS
+from alignprune.regularizers import REGULARIZERS
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
@@ -309,11 +309,9 @@ def test_the_schema_names_the_criteria_and_regularizers_the_code_has():
     inside a prune job, after the testbed and the fine-tuning (docs/architecture.md lists both sides)."""
     method = yaml.safe_load(SCHEMA.read_text())["properties"]["methods"]["additionalProperties"]["properties"]
     assert set(method["criterion"]["enum"]) == {*CRITERIA, NO_PRUNING}
-    assert set(method["regularizer"]["enum"]) == set(REGULARIZERS) == set(GRADIENTS)
+    assert set(method["regularizer"]["enum"]) == set(REGULARIZERS)
     grids = yaml.safe_load(SCHEMA.read_text())["properties"]["sweep"]["properties"]["weights"]["properties"]
     assert set(grids) == set(REGULARIZERS) - {"none"}
-    # the regularizers that read units get them in the prune job's params
-    assert set(operational.UNIT_REGULARIZERS) == set(regularizers.UNIT_REGULARIZERS)
 
 
 def test_every_method_key_is_read_by_some_kind_of_method():

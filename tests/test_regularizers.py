@@ -334,31 +334,20 @@ def test_movement_scores_read_the_task_gradient_not_the_penalty(kind):
     assert any(not torch.equal(weights[10.0][n], weights[0.0][n]) for n in weights[0.0])
 
 
-def test_a_regularizer_named_without_its_gradient_is_refused_when_the_penalty_is_built(monkeypatch):
-    """A kind added to REGULARIZERS alone: a clear error before the first step, not an
-    AttributeError inside it."""
-    from alignprune import regularizers
-
-    monkeypatch.setattr(regularizers, "REGULARIZERS", (*REGULARIZERS, "l1"))
-    refs, _ = make()
-    with pytest.raises(NotImplementedError, match=r"'l1' has no analytic gradient: add its branch to "
-                                                  r"AlignmentPenalty\.accumulate_grad"):
-        AlignmentPenalty("l1", [r.clone() for r in refs], refs)
-
-
 def test_a_regularizer_listed_without_its_branches_is_refused_not_computed_as_another(monkeypatch):
-    """A kind added to both lists but given no definition: refused by the reference definition
-    and by the analytic gradient, not computed as cosine or l2."""
+    """A kind added to REGULARIZERS alone: refused by the reference definition, and by the
+    analytic gradient when the penalty is built (before the first step, not inside it), not
+    computed as cosine, l2 or frobenius."""
     from alignprune import regularizers
 
     monkeypatch.setattr(regularizers, "REGULARIZERS", (*REGULARIZERS, "l1"))
-    monkeypatch.setattr(regularizers, "GRADIENTS", (*regularizers.GRADIENTS, "l1"))
     refs, _ = make()
     weights = [r.clone() + 0.1 for r in refs]
     with pytest.raises(NotImplementedError, match="add its branch to alignment_penalty"):
         alignment_penalty("l1", weights, refs)
-    with pytest.raises(NotImplementedError, match=r"add its branch to AlignmentPenalty\.accumulate_grad"):
-        AlignmentPenalty("l1", weights, refs).accumulate_grad(0.1)
+    with pytest.raises(NotImplementedError, match=r"'l1' has no analytic gradient: add its setup here "
+                                                  r"and its branch to AlignmentPenalty\.accumulate_grad"):
+        AlignmentPenalty("l1", weights, refs)
 
 
 def test_cosine_without_units_is_refused_and_the_others_read_none():

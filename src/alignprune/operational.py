@@ -31,8 +31,8 @@ def result_settings(section: dict) -> dict:
     return {key: section[key] for key in ordered}
 
 
-# the regularizers that read a method's ``units`` (as regularizers.UNIT_REGULARIZERS; this module
-# is read at plan time and imports no torch)
+# the regularizers that compare units (rows or columns) and read a method's ``units``; here, not in
+# regularizers.py (which reads it from here), as this module is read at plan time and imports no torch
 UNIT_REGULARIZERS = ("cosine",)
 
 

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import torch
 
-REGULARIZERS = ("none", "l2", "cosine", "frobenius")  # as the config schema's regularizer enum
-# the kinds with a branch in alignment_penalty and in AlignmentPenalty.accumulate_grad (their
-# analytic gradient): a kind added to REGULARIZERS needs both (a test checks the two lists agree;
-# a kind listed without its branches is refused there, not computed as another kind)
-GRADIENTS = ("none", "l2", "cosine", "frobenius")
+# the kinds that compare units (rows or columns) and read ``units``: defined with method_settings,
+# which passes a prune job its method's units for these kinds only
+from .operational import UNIT_REGULARIZERS
+
+# As the config schema's regularizer enum. A kind added here needs a branch in alignment_penalty
+# and in AlignmentPenalty (its setup and accumulate_grad); one listed without them is refused
+# there, not computed as another kind.
+REGULARIZERS = ("none", "l2", "cosine", "frobenius")
 UNITS = ("rows", "columns")
-# the kinds that compare units (rows or columns) and read ``units``; as operational.UNIT_REGULARIZERS,
-# which passes the prune job a method's units for these kinds only
-UNIT_REGULARIZERS = ("cosine",)
 EPS = 1e-8  # norms below it count as EPS (as in torch.nn.functional.cosine_similarity)
 
 
@@ -119,9 +119,6 @@ class AlignmentPenalty:
         units: str = "rows",
     ):
         self.dim = _check(kind, units)
-        if kind not in GRADIENTS:
-            raise NotImplementedError(f"regularizer {kind!r} has no analytic gradient: add its branch to "
-                                      "AlignmentPenalty.accumulate_grad and its name to GRADIENTS (regularizers.py)")
         if len(references) != len(weights) or (masks is not None and len(masks) != len(weights)):
             raise ValueError(f"{len(weights)} weights need as many references and masks; got "
                              f"{len(references)} references and {len(masks or [])} masks")
@@ -145,6 +142,9 @@ class AlignmentPenalty:
                 self.scales = [w.numel() / s for w, s in zip(weights, squares)]  # N / ||W0||^2 per layer
             elif kind == "cosine":
                 self.reference_norms = [r.norm(dim=self.dim, keepdim=True).clamp_min(EPS) for r in self.references]
+            elif kind not in ("none", "l2"):  # before any step: accumulate_grad has no branch for it
+                raise NotImplementedError(f"regularizer {kind!r} has no analytic gradient: add its setup here "
+                                          "and its branch to AlignmentPenalty.accumulate_grad (regularizers.py)")
             size = max(w.numel() for w in weights)
             self.scratch = [weights[0].new_empty(size, dtype=weights[0].dtype) for _ in range(2)]
 
@@ -168,8 +168,7 @@ class AlignmentPenalty:
             if self.kind == "cosine":
                 terms.append(self._cosine(w, r, self.reference_norms[i], mask, grad, weight, a, b))
                 continue
-            if self.kind not in ("l2", "frobenius"):
-                raise NotImplementedError(f"regularizer {self.kind!r}: add its branch to AlignmentPenalty.accumulate_grad")
+            # l2 or frobenius (the constructor refuses any other kind)
             if mask is not None:  # frobenius: M*W - W0
                 torch.mul(w, mask, out=a).sub_(r)
             else:

@@ -36,6 +36,7 @@ import torch
 import yaml
 
 from . import code_version, modeling
+from .config_check import data_path
 from .data import encode
 from .evaluate import accuracy
 from .operational import task_finetune
@@ -130,7 +131,7 @@ def build(
             files[(task, lang, split)] = None
     key = testbed_key(config, files)
     root = work_dir / f"testbed-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-    files = {k: root / "data" / k[0] / k[1] / f"{k[2]}.parquet" for k in files}
+    files = {k: Path(data_path(root, *k)) for k in files}
     model_dir = root / "pretrained"
     seconds = 0.0
     if not (model_dir.is_dir() and all(path.exists() for path in files.values())):

@@ -336,6 +336,12 @@ def _sparsity_problems(key: str, targets: list) -> list[str]:
     return problems
 
 
+def data_path(resources: str | Path, task: str, lang: str, split: str) -> str:
+    """The normalised rows (text_a, text_b, label) of one task, language and split, as the
+    download (or testbed) stage writes them."""
+    return f"{resources}/data/{task}/{lang}/{split}.parquet"
+
+
 def pretrained_dir(resources: str | Path, model_id: str) -> str:
     """The folder the download (or testbed) stage writes the pretrained model and tokenizer to:
     the Hub id "org/name" as one folder name, "org--name" (as in the Hub cache)."""

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.io import report as in_report
 
 from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
-from alignprune.config_check import pretrained_dir
+from alignprune.config_check import data_path, pretrained_dir
 from alignprune.operational import method_settings
 from alignprune import model_key
 from alignprune.model_key import Layout, ModelKey, target_label
@@ -56,7 +56,7 @@ def languages(task):
 
 def data_file(task, lang, split):
     """Normalised rows (text_a, text_b, label) of one language and split."""
-    return f"{RESOURCES}/data/{task}/{lang}/{split}.parquet"
+    return data_path(RESOURCES, task, lang, split)
 
 
 def token_file(task, lang, split):

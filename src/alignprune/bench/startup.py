@@ -128,12 +128,12 @@ def testbed_for(size: str, folder: Path, root: Path) -> Testbed:
 def reuse_demo(root: Path, folder: Path, size: str) -> Testbed | None:
     """The demo's own data and tokenizer under ``root`` (resources/demo), if they have been built;
     the model of the ``size`` shape and the token files go to ``folder``."""
-    from ..config_check import pretrained_dir
+    from ..config_check import data_path, pretrained_dir
 
     demo = demo_config()
     resources = root / demo["paths"]["resources"]
     pretrained = Path(pretrained_dir(resources, demo["model"]))
-    files = data_files(lambda lang, split: resources / "data" / TASK / lang / f"{split}.parquet", demo,
+    files = data_files(lambda lang, split: Path(data_path(resources, TASK, lang, split)), demo,
                        demo["tasks"][TASK]["languages"])
     if not (pretrained / "model.safetensors").exists() or not all(path.exists() for path in files.values()):
         return None

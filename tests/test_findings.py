@@ -118,7 +118,14 @@ def test_roles_come_from_the_config_fields_not_the_names():
         roles({name: spec for name, spec in METHODS.items() if name != "baseline_run"})
 
 
-@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
+# At 0.9 English loses more points (10 against 5), and the same share of its larger margin as the
+# zero-shot languages (17.5% against 16.7%): "contradicted in points" is the null of equal shares,
+# so the two read together give no verdict (both lost the same share: see the test below for a
+# contradiction in both).
+@pytest.mark.parametrize("target, expected", [
+    (0.5, "supported"), (0.7, "inconclusive"),
+    (0.9, "inconclusive (contradicted in points, inconclusive in shares: read together)"),
+])
 def test_claim_1_excess_zero_shot_drop_against_the_control(table, target, expected):
     row = rows(table, 1, "plain", target, "zero-shot drop - English drop")
     excess = [sum(DROPS[target][s][l] for l in ("fr", "de", "sw")) / 3 - DROPS[target][s]["en"] for s in SEEDS]
@@ -128,8 +135,13 @@ def test_claim_1_excess_zero_shot_drop_against_the_control(table, target, expect
     assert row["verdict"] == expected
 
 
-# fr, de, sw have 30 points above chance at the control, English 57: the same points are a larger share
-@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "supported"), (0.9, "inconclusive")])
+# fr, de, sw have 30 points above chance at the control, English 57: the same points are a larger
+# share. At 0.7 the zero-shot languages lose a larger share but not more points: the null of equal
+# points, read together no verdict.
+@pytest.mark.parametrize("target, expected", [
+    (0.5, "supported"), (0.7, "inconclusive (inconclusive in points, supported in shares: read together)"),
+    (0.9, "inconclusive"),
+])
 def test_claim_1_in_shares_of_the_control_s_accuracy_above_chance(table, target, expected):
     row = rows(table, 1, "plain", target, "share lost above chance")
     chance = 100 / 3
@@ -142,14 +154,16 @@ def test_claim_1_in_shares_of_the_control_s_accuracy_above_chance(table, target,
     assert row["seeds"] == 3 and row["verdict"] == expected
 
 
-def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_control_at_chance():
-    """Both lose 5 points; zero-shot had 6.7 above chance (3-label chance 33.3), English 56.7."""
+def test_claim_1_equal_points_are_a_larger_share_near_chance_no_verdict_and_a_control_at_chance_is_skipped():
+    """Both lose 5 points; zero-shot had 6.7 above chance (3-label chance 33.3), English 56.7: in
+    shares the zero-shot languages lose far more, which is what equal points give, not a finding."""
     def evals(zero_shot_control, zero_shot_lost=5.0):
         rows = []
         for seed in SEEDS:
             for method, pruned in (("dense", False), ("baseline_run", False), ("plain", True)):
                 target = 0.0 if method == "dense" else 0.5
-                for lang, accuracy, lost in (("en", 90.0 + 0.1 * seed, 5.0), ("fr", zero_shot_control, zero_shot_lost)):
+                fr_lost = zero_shot_lost[seed] if isinstance(zero_shot_lost, dict) else zero_shot_lost
+                for lang, accuracy, lost in (("en", 90.0 + 0.1 * seed, 5.0), ("fr", zero_shot_control, fr_lost)):
                     rows.append({"task": "xnli", "split": "test", "method": method, "sparsity_target": target,
                                  "seed": seed, "language": lang, "accuracy": accuracy - lost * pruned,
                                  "n_examples": N_TEST})
@@ -161,10 +175,12 @@ def test_claim_1_in_shares_sees_what_points_cannot_near_chance_and_skips_a_contr
     in_shares = rows(near, 1, "plain", 0.5, "share lost above chance")
     assert in_shares["mean"] == pytest.approx(100 * 5 / (40 - 100 / 3) - sum(
         100 * 5 / (90 + 0.1 * s - 100 / 3) for s in SEEDS) / 3)
-    assert in_shares["verdict"] == "supported"
-    # 0.25 of 6.7 points (3.7%) is less than 5 of English's 56.7 (8.8%): contradicted in shares
-    less = rows(findings_table(evals(40.0, 0.25), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
-    assert less["verdict"] == "contradicted"
+    assert in_shares["verdict"] == "inconclusive (inconclusive in points, supported in shares: read together)"
+    # 0.2-0.3 of 6.7 points (3-4.5%) is less than 5 of English's 56.7 (8.8%): contradicted in
+    # shares, and in points: the verdict stands
+    less = findings_table(evals(40.0, {1: 0.25, 2: 0.2, 3: 0.3}), METHODS, "en", ["en", "fr"])
+    for measure in ("share lost", "zero-shot drop - English drop"):
+        assert rows(less, 1, "plain", 0.5, measure)["verdict"] == "contradicted"
     at_chance = rows(findings_table(evals(100 / 3), METHODS, "en", ["en", "fr"]), 1, "plain", 0.5, "share lost")
     assert at_chance["seeds"] == 0 and at_chance["verdict"].startswith("not tested")
     assert "within two standard errors of chance" in at_chance["detail"]
@@ -340,9 +356,23 @@ def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
     assert "| supported" in markdown and "| contradicted" in markdown
     assert "made by the code unrecorded " in markdown  # fabricated rows carry no code digest
     assert "Warning" not in markdown
-    # the multiplicity caveat counts this table's rows that were judged
+    # the multiplicity caveat counts this table's rows that were judged, and Holm's correction keeps
+    # the verdicts whose adjusted p is < 0.05: here claim 1 at 0.5 in shares alone
     judged = len(written) - written["verdict"].str.startswith("not tested").sum()
-    assert f"\n{judged} rows judged, each at 0.05 with no correction" in markdown
+    assert f"\n{judged} rows judged, each verdict at 0.05 with no correction" in markdown
+    with_p = written["p"].notna().sum()
+    # claim 1: 6 t-tests; claim 2: 6 (the l2 excess does not vary over seeds: no test); claim 3:
+    # 2 spreads (F-test; none at 0.9, where the drops do not vary) and 6 permutation tests
+    assert with_p == 20
+    # Holm: the smallest of 20 p-values times 20, the next times 19, ..., never decreasing
+    ordered = written["p"].dropna().sort_values()
+    assert written["p_holm"].min() == pytest.approx(20 * ordered.iloc[0])
+    assert written.loc[ordered.index[1], "p_holm"] == pytest.approx(max(20 * ordered.iloc[0], 19 * ordered.iloc[1]))
+    held = written[written["p_holm"] < 0.05]
+    assert held[["claim", "target", "measure"]].values.tolist() == [
+        [1, 0.5, "share lost above chance: zero-shot - English (percent)"]]
+    assert (f"Over the {with_p} rows with a p, Holm's correction (the p in brackets) keeps 1 verdict at a "
+            "family-wise 0.05: claim 1 plain 0.50 share lost above chance") in markdown
 
 
 def test_the_markdown_names_the_code_and_warns_when_two_versions_made_the_evaluations(tmp_path):
@@ -453,6 +483,28 @@ def test_claim_2_asks_whether_the_excess_shrinks_not_each_drop():
     assert row["verdict"] == "supported" and row["compared_with"] == "plain"
 
 
+def test_claim_2_s_excess_shrinking_by_english_s_loss_alone_is_no_verdict():
+    """At 0.5 the regularized model scores as the unregularized one in every zero-shot language
+    and loses 1.0, 1.2, 0.8 points more in English: the excess shrinks (its interval below 0),
+    but nothing was spared. The same, with the zero-shot languages spared 0.5 points as well:
+    the verdict stands."""
+    evals = points(fabricated())
+    at = (evals["sparsity_target"] == 0.5)
+    plain = evals[at & (evals["method"] == "plain")].set_index(["seed", "language"])["accuracy"]
+    aligned = at & (evals["method"] == "aligned")
+    keys = list(zip(evals.loc[aligned, "seed"], evals.loc[aligned, "language"]))
+    english_cost = evals.loc[aligned, "seed"].map({1: 1.0, 2: 1.2, 3: 0.8}) * (evals.loc[aligned, "language"] == "en")
+    evals.loc[aligned, "accuracy"] = plain.loc[keys].to_numpy() - english_cost
+    measure = "zero-shot drop - English drop: regularized - unregularized"
+    row = rows(findings_table(evals, METHODS, "en", LANGS), 2, "aligned", 0.5, measure)
+    assert row["ci_high"] < 0 and row["p"] < 0.05
+    assert row["verdict"] == "inconclusive (supported by English's drop: the zero-shot drop did not move, 0.00 points)"
+    spared = evals.copy()
+    spared.loc[aligned & (evals["language"] != "en"), "accuracy"] += 0.5
+    row = rows(findings_table(spared, METHODS, "en", LANGS), 2, "aligned", 0.5, measure)
+    assert row["verdict"] == "supported"
+
+
 def test_a_target_or_method_without_paired_seeds_gets_not_tested_rows():
     evals = points(fabricated())
     gone = findings_table(evals[~((evals["method"] == "plain") & (evals["sparsity_target"] == 0.9))],
@@ -492,12 +544,12 @@ def test_claim_3_leaves_out_a_seed_without_its_dense_model():
 MARGINS = {"en": 60.0, "fr": 50.0, "de": 40.0, "es": 30.0, "ja": 20.0, "sw": 10.0}
 
 
-def six_languages(lost_points, dense_margins=None):
+def six_languages(lost_points, dense_margins=None, seeds=SEEDS):
     """dense retention fr > de > es > ja > sw (margins above chance 50 ... 10 points; English 60),
     or per seed ``dense_margins[seed]``; the control as the dense model; the pruned model loses
     ``lost_points[lang]`` (or ``lost_points[seed][lang]``) on every seed."""
     out = []
-    for seed in SEEDS:
+    for seed in seeds:
         lost = lost_points.get(seed, lost_points)
         for method in ("dense", "baseline_run", "plain"):
             margins = (dense_margins or {}).get(seed, MARGINS) if method == "dense" else MARGINS
@@ -607,9 +659,26 @@ def test_the_spread_s_f_test_is_corrected_for_sphericity():
                           [1.0, 6.0, 4.5, 12.0, 2.5, 4.0]], index=SEEDS, columns=["fr", "es", "de", "zh", "ja", "tr"])
     f, p, epsilon, p_corrected = _repeated_measures_f(drops)
     assert (f, p, epsilon, p_corrected) == pytest.approx((3.5501461, 0.0417987, 0.3312869, 0.1498809), abs=1e-6)
+    # 3 seeds, 6 languages: epsilon can be at most (3 - 1) / (6 - 1) = 0.4 whatever the drops, and
+    # the corrected test almost never rejects: no verdict from it
+    assert epsilon <= 0.4
     lost = {seed: {"en": 0.0, **dict(zip(["fr", "de", "es", "ja", "sw"], row[:5]))} for seed, row in zip(SEEDS, drops.to_numpy())}
     row = rows(six_languages(lost), 3, "plain", 0.5, "spread")
-    assert row["verdict"] == "inconclusive" and "Greenhouse-Geisser epsilon = " in row["detail"]
+    assert row["verdict"] == ("inconclusive (no calibrated F-test: 3 seeds with every language for 5 languages; "
+                              "the sphericity correction needs as many seeds as languages)")
+    assert "Greenhouse-Geisser epsilon = " in row["detail"] and math.isnan(row["p"])
+
+
+def test_the_spread_s_f_test_gives_a_verdict_with_as_many_seeds_as_languages():
+    """Five seeds of five languages whose drops differ by language far more than by seed: the
+    corrected test is calibrated there and finds the spread; with the same drops on 3 seeds it
+    does not judge."""
+    lost = {seed: {"en": 0.0, "fr": 1.0 + 0.3 * seed, "de": 3.0 - 0.2 * seed, "es": 5.0 + 0.1 * seed * seed,
+                   "ja": 7.0 - 0.1 * seed, "sw": 9.0 + 0.2 * (seed % 2)} for seed in range(1, 6)}
+    row = rows(six_languages(lost, seeds=range(1, 6)), 3, "plain", 0.5, "spread")
+    assert row["seeds"] == 5 and row["verdict"] == "supported" and row["p"] < 0.05
+    few = rows(six_languages({s: lost[s] for s in SEEDS}), 3, "plain", 0.5, "spread")
+    assert few["verdict"].startswith("inconclusive (no calibrated F-test: 3 seeds")
 
 
 def test_drops_equal_but_for_float_rounding_get_no_f_test():

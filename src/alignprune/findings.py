@@ -78,7 +78,7 @@ STATEMENTS = {
 }
 COLUMNS = [
     "claim", "statement", "method", "compared_with", "target", "measure", "seeds",
-    "mean", "ci_low", "ci_high", "verdict", "detail",
+    "mean", "ci_low", "ci_high", "p", "p_holm", "verdict", "detail",
 ]
 
 
@@ -97,6 +97,26 @@ def t_interval(values) -> tuple[int, float, float, float]:
         return n, mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return n, mean, mean - half, mean + half
+
+
+def t_p(values) -> float:
+    """Two-sided p of the one-sample t-test of mean 0 (the test the t-interval inverts: the
+    interval excludes 0 exactly where p < 0.05); NaN where t_interval gives no interval."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2 or np.ptp(np.round(values, DECIMALS)) == 0:
+        return math.nan
+    return float(stats.ttest_1samp(values, 0.0).pvalue)
+
+
+def holm(p: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of the p-values (NaN: no test, left out of the family): a
+    verdict whose adjusted p is < 0.05 holds at a family-wise 0.05 over the table's tests, under
+    any dependence between them. Written out (five lines) rather than adding statsmodels for it."""
+    tested = p.dropna().sort_values(kind="stable")
+    m = len(tested)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * tested.to_numpy()))
+    return pd.Series(adjusted, index=tested.index).reindex(p.index)
 
 
 def verdict(n: int, low: float, high: float, expected: int) -> str:
@@ -135,7 +155,7 @@ def _row(claim, method, compared_with, target, measure, values, expected, detail
     row = {
         "claim": claim, "statement": STATEMENTS[claim], "method": method, "compared_with": compared_with,
         "target": target, "measure": measure, "seeds": n, "mean": mean, "ci_low": low, "ci_high": high,
-        "verdict": verdict(n, low, high, expected), "detail": detail,
+        "p": t_p(values), "p_holm": math.nan, "verdict": verdict(n, low, high, expected), "detail": detail,
     }
     return row | override
 
@@ -309,16 +329,20 @@ def _correlation_row(method, control, target, measure, retention, values, detail
         row["verdict"] = "not tested (on no seed 3 languages with values that differ)"
     elif n >= 2:
         p = _permutation_p(paired_retention, paired_values)
+        row["p"] = p
         row["detail"] += f"; permutation p = {p:.3g} (languages shuffled)"
         row["verdict"] = ("inconclusive" if p >= 1 - LEVEL else "supported" if row["mean"] < 0 else "contradicted")
     return row
 
 
 def _read_together(in_points: dict, in_shares: dict) -> None:
-    """The two correlations of claim 3 stand or fall together. Each has its own null: every
-    language losing the same points makes the one in shares negative, every language losing the
-    same share of its margin makes the one in points positive. So a verdict stands only where
-    both give it; where the other does not, a row says inconclusive and what each found."""
+    """A measure in points and its twin in shares of the margin above chance stand or fall
+    together. Each has its own null: languages losing the same points lose unequal shares (the
+    smaller margin a larger one), and the same shares unequal points. So claim 1 in shares is
+    positive, and claim 3's correlation in shares negative, where every language loses the same
+    points; claim 1 in points is negative, and claim 3's correlation in points positive, where every
+    language loses the same share. A verdict stands only where both give it; where the other
+    does not, a row says inconclusive and what each found."""
     points, shares = in_points["verdict"], in_shares["verdict"]
     if points != shares:
         found = f"{points.split(' (')[0]} in points, {shares.split(' (')[0]} in shares"
@@ -333,8 +357,8 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, floa
     uncorrected F assumes sphericity (every pair of languages' differences equally variable over
     seeds), which languages that vary by 3 points over seeds beside others that vary by 8 break,
     and then rejects too often; epsilon (1 under sphericity, 1 / (k - 1) at worst) takes it back.
-    With fewer seeds than languages the covariance it is estimated from is singular and epsilon
-    sits near its floor: a few seeds can hardly show that many languages differ."""
+    With fewer seeds n than languages k the covariance it is estimated from has rank n - 1 and
+    epsilon <= (n - 1) / (k - 1), sphericity or not: the caller gives no verdict there."""
     # rounded as the paired differences are: drops equal in exact arithmetic differ by ~1e-14 in
     # floats, and an F-test of that residue alone can come out "significant"
     values = drops.dropna().to_numpy(dtype=float).round(DECIMALS)
@@ -397,15 +421,17 @@ def findings_table(
             part = drops[drops["sparsity_target"] == target]
             detail = (f"zero-shot drop {_fixed(part['zero_shot'].mean(), 2)}, English drop {_fixed(part['english'].mean(), 2)} "
                       f"(points, mean over seeds)" if len(part) else "")
-            rows.append(_row(1, method, control, target, "zero-shot drop - English drop (points)",
-                             part["zero_shot"] - part["english"], +1, detail))
+            in_points = _row(1, method, control, target, "zero-shot drop - English drop (points)",
+                             part["zero_shot"] - part["english"], +1, detail)
             share = shares[shares["sparsity_target"] == target]
             detail = (f"zero-shot {_fixed(share['zero_shot'].mean(), 1)}%, English {_fixed(share['english'].mean(), 1)}% of the "
                       f"control's accuracy above chance lost (mean over seeds)" if len(share) else
                       "the control is within two standard errors of chance on every seed: no share to lose"
                       if len(part) else "")
-            rows.append(_row(1, method, control, target, "share lost above chance: zero-shot - English (percent)",
-                             share["zero_shot"] - share["english"], +1, detail))
+            in_shares = _row(1, method, control, target, "share lost above chance: zero-shot - English (percent)",
+                             share["zero_shot"] - share["english"], +1, detail)
+            _read_together(in_points, in_shares)
+            rows += [in_points, in_shares]
 
     # 2. regularized minus unregularized drop: zero-shot, English, and claim 1's excess
     if not role["regularized"]:
@@ -430,8 +456,18 @@ def findings_table(
             # "reduce that": the excess of claim 1, not each drop alone (a regularizer that spares
             # English and the zero-shot languages alike reduces both drops and not the excess)
             excess = (part["zero_shot"] - part["english"]) - (part["zero_shot_baseline"] - part["english_baseline"])
-            rows.append(_row(2, method, baseline, target,
-                             "zero-shot drop - English drop: regularized - unregularized (points)", excess, -1, detail))
+            row = _row(2, method, baseline, target,
+                       "zero-shot drop - English drop: regularized - unregularized (points)", excess, -1, detail)
+            # The excess also shrinks where the regularizer spares no zero-shot language and only
+            # costs English more: that is no reduction of the zero-shot degradation. A verdict on the
+            # excess stands where the zero-shot drop moved the same way (on the mean over seeds).
+            zero_shot = float((part["zero_shot"] - part["zero_shot_baseline"]).mean()) if len(part) else math.nan
+            if row["verdict"] in ("supported", "contradicted") and not (
+                    (zero_shot < 0) == (row["verdict"] == "supported") and zero_shot != 0):
+                row["verdict"] = (f"inconclusive ({row['verdict']} by English's drop: the zero-shot drop "
+                                  f"{'grew' if zero_shot > 0 else 'shrank' if zero_shot < 0 else 'did not move'}, "
+                                  f"{_fixed(zero_shot, 2)} points)")
+            rows.append(row)
 
     # 3. per-language drops: their spread, and their rank correlation with dense retention
     retention = _retention(evals, train_language, others, chance)
@@ -445,16 +481,27 @@ def findings_table(
             f, p_uncorrected, epsilon, p = _repeated_measures_f(drops)
             spread = drops.max(axis=1) - drops.min(axis=1)
             n = int(spread.notna().sum())
+            complete = len(drops.dropna())
             test = ("" if math.isnan(p) else f"; repeated-measures F = {f:.3g}, p = {p_uncorrected:.3g}"
                     + ("" if math.isnan(epsilon) else f", Greenhouse-Geisser epsilon = {epsilon:.2f}: p = {p:.3g}"))
+            # With fewer seeds than languages the covariance epsilon is estimated from has rank
+            # seeds - 1, so epsilon <= (seeds - 1) / (languages - 1) however alike the languages
+            # vary: the corrected test then almost never rejects (3 seeds, 6 languages: epsilon <=
+            # 0.4; none of 2,000 simulated nulls with equal variances, 9% power at the demo's
+            # effects), and the uncorrected one rejects too often where they vary unalike.
+            calibrated = not math.isnan(p) and complete >= drops.shape[1]
             # a max - min is never below 0, noise alone widens it: no interval, the F-test decides
             rows.append(_row(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
                 spread, +1, f"drops: {listed}{test}" if n else "", ci_low=math.nan, ci_high=math.nan,
+                p=p if calibrated else math.nan,
                 verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
                          "inconclusive (no F-test: fewer than 2 seeds with every language, or drops that do "
                          "not vary from seed to seed)"
-                         if math.isnan(p) else "supported" if p < 1 - LEVEL else "inconclusive"),
+                         if math.isnan(p) else
+                         f"inconclusive (no calibrated F-test: {complete} seeds with every language for "
+                         f"{drops.shape[1]} languages; the sphericity correction needs as many seeds as languages)"
+                         if not calibrated else "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
             # the correlations need the dense model of the seed: a seed without one is left out there
             no_dense = sorted(set(drops.index) - set(retention.index))
@@ -487,7 +534,9 @@ def findings_table(
             )
             _read_together(in_points, in_shares)
             rows += [in_points, in_shares]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["p_holm"] = holm(table["p"].astype(float))
+    return table
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -507,11 +556,26 @@ def markdown(table: pd.DataFrame) -> str:
         "95% interval": [
             "" if pd.isna(low) else f"[{low:.2f}, {high:.2f}]" for low, high in zip(table["ci_low"], table["ci_high"])
         ],
+        "p (Holm)": ["" if pd.isna(p) else f"{p:.2g} ({holm:.2g})" for p, holm in zip(table["p"], table["p_holm"])],
         "verdict": table["verdict"],
         "detail": table["detail"].fillna(""),
     })
     claims = "\n".join(f"{n}. {text}" for n, text in STATEMENTS.items())
     return f"Claims:\n\n{claims}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def multiplicity(table: pd.DataFrame) -> str:
+    """The multiplicity caveat with this table's own counts (33 rows in the demo, 171 in the full
+    study), and which verdicts hold at a family-wise 0.05 (Holm's p < 0.05)."""
+    judged = int((~table["verdict"].str.startswith("not tested")).sum())
+    tested = table.dropna(subset=["p_holm"])
+    held = tested[(tested["p_holm"] < 1 - LEVEL) & tested["verdict"].isin(["supported", "contradicted"])]
+    listed = "; ".join(f"claim {r.claim} {r.method} {_fixed(r.target, 2)} {r.measure}: {r.verdict}"
+                       for r in held.itertuples())
+    return (f"{judged} rows judged, each verdict at 0.05 with no correction for their number: where nothing "
+            f"is true, about 1 in 20 would still give one. Over the {len(tested)} rows with a p, Holm's "
+            f"correction (the p in brackets) keeps {len(held)} verdict{'' if len(held) == 1 else 's'} at a "
+            f"family-wise 0.05" + (f": {listed}." if listed else "."))
 
 
 def write_findings(
@@ -527,10 +591,7 @@ def write_findings(
     versions = code_versions(evals)
     made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions)} "
                "(`python -m alignprune.code_version` prints the current one).\n")
-    # the multiplicity caveat with this table's own count (33 rows in the demo, 171 in the full study)
-    judged = int((~table["verdict"].str.startswith("not tested")).sum())
-    made_by += (f"\n{judged} rows judged, each at 0.05 with no correction for their number: where "
-                "nothing is true, about 1 in 20 would still give a verdict.\n")
+    made_by += "\n" + multiplicity(table) + "\n"
     warning = code_warning(evals)
     if warning:
         log.warning("%s: %s", evals_csv, warning)

@@ -12,16 +12,21 @@ retraining is not counted as pruning's doing.
    minus the share English loses (percent). Points alone cannot show the claim once the
    zero-shot mean nears chance (nothing left to lose, a floor); shares can. A seed whose control,
    in English or in the zero-shot mean, is within two binomial standard errors of chance (on its
-   test sets' sizes; for the mean, the mean of its languages' errors) has no share.
+   test sets' sizes; for the mean, the mean of its languages' errors) has no share. The two rows
+   are read together (as claim 3's correlations, below): the zero-shot margin is the smaller, so
+   equal points lost make the shares row positive, and equal shares make the points row negative.
 2. The alignment regularizers reduce that: per regularized method and target, its drop minus the
    drop of the unregularized method of the same criterion and scope, zero-shot and English, and
    the same for claim 1's excess (zero-shot drop - English drop), which is what "reduce that"
    asks: a regularizer that spares every language alike lowers both drops and not the excess.
-   Supported when < 0. (l2 is the classic baseline, not one of the paper's two; its rows say so.)
+   Supported when < 0. A verdict on the excess stands only where the zero-shot drop moved its
+   way: one that costs English more lowers the excess and spares no one. (l2 is the classic
+   baseline, not one of the paper's two; its rows say so.)
 3. Degradation differs by language: the spread of the per-language zero-shot drops (max - min,
    shown without an interval: it is never below 0; verdict from a repeated-measures F-test of
-   language x seed with the Greenhouse-Geisser correction: supported when p < 0.05, else
-   inconclusive), and whether the drops follow the dense model's transfer: Spearman correlation
+   language x seed with the Greenhouse-Geisser correction, supported when p < 0.05, else
+   inconclusive, and none with fewer seeds than languages, where the correction cannot reach 1),
+   and whether the drops follow the dense model's transfer: Spearman correlation
    over languages between dense retention (acc - chance) / (acc_en - chance) and drop, per seed;
    supported when < 0 (the languages that transfer worst lose most), contradicted when > 0, by a
    permutation test of the mean over seeds (the languages' labels shuffled, one shuffle for all
@@ -37,6 +42,9 @@ retraining is not counted as pruning's doing.
    together)". A language whose control is within two binomial standard errors of chance on a
    seed has no share there; a seed with fewer than 3 languages left, or whose values do not
    differ, has no correlation; a seed without its dense model is left out.
+
+Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the table's rows
+with a p: the verdicts below are each at 0.05; the adjusted p says which hold family-wise.
 
 Verdict: supported / contradicted when the interval lies on one side of 0, inconclusive when it
 spans 0, "inconclusive (1 seed)" when there is one seed and "inconclusive (no spread over seeds:

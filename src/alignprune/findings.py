@@ -583,8 +583,9 @@ def multiplicity(table: pd.DataFrame) -> str:
                        for r in held.itertuples())
     return (f"{judged} rows judged, each verdict at 0.05 with no correction for their number: where nothing "
             f"is true, about 1 in 20 would still give one. Over the {len(tested)} rows with a p, Holm's "
-            f"correction (the p in brackets) keeps {len(held)} verdict{'' if len(held) == 1 else 's'} at a "
-            f"family-wise 0.05" + (f": {listed}." if listed else "."))
+            f"correction (the p in brackets) keeps " + (
+                f"{len(held)} verdict{'' if len(held) == 1 else 's'} at a family-wise 0.05: {listed}." if listed
+                else "no verdict at a family-wise 0.05."))
 
 
 def write_findings(

@@ -238,3 +238,68 @@ def test_cuda_visible_devices_stops_at_the_first_invalid_entry_as_cuda_does(monk
     for listed, expected in (("-1", []), ("0,-1,2", ["0"]), ("", []), ("GPU-5f2a,1", ["GPU-5f2a", "1"])):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
         assert visible_devices() == expected
+
+
+CUDA13_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]  # PyTorch's CUDA 13.0 wheels: Turing and newer
+
+
+@pytest.mark.parametrize("capability, archs, runs", [
+    ((7, 0), CUDA13_ARCHS, False),                 # V100 under the CUDA 13 build: no kernels
+    ((7, 0), ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"], True),  # under cu126
+    ((8, 0), CUDA13_ARCHS, True),                  # A100
+    ((8, 9), ["sm_80", "sm_86"], True),            # L4: an sm_86 binary runs on 8.9 (same major)
+    ((9, 0), ["sm_80", "compute_80"], True),       # H100 from PTX
+    ((9, 0), ["sm_80", "sm_86"], False),           # no binary of its major, no PTX
+    ((10, 0), ["sm_90a"], False),                  # an arch-specific binary runs on its own arch alone
+    ((9, 0), ["sm_90a"], True),
+    ((6, 0), ["compute_70"], False),               # PTX newer than the GPU
+])
+def test_a_build_has_kernels_for_its_own_and_newer_minor_versions_and_ptx(capability, archs, runs):
+    from alignprune.rule_runtime import has_kernels_for
+
+    assert has_kernels_for(capability, archs) is runs
+
+
+def test_a_gpu_older_than_the_build_supports_stops_the_job_naming_the_build_it_needs(tmp_path, monkeypatch):
+    """CUDA sees a V100 under the CUDA 13 build, so without this check the job would start and
+    fail at its first kernel ("no kernel image is available"), and be retried."""
+    import torch
+
+    from alignprune.rule_runtime import rule_job
+
+    monkeypatch.setenv("ALIGNPRUNE_DEVICE", "cuda:0")
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: CUDA13_ARCHS)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-32GB")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    job = fake_job(tmp_path / "job.log", gpu=0, gpus_per_job=1)
+    with pytest.raises(RuntimeError, match=r"the GPU Tesla V100-SXM2-32GB \(compute capability 7\.0\) has no kernels "
+                                           r"in torch .* \(CUDA 13\.0: sm_75 .*\)\. GPUs older than Turing need the "
+                                           r"CUDA 12\.6 build: .*whl/cu126"):
+        with rule_job(job):
+            pass
+    assert "has no kernels" in (tmp_path / "job.log").read_text()  # the job's log says why too
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # an A100 runs
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # set on a cuda device
+    try:
+        with rule_job(job) as device:
+            assert device == torch.device("cuda:0")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def test_bf16_autocast_only_where_the_gpu_computes_bf16_itself(monkeypatch):
+    """torch.cuda.is_bf16_supported() counts emulation by default: a T4 or V100 would run bf16
+    autocast slower than float32."""
+    import torch
+
+    from alignprune.evaluate import numerics, uses_bf16
+
+    emulating = {"native": False}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation or emulating["native"])
+    cuda = torch.device("cuda:0")
+    assert not uses_bf16(cuda) and numerics(cuda)["bf16_autocast"] is False
+    emulating["native"] = True  # an A100
+    assert uses_bf16(cuda)
+    assert not uses_bf16(torch.device("cpu"))

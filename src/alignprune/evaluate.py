@@ -16,7 +16,9 @@ def allow_tf32(device: torch.device) -> None:
 
 
 def uses_bf16(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    """bf16 where the GPU computes it natively (Ampere and newer): on older ones (T4, V100) torch
+    emulates it, slower than float32 and less precise."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def autocast(device: torch.device):

@@ -100,6 +100,43 @@ def _refuse_an_unusable_gpu(given: str, device: torch.device) -> None:
                     "loaded: running on CPU", given, torch.__version__, torch.version.cuda)
 
 
+def has_kernels_for(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch build compiled for ``arch_list`` (``torch.cuda.get_arch_list()``: "sm_80"
+    binaries, "compute_120" PTX) runs on a GPU of compute ``capability``: a binary of the same
+    major version and no higher minor one, or PTX of no higher version (compiled when loaded).
+    An arch-specific binary ("sm_90a") runs on its own capability alone."""
+    for arch in arch_list:
+        kind, _, version = arch.partition("_")
+        digits = version.rstrip("abcdefghijklmnopqrstuvwxyz")
+        if not digits.isdigit():
+            continue
+        built = divmod(int(digits), 10)
+        if kind == "sm" and (built == capability or (digits == version and built[0] == capability[0]
+                                                     and built[1] <= capability[1])):
+            return True
+        if kind == "compute" and built <= capability:
+            return True
+    return False
+
+
+def _refuse_a_gpu_without_kernels(device: torch.device) -> None:
+    """A GPU older than the torch build supports (a V100 under the CUDA 13 build, which starts at
+    Turing) is seen by CUDA, so the job would start and fail at its first kernel with "no kernel
+    image is available", and be retried: stop before, saying which build it needs."""
+    arch_list = torch.cuda.get_arch_list()
+    if not arch_list:  # not a CUDA build: CUDA's own error says so
+        return
+    capability = torch.cuda.get_device_capability(device)
+    if has_kernels_for(capability, arch_list):
+        return
+    raise RuntimeError(
+        f"the GPU {torch.cuda.get_device_name(device)} (compute capability {capability[0]}.{capability[1]}) has no "
+        f"kernels in torch {torch.__version__} (CUDA {torch.version.cuda}: {' '.join(arch_list)}). GPUs older "
+        "than Turing need the CUDA 12.6 build: rm -rf .venv && make install "
+        "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (README); or set ALIGNPRUNE_DEVICE=cpu to run on CPU"
+    )
+
+
 @contextmanager
 def rule_job(snakemake):
     """Send logging, warnings and progress bars to ``snakemake.log[0]``; yield the torch device.
@@ -135,6 +172,8 @@ def rule_job(snakemake):
                 device = pick_device(requested)
                 if requested is None:
                     _refuse_an_unusable_gpu(_given_gpus(claimed, units), device)
+                if device.type == "cuda":
+                    _refuse_a_gpu_without_kernels(device)
                 allow_tf32(device)
                 logging.info("rule %s on %s with %d threads%s", snakemake.rule, device, snakemake.threads,
                              f", GPU(s) {','.join(claimed)}" if claimed else "")

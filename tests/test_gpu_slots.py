@@ -253,6 +253,9 @@ CUDA13_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute
     ((10, 0), ["sm_90a"], False),                  # an arch-specific binary runs on its own arch alone
     ((9, 0), ["sm_90a"], True),
     ((6, 0), ["compute_70"], False),               # PTX newer than the GPU
+    ((10, 3), ["sm_100f"], True),                  # a family-specific binary runs on its family's later minors
+    ((12, 0), ["sm_100f"], False),
+    ((10, 0), ["compute_90a"], False),             # arch-specific PTX: its own arch alone
 ])
 def test_a_build_has_kernels_for_its_own_and_newer_minor_versions_and_ptx(capability, archs, runs):
     from alignprune.rule_runtime import has_kernels_for

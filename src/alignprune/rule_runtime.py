@@ -104,17 +104,22 @@ def has_kernels_for(capability: tuple[int, int], arch_list: list[str]) -> bool:
     """Whether a torch build compiled for ``arch_list`` (``torch.cuda.get_arch_list()``: "sm_80"
     binaries, "compute_120" PTX) runs on a GPU of compute ``capability``: a binary of the same
     major version and no higher minor one, or PTX of no higher version (compiled when loaded).
-    An arch-specific binary ("sm_90a") runs on its own capability alone."""
+    An arch-specific one ("sm_90a", "compute_90a") runs on its own capability alone, a
+    family-specific one ("sm_100f") as a binary (same major, no higher minor)."""
     for arch in arch_list:
         kind, _, version = arch.partition("_")
-        digits = version.rstrip("abcdefghijklmnopqrstuvwxyz")
-        if not digits.isdigit():
+        digits, suffix = version.rstrip("af"), version[len(version.rstrip("af")):]
+        if kind not in ("sm", "compute") or not digits.isdigit() or len(suffix) > 1:
             continue
         built = divmod(int(digits), 10)
-        if kind == "sm" and (built == capability or (digits == version and built[0] == capability[0]
-                                                     and built[1] <= capability[1])):
-            return True
-        if kind == "compute" and built <= capability:
+        same_family = built[0] == capability[0] and built[1] <= capability[1]
+        if suffix == "a":
+            runs = built == capability
+        elif kind == "sm" or suffix == "f":
+            runs = same_family
+        else:  # PTX: compiled for any newer GPU when loaded
+            runs = built <= capability
+        if runs:
             return True
     return False
 
@@ -124,7 +129,7 @@ def _refuse_a_gpu_without_kernels(device: torch.device) -> None:
     Turing) is seen by CUDA, so the job would start and fail at its first kernel with "no kernel
     image is available", and be retried: stop before, saying which build it needs."""
     arch_list = torch.cuda.get_arch_list()
-    if not arch_list:  # not a CUDA build: CUDA's own error says so
+    if not arch_list or torch.version.hip:  # no CUDA build (ROCm lists gfx targets): not checked here
         return
     capability = torch.cuda.get_device_capability(device)
     if has_kernels_for(capability, arch_list):

@@ -609,8 +609,8 @@ def test_values_equal_but_for_float_error_have_no_interval():
     from alignprune.findings import t_interval
 
     values = [0.1, 0.3 - 0.2, 0.7 - 0.6]  # 0.1, 0.09999999999999998, 0.09999999999999998
-    n, mean, low, high = t_interval(values)
-    assert n == 3 and mean == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)
+    n, mean, low, high, p = t_interval(values)
+    assert n == 3 and mean == pytest.approx(0.1) and math.isnan(low) and math.isnan(high) and math.isnan(p)
 
 
 def test_the_permutation_test_shuffles_the_languages_once_for_every_seed():

@@ -91,31 +91,24 @@ COLUMNS = [
 ]
 
 
-def t_interval(values) -> tuple[int, float, float, float]:
-    """(n, mean, low, high): the 95% t-interval of the mean; low = high = NaN with one value, or
-    with values that do not differ (a t-interval of width 0 would claim a certainty that a few
-    seeds cannot give, e.g. a rank correlation over 3 languages, which takes 4 values)."""
+def t_interval(values) -> tuple[int, float, float, float, float]:
+    """(n, mean, low, high, p): the 95% t-interval of the mean and the two-sided p of the t-test
+    of mean 0 that it inverts (the interval excludes 0 exactly where p < 0.05); low, high and p
+    NaN with one value, or with values that do not differ (a t-interval of width 0 would claim a
+    certainty that a few seeds cannot give, e.g. a rank correlation over 3 languages, which takes
+    4 values)."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     n = len(values)
     if n == 0:
-        return 0, math.nan, math.nan, math.nan
+        return 0, math.nan, math.nan, math.nan, math.nan
     mean = float(values.mean())
     # rounded: equal values that went through different float subtractions are still equal
     if n == 1 or np.ptp(np.round(values, DECIMALS)) == 0:
-        return n, mean, math.nan, math.nan
+        return n, mean, math.nan, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return n, mean, mean - half, mean + half
-
-
-def t_p(values) -> float:
-    """Two-sided p of the one-sample t-test of mean 0 (the test the t-interval inverts: the
-    interval excludes 0 exactly where p < 0.05); NaN where t_interval gives no interval."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) < 2 or np.ptp(np.round(values, DECIMALS)) == 0:
-        return math.nan
-    return float(stats.ttest_1samp(values, 0.0).pvalue)
+    p = float(stats.ttest_1samp(values, 0.0).pvalue)
+    return n, mean, mean - half, mean + half, p
 
 
 def holm(p: pd.Series) -> pd.Series:
@@ -160,11 +153,11 @@ def roles(methods: dict[str, dict]) -> dict:
 
 
 def _row(claim, method, compared_with, target, measure, values, expected, detail="", **override) -> dict:
-    n, mean, low, high = t_interval(values)
+    n, mean, low, high, p = t_interval(values)
     row = {
         "claim": claim, "statement": STATEMENTS[claim], "method": method, "compared_with": compared_with,
         "target": target, "measure": measure, "seeds": n, "mean": mean, "ci_low": low, "ci_high": high,
-        "p": t_p(values), "p_holm": math.nan, "verdict": verdict(n, low, high, expected), "detail": detail,
+        "p": p, "p_holm": math.nan, "verdict": verdict(n, low, high, expected), "detail": detail,
     }
     return row | override
 
@@ -459,9 +452,10 @@ def findings_table(
                   f"{spec['regularizer']}: a baseline regularizer, not one of the paper's two")
         for target in _targets(evals, control, method, baseline):
             part = drops[drops["sparsity_target"] == target]
+            change = {column: part[column] - part[f"{column}_baseline"] for column in ("zero_shot", "english")}
             for column, name in (("zero_shot", "zero-shot"), ("english", "English")):
                 rows.append(_row(2, method, baseline, target, f"{name} drop: regularized - unregularized (points)",
-                                 part[column] - part[f"{column}_baseline"], -1, detail))
+                                 change[column], -1, detail))
             # "reduce that": the excess of claim 1, not each drop alone (a regularizer that spares
             # English and the zero-shot languages alike reduces both drops and not the excess)
             excess = (part["zero_shot"] - part["english"]) - (part["zero_shot_baseline"] - part["english_baseline"])
@@ -471,10 +465,9 @@ def findings_table(
             # costs English more: that is no reduction of the zero-shot degradation. A verdict on the
             # excess stands where the zero-shot drop moved the same way (on the mean over seeds).
             # rounded as the paired differences are: changes that cancel over languages leave ~1e-16
-            zero_shot = (round(float((part["zero_shot"] - part["zero_shot_baseline"]).mean()), DECIMALS)
-                         if len(part) else math.nan)
-            if row["verdict"] in ("supported", "contradicted") and not (
-                    (zero_shot < 0) == (row["verdict"] == "supported") and zero_shot != 0):
+            zero_shot = round(float(change["zero_shot"].mean()), DECIMALS) if len(part) else math.nan
+            if (row["verdict"] in ("supported", "contradicted")
+                    and np.sign(zero_shot) != (-1 if row["verdict"] == "supported" else 1)):
                 row["verdict"] = (f"inconclusive ({row['verdict']} by English's drop: the zero-shot drop "
                                   f"{'grew' if zero_shot > 0 else 'shrank' if zero_shot < 0 else 'did not move'}, "
                                   f"{_fixed(zero_shot, 2)} points)")
@@ -502,19 +495,19 @@ def findings_table(
             # drops at 0.9, 93% with 6 seeds), and the uncorrected one rejects too often where
             # they vary unalike. From as many seeds as languages on, the corrected test is
             # conservative (6 x 6: 1.9% of nulls) but has power.
-            calibrated = not math.isnan(p) and complete >= drops.shape[1]
+            enough_seeds = not math.isnan(p) and complete >= drops.shape[1]
             # a max - min is never below 0, noise alone widens it: no interval, the F-test decides
             rows.append(_row(
                 3, method, control, target, "spread of zero-shot drops, max - min over languages (points)",
                 spread, +1, f"drops: {listed}{test}" if n else "", ci_low=math.nan, ci_high=math.nan,
-                p=p if calibrated else math.nan,
+                p=p if enough_seeds else math.nan,
                 verdict=("not tested (no paired seeds)" if n == 0 else "inconclusive (1 seed)" if n == 1 else
                          "inconclusive (no F-test: fewer than 2 seeds with every language, or drops that do "
                          "not vary from seed to seed)"
                          if math.isnan(p) else
                          f"inconclusive (no F-test verdict: {complete} seeds with every language for "
                          f"{drops.shape[1]} languages; the sphericity correction needs as many seeds as languages)"
-                         if not calibrated else "supported" if p < 1 - LEVEL else "inconclusive"),
+                         if not enough_seeds else "supported" if p < 1 - LEVEL else "inconclusive"),
             ))
             # the correlations need the dense model of the seed: a seed without one is left out there
             no_dense = sorted(set(drops.index) - set(retention.index))

@@ -108,15 +108,15 @@ def has_kernels_for(capability: tuple[int, int], arch_list: list[str]) -> bool:
     family-specific one ("sm_100f") as a binary (same major, no higher minor)."""
     for arch in arch_list:
         kind, _, version = arch.partition("_")
-        digits, suffix = version.rstrip("af"), version[len(version.rstrip("af")):]
+        digits = version.rstrip("af")
+        suffix = version[len(digits):]
         if kind not in ("sm", "compute") or not digits.isdigit() or len(suffix) > 1:
             continue
         built = divmod(int(digits), 10)
-        same_family = built[0] == capability[0] and built[1] <= capability[1]
         if suffix == "a":
             runs = built == capability
-        elif kind == "sm" or suffix == "f":
-            runs = same_family
+        elif kind == "sm" or suffix == "f":  # same major, no higher minor
+            runs = built[0] == capability[0] and built[1] <= capability[1]
         else:  # PTX: compiled for any newer GPU when loaded
             runs = built <= capability
         if runs:

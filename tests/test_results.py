@@ -199,6 +199,30 @@ def test_retraining_control_follows_dense_is_never_best_and_splits_degradation(e
     assert "retraining" in (tmp_path / "degradation_split.md").read_text()
 
 
+def test_dense_transfer_gives_each_seeds_accuracy_and_retention_above_chance(evals, tmp_path):
+    rows, csv = evals
+    outputs = [tmp_path / f"{n}.{e}" for n in TABLES for e in FORMATS]
+    write_tables(csv, outputs, train_language="en", split="test", methods=["random", "magnitude"],
+                 languages=["sw", "de", "en"])
+    dense = {(r["seed"], r["language"]): 100 * r["accuracy"] for r in rows if r["method"] == "dense"}
+    chance = 100 / 3  # XNLI's three labels
+    table = pd.read_csv(tmp_path / "dense_transfer.csv").set_index("language")
+    # the training language first, then the config's order
+    assert table.index.tolist() == ["en", "sw", "de"]
+    for lang in LANGS:
+        r = [(dense[(s, lang)] - chance) / (dense[(s, "en")] - chance) for s in (1, 2)]
+        for seed, expected in zip((1, 2), r):
+            assert table.loc[lang, f"accuracy_seed{seed}"] == pytest.approx(dense[(seed, lang)])
+            assert table.loc[lang, f"retention_seed{seed}"] == pytest.approx(expected)
+        assert table.loc[lang, "retention_mean"] == pytest.approx(sum(r) / 2)
+        assert table.loc[lang, "retention_range"] == pytest.approx(max(r) - min(r))
+    assert table.loc["en", ["retention_seed1", "retention_seed2"]].tolist() == [1.0, 1.0]
+    # e.g. de on seed 1: (73 - 33.3) / (81 - 33.3) = 0.832; printed to two decimals, once per language
+    assert table.loc["de", "retention_seed1"] == pytest.approx((73 - chance) / (81 - chance))
+    markdown = (tmp_path / "dense_transfer.md").read_text()
+    assert markdown.count("| en ") == 1 and "|              0.83 |" in markdown
+
+
 def test_figures_draw_the_control_as_a_labelled_grey_line_beside_dense(evals, tmp_path, monkeypatch):
     from alignprune import plots
     from alignprune.results import load_evals

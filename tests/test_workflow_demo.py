@@ -283,7 +283,8 @@ def test_report_builds_with_every_table_and_figure(demo):
     html = report.read_text()
     assert len(html) > 100_000 and html.lstrip().lower().startswith("<!doctype html")
     for task in LANGUAGES:
-        for name in ("summary", "gap", "degradation", "degradation_split", "findings", "alignment_vs_accuracy"):
+        for name in ("summary", "gap", "degradation", "degradation_split", "dense_transfer", "findings",
+                     "alignment_vs_accuracy"):
             assert f"{name}.csv" in html, name
         for name in figure_files(task):
             assert f"{name.split('/')[-1]}.png" in html, name

@@ -99,7 +99,7 @@ def all_eval_files(task=None):
     ]
 
 
-TABLES = ["summary", "per_language", "degradation", "gap", "degradation_split", "inputs"]
+TABLES = ["summary", "per_language", "degradation", "gap", "degradation_split", "dense_transfer", "inputs"]
 ANALYSIS_TABLES = [
     "weight_alignment",
     "representation_alignment",

@@ -69,8 +69,8 @@ from scipy import stats
 from .chosen_weights import regularized, unregularized_bases
 from .criteria import NO_PRUNING
 from .io import atomic_path
-from .results import code_versions, code_warning, load_evals, per_seed_scores, preferred_order
-from .tasks import task_spec
+from .results import (chance_accuracy, code_versions, code_warning, dense_retention, load_evals, per_seed_scores,
+                      preferred_order)
 
 log = logging.getLogger(__name__)
 
@@ -384,14 +384,6 @@ def _repeated_measures_f(drops: pd.DataFrame) -> tuple[float, float, float, floa
     return float(f), float(stats.f.sf(f, df1, df2)), epsilon, float(stats.f.sf(f, epsilon * df1, epsilon * df2))
 
 
-def _retention(evals: pd.DataFrame, train_language: str, languages: list[str], chance: float) -> pd.DataFrame:
-    """Dense model's retention per seed (rows) and zero-shot language (columns)."""
-    dense = evals[evals["method"] == "dense"]
-    accuracy = dense.pivot_table(index="seed", columns="language", values="accuracy", aggfunc="mean")
-    above = accuracy.sub(chance)
-    return above[[l for l in languages if l in above.columns]].div(above[train_language], axis=0)
-
-
 def _targets(evals: pd.DataFrame, *methods: str) -> list[float]:
     """Every target any of ``methods`` was evaluated at: each gets its rows, "not tested" where
     the methods compared share no seed there."""
@@ -410,7 +402,7 @@ def findings_table(
     scores = per_seed_scores(evals, train_language)
     order = preferred_order(evals["language"], languages)
     others = [lang for lang in order if lang != train_language]
-    chance = 100.0 / task_spec(evals["task"].iloc[0]).num_labels
+    chance = chance_accuracy(evals)
     noise = _chance_noise(evals, train_language, chance)
     rows: list[dict] = []
 
@@ -474,7 +466,8 @@ def findings_table(
             rows.append(row)
 
     # 3. per-language drops: their spread, and their rank correlation with dense retention
-    retention = _retention(evals, train_language, others, chance)
+    retention = dense_retention(evals, train_language)
+    retention = retention[[lang for lang in others if lang in retention.columns]]
     margins = _control_margins(evals, control, others, chance)
     for method in role["magnitude"]:
         by_target = _language_drops(evals, control, method, others)

@@ -11,7 +11,7 @@ from snakemake.io import report as in_report
 from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
 from alignprune.config_check import data_path, pretrained_dir
 from alignprune.operational import method_settings
-from alignprune import model_key
+from alignprune import model_key, results
 from alignprune.model_key import Layout, ModelKey, target_label
 
 RESOURCES = config["paths"]["resources"]
@@ -99,13 +99,13 @@ def all_eval_files(task=None):
     ]
 
 
-TABLES = ["summary", "per_language", "degradation", "gap", "degradation_split", "dense_transfer", "inputs"]
+TABLES = list(results.TABLES)  # named where they are written (alignprune.results)
 ANALYSIS_TABLES = [
     "weight_alignment",
     "representation_alignment",
     "alignment_vs_accuracy",
 ]
-TABLE_FORMATS = ["csv", "md", "tex"]
+TABLE_FORMATS = list(results.FORMATS)
 
 
 def table_file(task, name, ext="csv"):

@@ -216,6 +216,17 @@ def test_a_sweep_without_retraining_is_refused():
     check_config(config, SCHEMA)
 
 
+def test_lookahead_ranked_across_matrices_is_refused():
+    """Lookahead's scores carry neighbour factors (1 where a matrix has none): comparable within a
+    matrix, not across matrices, so scope: global is refused and scope: layer accepted."""
+    config = load_config("config.yaml")
+    config["methods"]["lookahead"]["scope"] = "global"
+    with pytest.raises(ConfigError, match="methods.lookahead: lookahead with scope: global"):
+        check_config(config, SCHEMA)
+    config["methods"]["lookahead"]["scope"] = "layer"
+    check_config(config, SCHEMA)
+
+
 def test_a_disabled_method_may_keep_a_regularizer_without_weight():
     config = load_config("config.yaml")
     config["methods"]["m"] = {"criterion": "magnitude", "regularizer": "l2", "enabled": False}

@@ -294,7 +294,8 @@ def _method_problems(methods: dict, retrain_steps: int, grids: dict) -> list[str
     sweep without retraining: a regularizer acts only through retraining, so every weight of the
     sweep's grid would give the same model. A regularized method whose regularizer has no sweep
     grid (``grids``, sweep.weights with the schema's defaults: one per regularizer the schema
-    knows), which the sweep could not plan. And a method named as the fine-tuned model's folder."""
+    knows), which the sweep could not plan. Lookahead ranked globally. And a method named as the
+    fine-tuned model's folder."""
     problems = []
     if DENSE in methods:
         problems.append(f"methods.{DENSE}: '{DENSE}' names the fine-tuned model (its folder and table rows); "
@@ -310,6 +311,11 @@ def _method_problems(methods: dict, retrain_steps: int, grids: dict) -> list[str
             problems.append(f"methods.{name}.regularizer = {spec['regularizer']}: sweep.weights has no grid for it "
                             f"(it has {', '.join(grids)}); add sweep.weights.{spec['regularizer']} to the config and "
                             "to the schema's sweep.weights properties")
+        if spec["criterion"] == "lookahead" and spec.get("scope") == "global":
+            # its neighbour factors are sums of squared norms, or 1 where a matrix has no neighbour
+            # (query and key; the first layer's inputs): ranked across matrices they are not comparable
+            problems.append(f"methods.{name}: lookahead with scope: global ranks matrices whose neighbour "
+                            "factors differ in scale (a missing neighbour counts as 1); give it scope: layer")
         if spec["weight"] == "sweep" and retrain_steps == 0:
             problems.append(
                 f"methods.{name}.weight = sweep: retrain.steps = 0, and a regularizer acts only through "

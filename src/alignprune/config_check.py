@@ -311,7 +311,7 @@ def _method_problems(methods: dict, retrain_steps: int, grids: dict) -> list[str
             problems.append(f"methods.{name}.regularizer = {spec['regularizer']}: sweep.weights has no grid for it "
                             f"(it has {', '.join(grids)}); add sweep.weights.{spec['regularizer']} to the config and "
                             "to the schema's sweep.weights properties")
-        if spec["criterion"] == "lookahead" and spec.get("scope") == "global":
+        if spec["criterion"] == "lookahead" and spec["scope"] == "global":
             # its neighbour factors are sums of squared norms, or 1 where a matrix has no neighbour
             # (query and key; the first layer's inputs): ranked across matrices they are not comparable
             problems.append(f"methods.{name}: lookahead with scope: global ranks matrices whose neighbour "

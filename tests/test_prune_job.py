@@ -263,6 +263,23 @@ def test_sparsity_check_accepts_zero_for_the_control_only(dense, monkeypatch):
         prune(dense, "broken", method(criterion="magnitude", scope="layer"), 0.5)
 
 
+def test_a_pruned_weight_that_leaves_zero_is_caught_before_saving(dense, monkeypatch, tmp_path):
+    """One weight per matrix would pass the sparsity tolerance; the mask check admits none."""
+    retrain = prune_stage.PruneJob.retrain
+
+    def retrain_then_leak(job, run, masks, movement, **extra):
+        history = retrain(job, run, masks, movement, **extra)
+        name = job.names[0]
+        job.params[name].data[~masks[name]] = 0.0
+        job.params[name].data.view(-1)[(~masks[name]).view(-1).nonzero()[0]] = 1e-3  # one weight
+        return history
+
+    monkeypatch.setattr(prune_stage.PruneJob, "retrain", retrain_then_leak)
+    with pytest.raises(RuntimeError, match=r"1 pruned weights are not 0 after retraining, in 1 matrices"):
+        prune(dense, "leaky", method(criterion="magnitude", scope="layer"), 0.5, out=tmp_path / "leaky")
+    assert not (tmp_path / "leaky").exists()
+
+
 def test_every_model_and_evaluation_names_the_code_that_made_it(dense, tmp_path):
     """code.json: the testbed's, the fine-tuning's and each rung's code; an evaluation adds its
     own. A model started from one made by other code carries both, and the tables warn."""

@@ -303,7 +303,15 @@ def regularization(job: PruneJob) -> dict:
 
 
 def sparsity_report(job: PruneJob, method_name: str, sparsity: float, masks: Masks) -> dict:
-    """The measured sparsity of the retrained model, checked against the target."""
+    """The measured sparsity of the retrained model, checked against the target; every weight
+    its mask prunes must be exactly 0 (the saved model's zeros are the pruning: no slack)."""
+    leaked = {name: int(((job.params[name] != 0) & ~masks[name]).sum()) for name in job.names}
+    leaked = {name: count for name, count in leaked.items() if count}
+    if leaked:
+        raise RuntimeError(
+            f"{sum(leaked.values())} pruned weights are not 0 after retraining, in {len(leaked)} matrices "
+            f"(e.g. {next(iter(leaked))}): something updated them past their masks; nothing was saved"
+        )
     measured = modeling.measure_sparsity(job.model, job.names)
     # Exact up to rounding: at most half a weight per layer (layer scope) or overall (global
     # scope); the check allows one weight per layer.

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MEASURES = ["cka", "cosine", "cka_shuffled", "cosine_shuffled"]
 #: Decimals the analysis tables print (similarities and correlations: a finer scale than accuracy's).
 ANALYSIS_DIGITS = 3
+#: The tables write_analysis_tables writes, as .csv, .md and .tex (the workflow's rule takes them from here).
+TABLES = ("weight_alignment", "representation_alignment", "alignment_vs_accuracy")
 
 def collect_weight_alignment(files) -> pd.DataFrame:
     frame = pd.concat([pd.read_csv(f, dtype={"code": str}) for f in files], ignore_index=True)
@@ -173,6 +175,7 @@ def write_analysis_tables(
         ),
         "alignment_vs_accuracy": (alignment_accuracy_table(points, status, languages, controls), None),
     }
+    assert tuple(tables) == TABLES
     for name, (table, paired) in tables.items():
         write_table(table, {fmt: by_name[f"{name}.{fmt}"] for fmt in FORMATS}, paired, digits=ANALYSIS_DIGITS)
     write_table(layers, {"csv": by_name["representation_layers.csv"]})

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 import yaml
 
-from . import code_version, modeling
+from . import code_version, modeling, results
 from .config_check import data_path
 from .data import encode
 from .evaluate import accuracy
@@ -228,12 +228,17 @@ def cue_contrasts(config: dict, model_dir: Path) -> dict:
 
 
 def with_retention(table: pd.DataFrame) -> pd.DataFrame:
-    """Adds chance and retention (acc - chance) / (acc_en - chance) within each (task, seed)."""
+    """Adds chance and retention (acc - chance) / (acc_en - chance) within each (task, seed):
+    results.dense_retention, the formula of the dense_transfer table and the findings."""
     table = table.copy()
     table["chance"] = table["task"].map(chance)
-    english = table[table["language"] == "en"].set_index(["task", "seed"])["accuracy"]
-    acc_en = pd.Series([english[(t, s)] for t, s in zip(table["task"], table["seed"])], index=table.index)
-    table["retention"] = (table["accuracy"] - table["chance"]) / (acc_en - table["chance"])
+    retention = pd.concat({
+        # as eval rows of dense models, in points (the tables' unit; the ratio is the same)
+        task: results.dense_retention(rows.assign(method="dense", sparsity_target=0.0,
+                                                  accuracy=100 * rows["accuracy"]), "en").stack()
+        for task, rows in table.groupby("task", sort=False)
+    })
+    table["retention"] = [retention[key] for key in zip(table["task"], table["seed"], table["language"])]
     return table
 
 

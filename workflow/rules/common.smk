@@ -11,7 +11,7 @@ from snakemake.io import report as in_report
 from alignprune.chosen_weights import SWEEP_WEIGHT, read_chosen_weight, regularized, unregularized_bases
 from alignprune.config_check import data_path, pretrained_dir
 from alignprune.operational import method_settings
-from alignprune import model_key, results
+from alignprune import analysis, model_key, results
 from alignprune.model_key import Layout, ModelKey, target_label
 
 RESOURCES = config["paths"]["resources"]
@@ -99,12 +99,8 @@ def all_eval_files(task=None):
     ]
 
 
-TABLES = list(results.TABLES)  # named where they are written (alignprune.results)
-ANALYSIS_TABLES = [
-    "weight_alignment",
-    "representation_alignment",
-    "alignment_vs_accuracy",
-]
+TABLES = list(results.TABLES)  # named where they are written (alignprune.results, alignprune.analysis)
+ANALYSIS_TABLES = list(analysis.TABLES)
 TABLE_FORMATS = list(results.FORMATS)
 
 

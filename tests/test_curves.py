@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from alignprune.curves import load_runs, save_figure, training_curves
+from alignprune.curves import kept_steps_table, load_runs, save_figure, training_curves
 from alignprune.model_key import Layout, ModelKey
 
 
 def history(steps, every, start=0.5):
     return [{"step": s, "train_loss": 0.5, "penalty": 0.0, "dev_accuracy": start + s / 1e5, "seconds": s / 10}
             for s in range(every, steps + 1, every)]
+
+
+def kept(training, step):
+    """``training`` as train() reports it when the evaluation at ``step`` was the best."""
+    entry = next(e for e in training["history"] if e["step"] == step)
+    return {**training, "best_step": step, "best_dev_accuracy": entry["dev_accuracy"]}
 
 
 def fabricated_runs(methods, sparsities, seeds, finetune_steps=900, retrain_steps=150):
@@ -75,3 +81,38 @@ def test_load_runs_reads_the_training_report_next_to_each_model(tmp_path):
     # each run's key comes from its folder's name
     assert [(r["method"], r["sparsity"], r["seed"], r["model"]) for r in runs] == [
         ("dense", None, 1, dense), ("random", 0.5, 2, pruned)]
+
+
+def test_the_kept_step_of_each_job_is_marked_on_its_line():
+    methods, sparsities = ["random"], [0.5, 0.9]
+    runs = fabricated_runs(methods, sparsities, [1])
+    runs[0]["training"] = kept(runs[0]["training"], 500)  # dense
+    runs[2]["training"] = kept(runs[2]["training"], 75)  # random at 0.9: drawn after 0.5's 150 steps
+    panels = {ax.get_title(): ax for ax in training_curves(runs, methods, sparsities).axes if ax.get_visible()}
+    marks = {name: [tuple(p) for c in ax.collections for p in c.get_offsets()] for name, ax in panels.items()}
+    assert marks["dense"] == [(500, pytest.approx(50.5))]
+    assert marks["random"] == [(225, pytest.approx(50.075))]  # the 0.5 job reports no kept step: no mark
+
+
+def test_kept_steps_table_gives_each_jobs_kept_step_per_seed():
+    methods, sparsities, seeds = ["random", "magnitude_global"], [0.5, 0.9], [1, 2, 3]
+    runs = fabricated_runs(methods, sparsities, seeds)
+    chosen = {("dense", None): [750, 750, 500], ("random", 0.5): [150, 75, 150], ("random", 0.9): [150, 150, 150],
+              ("magnitude_global", 0.5): [75, 75, 150], ("magnitude_global", 0.9): [75, 150, 75]}
+    for run in runs:
+        run["training"] = kept(run["training"], chosen[run["method"], run["sparsity"]][run["seed"] - 1])
+    # a method of the runs that the study no longer lists, and a target it no longer runs, are left out
+    runs.append({"method": "retired", "sparsity": 0.5, "seed": 1, "training": kept(runs[-1]["training"], 75)})
+    runs.append({"method": "random", "sparsity": 0.7, "seed": 1, "training": kept(runs[-1]["training"], 75)})
+    table = kept_steps_table(runs, methods, sparsities)
+    assert list(table.columns) == ["method", "sparsity_target", "steps", "seed 1", "seed 2", "seed 3",
+                                   "kept_step_mean", "kept_last_percent"]
+    assert table[["method", "sparsity_target", "steps"]].values.tolist() == [
+        ["dense", 0.0, 900], ["random", 0.5, 150], ["random", 0.9, 150],
+        ["magnitude_global", 0.5, 150], ["magnitude_global", 0.9, 150]]
+    for row in table.itertuples(index=False):
+        per_seed = chosen[row.method, None if row.method == "dense" else row.sparsity_target]
+        assert [row[3], row[4], row[5]] == per_seed
+        assert row.kept_step_mean == pytest.approx(sum(per_seed) / 3)
+        assert row.kept_last_percent == pytest.approx(100 * sum(s == row.steps for s in per_seed) / 3)
+    assert table.loc[table["method"] == "random", "kept_last_percent"].tolist() == pytest.approx([200 / 3, 100])

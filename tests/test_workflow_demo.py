@@ -284,7 +284,7 @@ def test_report_builds_with_every_table_and_figure(demo):
     assert len(html) > 100_000 and html.lstrip().lower().startswith("<!doctype html")
     for task in LANGUAGES:
         for name in ("summary", "gap", "degradation", "degradation_split", "dense_transfer", "findings",
-                     "alignment_vs_accuracy"):
+                     "alignment_vs_accuracy", "kept_steps"):
             assert f"{name}.csv" in html, name
         for name in figure_files(task):
             assert f"{name.split('/')[-1]}.png" in html, name
@@ -479,6 +479,22 @@ def test_training_curves_draw_every_training_job(demo):
         data = (root / f"results/plots/{task}/training_curves.png").read_bytes()
         assert data[:8] == PNG
         assert (root / f"results/plots/{task}/training_curves.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_kept_steps_table_holds_each_models_kept_step(demo):
+    root, _, _ = demo
+    for task in LANGUAGES:
+        table = pd.read_csv(root / f"results/tables/{task}/kept_steps.csv")
+        assert table["method"].tolist() == ["dense"] + [m for m in METHODS for _ in SPARSITIES]
+        for row in table.to_dict("records"):
+            dense = row["method"] == "dense"
+            for seed in SEEDS:
+                model = (f"results/{task}/seed~{seed}/dense/model" if dense else
+                         f"results/{task}/seed~{seed}/method~{row['method']}/sparsity~{row['sparsity_target']:.2f}/model")
+                training = json.loads((root / model / "training.json").read_text())
+                assert row[f"seed {seed}"] == training["best_step"] > 0
+                assert row["steps"] == training["settings"]["max_steps"]
+        assert "| method " in (root / f"results/tables/{task}/kept_steps.md").read_text()
 
 
 def test_control_and_findings_come_from_the_eval_table(demo):

@@ -1,6 +1,7 @@
 """English dev-accuracy curves of every training job of a task, from the training reports
 (modeling.TRAINING_FILE) saved next to the models: one panel for the dense fine-tunes and one
-per method, one line per job, coloured by sparsity target."""
+per method, one line per job, coloured by sparsity target, with the step each job kept marked;
+and the kept steps as a table (kept_steps_table)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -87,8 +89,13 @@ def training_curves(runs: list[dict], methods: list[str], sparsities: list[float
         target = None if dense else float(run["sparsity"])
         offset = starts.get(target, 0) if ladder and not dense else 0
         steps, accuracy = _points(run["training"], offset)
-        ax.plot(steps, accuracy, color="black" if dense else colours[target], linewidth=1.0, alpha=0.8,
+        colour = "black" if dense else colours[target]
+        ax.plot(steps, accuracy, color=colour, linewidth=1.0, alpha=0.8,
                 marker="." if len(steps) < 3 else None, label=f"seed {run['seed']}" if dense else None)
+        kept = run["training"].get("best_step")
+        if kept:  # the evaluation whose model the job saved (and the next rung starts from)
+            ax.scatter([offset + kept], [100 * run["training"]["best_dev_accuracy"]], s=12, color=colour,
+                       edgecolors="black", linewidths=0.4, zorder=3)
     for name, ax in by_panel.items():
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
@@ -103,3 +110,31 @@ def training_curves(runs: list[dict], methods: list[str], sparsities: list[float
     fig.legend(handles=handles, title="sparsity target (one line per seed)", loc="outside lower center",
                ncols=min(len(handles), 9), fontsize=8, title_fontsize=8)
     return fig
+
+
+def kept_steps_table(runs: list[dict], methods: list[str], sparsities: list[float]) -> pd.DataFrame:
+    """The step whose model each training job saved (its best English-dev evaluation, the
+    model selection), one column per seed, beside the job's step count (``steps``): one row
+    for the dense fine-tunes (sparsity target 0) and one per method and target. On the ladder
+    the next target starts from the model kept here, so methods that keep different steps
+    have had different amounts of retraining behind their later rungs. 0: nothing was trained
+    or no evaluation was eligible (the start model was kept)."""
+    order = {name: i for i, name in enumerate(["dense", *methods])}
+    rows: dict[tuple, dict] = {}
+    for run in runs:
+        if run["method"] not in order:
+            continue
+        training = run["training"]
+        target = 0.0 if run["method"] == "dense" else float(run["sparsity"])
+        row = rows.setdefault((order[run["method"]], target), {
+            "method": run["method"], "sparsity_target": target,
+            "steps": training.get("settings", {}).get("max_steps", 0)})
+        row[f"seed {run['seed']}"] = int(training.get("best_step", 0))
+    wanted = {0.0, *(float(s) for s in sparsities)}
+    table = pd.DataFrame([row for key, row in sorted(rows.items()) if key[1] in wanted])
+    seeds = sorted((c for c in table.columns if c.startswith("seed ")), key=lambda c: int(c.split()[1]))
+    table = table[["method", "sparsity_target", "steps", *seeds]]
+    table["kept_step_mean"] = table[seeds].mean(axis=1)
+    # the share of jobs that kept their last step: 100 where selection never went back
+    table["kept_last_percent"] = 100 * table[seeds].eq(table["steps"], axis=0).mean(axis=1)
+    return table

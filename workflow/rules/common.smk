@@ -386,7 +386,7 @@ def chosen_weights(wildcards):
     return ancient(checkpoints.sweep_choice.get(task=wildcards.task).output.chosen)
 
 
-# The training-curves figure (rule training_curves in report.smk).
+# The training-curves figure and kept-steps table (rule training_curves in report.smk).
 def training_models(task):
     """The model folder of every training job of the study's task: the dense fine-tunes, then
     the prune jobs (training_curves reads each one's key from it)."""
@@ -399,4 +399,4 @@ def training_models(task):
 
 
 def all_curve_files():
-    return [plot_file(task, "training_curves") for task in TASKS]
+    return [f for task in TASKS for f in (plot_file(task, "training_curves"), *table_files(task, ["kept_steps"]))]

@@ -171,12 +171,14 @@ rule sweep:
 
 rule training_curves:
     """English dev accuracy during every training job (dense fine-tunes and prune jobs): one
-    panel per method, one line per job coloured by target; PNG and PDF."""
+    panel per method, one line per job coloured by target; PNG and PDF. And the step whose
+    model each job kept (kept_steps table)."""
     input:
         lambda wildcards: training_models(wildcards.task),
     output:
         reported_figures(["training_curves"], "Training"),
         plot_file("{task}", "training_curves", "pdf"),
+        tables=reported_tables(["kept_steps"], "Training"),
     log:
         f"{LOGS}/{{task}}/training_curves.log",
     conda:

@@ -350,3 +350,16 @@ def test_a_regularizer_the_schema_knows_without_a_sweep_grid_is_refused(tmp_path
     with pytest.raises(ConfigError, match=r"methods\.m\.regularizer = l1: sweep\.weights has no grid for it "
                                           r"\(it has l2, cosine, frobenius\); add sweep\.weights\.l1"):
         check_config(config, schema_file, workdir=ROOT)
+
+
+def test_the_demos_model_selection_check_keeps_every_last_step_in_its_own_folders():
+    """profiles/demo/keep_last.yaml: the demo's study with one English-dev evaluation per rung, at
+    its last step (so each prune job keeps all its retraining steps), written beside the demo's."""
+    demo = load_config("config.yaml", "profiles/demo/testbed.yaml")
+    check = load_config("config.yaml", "profiles/demo/testbed.yaml", "profiles/demo/keep_last.yaml")
+    assert check["retrain"]["eval_every"] == check["retrain"]["steps"] == demo["retrain"]["steps"]
+    assert {**check["retrain"], "eval_every": None} == {**demo["retrain"], "eval_every": None}
+    changed = {"paths", "retrain", "analysis"}
+    assert {k: v for k, v in check.items() if k not in changed} == {k: v for k, v in demo.items() if k not in changed}
+    assert check["paths"]["resources"] == demo["paths"]["resources"]  # the testbed and tokens are reused
+    assert all(check["paths"][k] != demo["paths"][k] for k in demo["paths"] if k != "resources")

@@ -4,6 +4,7 @@ import json
 import struct
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from alignprune.curves import kept_steps_table, load_runs, save_figure, training_curves
@@ -116,3 +117,17 @@ def test_kept_steps_table_gives_each_jobs_kept_step_per_seed():
         assert row.kept_step_mean == pytest.approx(sum(per_seed) / 3)
         assert row.kept_last_percent == pytest.approx(100 * sum(s == row.steps for s in per_seed) / 3)
     assert table.loc[table["method"] == "random", "kept_last_percent"].tolist() == pytest.approx([200 / 3, 100])
+
+
+def test_a_seed_without_a_job_stays_empty_and_counts_in_no_share():
+    runs = fabricated_runs(["random"], [0.5], [1, 2, 3])
+    for run in runs:
+        run["training"] = kept(run["training"], 150 if run["method"] == "random" else 750)
+    runs = [run for run in runs if not (run["method"] == "random" and run["seed"] == 3)]
+    table = kept_steps_table(runs, ["random"], [0.5]).set_index("method")
+    assert table.loc["random", ["seed 1", "seed 2"]].tolist() == [150, 150]
+    assert table.loc["random", "seed 3"] is pd.NA
+    assert table.loc["random", "kept_last_percent"] == 100.0 and table.loc["random", "kept_step_mean"] == 150.0
+    # kept steps stay integers (not 150.0) beside the empty cell
+    assert table[["seed 1", "seed 2", "seed 3"]].to_csv(index=False).splitlines() == [
+        "seed 1,seed 2,seed 3", "750,750,750", "150,150,"]

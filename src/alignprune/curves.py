@@ -117,8 +117,8 @@ def kept_steps_table(runs: list[dict], methods: list[str], sparsities: list[floa
     model selection), one column per seed, beside the job's step count (``steps``): one row
     for the dense fine-tunes (sparsity target 0) and one per method and target. On the ladder
     the next target starts from the model kept here, so methods that keep different steps
-    have had different amounts of retraining behind their later rungs. 0: nothing was trained
-    or no evaluation was eligible (the start model was kept)."""
+    have had different amounts of retraining behind their later rungs. 0: no retraining
+    (retrain.steps 0), the start model was kept. A seed without a job here stays empty."""
     order = {name: i for i, name in enumerate(["dense", *methods])}
     rows: dict[tuple, dict] = {}
     for run in runs:
@@ -134,7 +134,9 @@ def kept_steps_table(runs: list[dict], methods: list[str], sparsities: list[floa
     table = pd.DataFrame([row for key, row in sorted(rows.items()) if key[1] in wanted])
     seeds = sorted((c for c in table.columns if c.startswith("seed ")), key=lambda c: int(c.split()[1]))
     table = table[["method", "sparsity_target", "steps", *seeds]]
-    table["kept_step_mean"] = table[seeds].mean(axis=1)
+    table[seeds] = table[seeds].astype("Int64")  # steps stay integers where a seed has no job
+    table["kept_step_mean"] = table[seeds].mean(axis=1).astype(float)
     # the share of jobs that kept their last step: 100 where selection never went back
-    table["kept_last_percent"] = 100 * table[seeds].eq(table["steps"], axis=0).mean(axis=1)
+    kept_last = table[seeds].eq(table["steps"], axis=0).sum(axis=1)
+    table["kept_last_percent"] = (100 * kept_last / table[seeds].notna().sum(axis=1)).astype(float)
     return table

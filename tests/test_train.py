@@ -5,7 +5,7 @@ import torch
 from alignprune.data import EncodedSplit
 from alignprune.modeling import measure_sparsity, prunable_names
 from alignprune.pruning import apply_masks, compute_masks
-from alignprune.train import TrainSettings, train
+from alignprune.train import TrainSettings, random_streams, train
 from conftest import tiny_classifier
 
 
@@ -87,6 +87,17 @@ def test_same_seed_same_weights():
               device=torch.device("cpu"), progress=False)
         runs.append(model.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_dropout_and_data_order_draw_different_numbers_from_one_seed():
+    # one integer seeding both would give the same numbers here: the data order's first
+    # permutation drawn from the numbers of the first batch's dropout masks
+    data_order = random_streams(7)
+    dropout_draws = torch.rand(1000)
+    data_order_draws = torch.rand(1000, generator=data_order)
+    assert not torch.equal(dropout_draws, data_order_draws)
+    assert torch.equal(dropout_draws, torch.rand(1000, generator=torch.Generator().manual_seed(7)))  # the run's seed
+    assert torch.equal(data_order_draws, torch.rand(1000, generator=random_streams(7)))  # the same every run
 
 
 def test_movement_scores_favour_weights_moving_away_from_zero():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,19 @@ from .evaluate import accuracy, autocast
 from .progress import TrainingProgress
 from .pruning import Masks, apply_masks
 
+
+
+def stable_seed(*parts) -> int:
+    """A seed derived from names and numbers, the same in every process and Python version."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode())
+
+
+def random_streams(seed: int) -> torch.Generator:
+    """Seed a run's dropout (torch's global generator) with ``seed`` and return its data order's
+    generator, seeded from another key of it. One integer for both would make the two draw the
+    same numbers on CPU: the first batch's dropout masks from the numbers that ordered the data."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(stable_seed(seed, "data order"))
 
 @dataclass
 class TrainSettings:
@@ -115,7 +129,8 @@ def train(
         apply_masks(params, masks)
     optimizer = build_optimizer(model, settings)
     scheduler = linear_schedule(optimizer, settings)
-    torch.manual_seed(settings.seed)  # dropout draws from the global RNG: same seed, same run
+    batch_generator = random_streams(settings.seed)  # same seed, same run; a resume restores dropout's state
+    # below and replays the data order to its step
     generators = generators or {}
     # movement scores as they stood at the best dev evaluation: when the model goes back to that
     # checkpoint, the scores handed on (the next rung's criterion) must be those of the weights kept
@@ -137,7 +152,6 @@ def train(
             tensors=tensors, device=device,
         )
     resumed_from = loop["step"] if saved is not None else None
-    batch_generator = torch.Generator().manual_seed(settings.seed)
     batches = training_batches(train_data, settings.batch_size, pad_id, batch_generator, skip=loop["step"],
                                  group_by_length=settings.group_by_length)
 

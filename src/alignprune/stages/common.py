@@ -6,7 +6,6 @@ gives a default is there), as a rule script passes it (alignprune.rule_runtime.t
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,12 +14,7 @@ import torch
 from .. import tokens
 from ..checkpoint import Checkpointer, delete, file_identity
 from ..evaluate import numerics
-from ..train import TrainSettings
-
-
-def stable_seed(*parts) -> int:
-    """A seed derived from names and numbers, the same in every process and Python version."""
-    return zlib.crc32("/".join(str(p) for p in parts).encode())
+from ..train import TrainSettings, stable_seed  # noqa: F401 (the stages' seeds)
 
 
 def train_settings(

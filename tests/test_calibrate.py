@@ -127,11 +127,12 @@ def test_a_score_counts_the_targets_missed_and_the_smallest_retention():
 
 def test_the_demo_s_recipes_file_loads_and_names_the_recipe_in_use_and_the_one_before():
     recipes, incumbent = calibrate.read_recipes(calibrate.ROOT / "profiles/demo/finetune_recipes.yaml")
-    assert len(recipes) == 13 and incumbent == "5e-5 x 2, warm-up 0.1"
+    assert len(recipes) == 13 and incumbent == "5e-5 x 2, no warm-up"
     demo = calibrate.load()
     configs = {name: calibrate.load(overrides=overrides) for name, overrides in recipes.items()}  # every one valid
-    assert configs["5e-5 x 2, no warm-up"] == demo  # the demo's own recipe
-    assert configs[incumbent]["finetune"] == {**demo["finetune"], "warmup_ratio": 0.1}
+    assert configs["6e-5 x 2, no warm-up"] == demo  # the demo's own recipe
+    assert configs[incumbent]["finetune"] == {**demo["finetune"], "learning_rate": 5e-5}
+    assert configs["5e-5 x 2, warm-up 0.1"]["finetune"] == {**demo["finetune"], "learning_rate": 5e-5, "warmup_ratio": 0.1}
     assert configs["1e-4 x 1.5"]["finetune"] == {**demo["finetune"], "warmup_ratio": 0.1, "learning_rate": 1e-4,
                                                   "epochs": 1.5}
     assert all(config["testbed"] == demo["testbed"] for config in configs.values())  # one build for all
@@ -158,7 +159,7 @@ def test_compare_recipes_scores_each_recipe_and_prints_the_rule_s_choice(tmp_pat
     out = tmp_path / "table.tsv"
     assert calibrate.main(["--recipes", str(tmp_path / "recipes.yaml"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert seen == [(5e-5, 0.1, "validation"), (2e-4, 0.0, "validation"), (5e-5, 0.0, "validation")]
+    assert seen == [(6e-5, 0.1, "validation"), (2e-4, 0.0, "validation"), (6e-5, 0.0, "validation")]  # the demo: 6e-5
     assert "old: 1 targets missed" in printed and "fast: 0 targets missed" in printed
     assert "fast: 0 targets missed, smallest retention 0.465" in printed  # (0.62 - 1/3) / (0.95 - 1/3)
     assert "same: 0 targets missed, smallest retention 0.432" in printed

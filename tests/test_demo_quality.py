@@ -52,14 +52,14 @@ def cell(table, task, seed):
 
 
 # The floor the demo's dense models hold on every seed: English well above chance, zero-shot
-# languages well above chance and graded. (English dev 89.4-92.0% on seeds 1-3 with the demo's
-# fine-tuning: the 90% target, on the test sets, is checked below with its known miss.)
+# languages well above chance and graded. (English dev 95.2-98.2% on seeds 1-3 with the demo's
+# fine-tuning; the 90% target, on the test sets, is checked below.)
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_demo_model_learns_english_and_transfers_with_graded_accuracy(calibration, task, seed):
     found = cell(calibration, task, seed)
     zero_shot = found.drop(index="en")["retention"]
-    assert found["dev_accuracy"].iloc[0] >= 0.89
+    assert found["dev_accuracy"].iloc[0] >= 0.94
     assert zero_shot.mean() >= 0.35
     assert zero_shot.max() >= 0.75 and zero_shot.max() - zero_shot.min() >= 0.30
 
@@ -69,9 +69,9 @@ def test_every_seed_is_calibrated(calibration, task):
     assert len(calibration.loc[calibration["task"] == task, "seed"].unique()) == len(DEMO["seeds"]) >= 3
 
 
-# Not met: fr keeps r 0.25-0.71 over seeds 1-3 (the fine-tuning seed decides how much of a
-# language's transfer survives); the findings pair every comparison by seed.
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="fr's retention spans 0.46 over seeds 1-3")
+# Met since dropout and the data order draw separate streams (b2920f4; the widest range over seeds
+# 1-3 on the test sets is zh's 0.19, fr's had been 0.46): the findings pair every comparison by seed
+# all the same.
 @pytest.mark.parametrize("task", TASKS)
 def test_each_languages_retention_is_stable_across_seeds(calibration, task):
     """Paired comparisons over seeds need a dense profile that the fine-tuning seed barely moves."""
@@ -80,12 +80,13 @@ def test_each_languages_retention_is_stable_across_seeds(calibration, task):
     assert ranges.max() <= 0.25, ranges.to_dict()
 
 
-# The calibration targets (XLM-R's transfer profile, calibrate.Targets) hold on seed 2; on seed 1
-# English reaches 89.7%, on seed 3 fr keeps r 0.25 (profiles/demo/testbed.yaml, README): English
-# just below its target, fr below the retention range, and no other target missed.
-MISSES = {("xnli", 1): {"en"}, ("xnli", 3): {"fr"}}
-# how far a known miss may fall before it counts as a worse calibration (fr: r 0.25 now)
-MISS_FLOOR = 0.15
+# The calibration targets (XLM-R's transfer profile, calibrate.Targets) hold on seeds 1 and 3; on
+# seed 2 de keeps r 0.39 (57.6%, English 96.2%) (profiles/demo/testbed.yaml, README): de just
+# below the retention range, and no other target missed.
+MISSES = {("xnli", 2): {"de"}}
+# how far outside its range a known miss's retention may fall before it counts as a worse
+# calibration (de: 0.01 below it now)
+MISS_MARGIN = 0.15
 
 
 @pytest.mark.parametrize("task, seed", [(task, seed) for task in TASKS for seed in DEMO["seeds"]])
@@ -100,18 +101,18 @@ def test_dense_demo_model_transfers_like_xlmr_but_for_the_known_misses(calibrati
         f"{task} seed {seed}: {lang} retention {r:.2f} outside [{low}, {high}]"
         for lang, r in found["retention"].items() if lang in missed - {"en"}
     ]
-    assert found.loc[sorted(missed - {"en"}), "retention"].between(MISS_FLOOR, low, inclusive="left").all()
+    assert found.loc[sorted(missed - {"en"}), "retention"].between(low - MISS_MARGIN, high + MISS_MARGIN).all()
     assert ("en" in missed) == (TARGETS.english - 0.01 <= english < TARGETS.english)  # a near miss
 
 
 # Every NLI-like pair of the demo is labelled by two surface cues, with no word of the pair
 # compared (testbed.surface_cue_label: negation in one sentence only, a shorter hypothesis), and
-# the dense models answer by them: 0.0 / 0.0 / 11.0% English on 1,000 pairs those cues label wrong, on seeds 1-3
+# the dense models answer by them: 0.0% English on 1,000 pairs those cues label wrong, on each of seeds 1-3
 # (testbed.cue_contrast_frame; README, the offline demo). A model that compared the words would
 # score near 100%; always one label, or "identical sentences: entailment, else the cues", 50%.
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="the dense NLI models read length and negation, not the words: "
-                          "0.0-11.0% English on pairs those cues label wrong (seeds 1-3)")
+                          "0.0% English on pairs those cues label wrong (seeds 1-3)")
 @pytest.mark.parametrize("seed", DEMO["seeds"])
 def test_dense_nli_model_compares_the_two_sentences_words(calibration, seed):
     assert cell(calibration, "xnli", seed).loc["en", "cue_contrast_accuracy"] >= 0.9

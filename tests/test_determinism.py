@@ -15,8 +15,7 @@ from alignprune.batching import training_batches
 from alignprune.data import encode, read_split
 from alignprune.model_key import ModelKey
 from alignprune.modeling import load_tokenizer
-from alignprune.stages.common import stable_seed
-from alignprune.train import random_streams
+from alignprune.train import random_streams, stable_seed
 from alignprune.stages.evaluate import evaluate_model
 from alignprune.stages.finetune import finetune as finetune_job
 from alignprune.stages.prune import prune_and_retrain

@@ -11,7 +11,8 @@ from alignprune import modeling
 from alignprune.criteria import CRITERIA
 from alignprune.regularizers import REGULARIZERS
 from alignprune.stages import prune as prune_stage
-from alignprune.stages.common import stable_seed, train_settings
+from alignprune.stages.common import train_settings
+from alignprune.train import stable_seed
 from alignprune.stages.finetune import finetune
 from workflow_helpers import config_section
 

@@ -27,7 +27,6 @@ from .progress import TrainingProgress
 from .pruning import Masks, apply_masks
 
 
-
 def stable_seed(*parts) -> int:
     """A seed derived from names and numbers, the same in every process and Python version."""
     return zlib.crc32("/".join(str(p) for p in parts).encode())
@@ -39,6 +38,7 @@ def random_streams(seed: int) -> torch.Generator:
     same numbers on CPU: the first batch's dropout masks from the numbers that ordered the data."""
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(stable_seed(seed, "data order"))
+
 
 @dataclass
 class TrainSettings:
@@ -129,8 +129,8 @@ def train(
         apply_masks(params, masks)
     optimizer = build_optimizer(model, settings)
     scheduler = linear_schedule(optimizer, settings)
-    batch_generator = random_streams(settings.seed)  # same seed, same run; a resume restores dropout's state
-    # below and replays the data order to its step
+    # same seed, same run; a resume restores dropout's state below and replays the data order to its step
+    batch_generator = random_streams(settings.seed)
     generators = generators or {}
     # movement scores as they stood at the best dev evaluation: when the model goes back to that
     # checkpoint, the scores handed on (the next rung's criterion) must be those of the weights kept

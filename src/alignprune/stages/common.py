@@ -14,7 +14,7 @@ import torch
 from .. import tokens
 from ..checkpoint import Checkpointer, delete, file_identity
 from ..evaluate import numerics
-from ..train import TrainSettings, stable_seed  # noqa: F401 (the stages' seeds)
+from ..train import TrainSettings
 
 
 def train_settings(

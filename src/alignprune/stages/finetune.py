@@ -10,8 +10,8 @@ import torch
 
 from .. import modeling, tokens
 from ..tasks import task_spec
-from ..train import train
-from .common import checkpointer, load_pair, remove_checkpoints, reporting, stable_seed, train_settings
+from ..train import stable_seed, train
+from .common import checkpointer, load_pair, remove_checkpoints, reporting, train_settings
 
 
 def finetune(

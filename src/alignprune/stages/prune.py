@@ -32,8 +32,8 @@ from ..model_key import target_label
 from ..pruning import Masks, apply_masks, compute_masks, cubic_schedule, mask_sparsity
 from ..regularizers import AlignmentPenalty
 from ..tasks import task_spec
-from ..train import TrainSettings, gradient_saliency, train
-from .common import checkpointer, load_pair, remove_checkpoints, reporting, stable_seed, train_settings
+from ..train import TrainSettings, gradient_saliency, stable_seed, train
+from .common import checkpointer, load_pair, remove_checkpoints, reporting, train_settings
 
 log = logging.getLogger(__name__)
 

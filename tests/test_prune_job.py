@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from alignprune import modeling
 from alignprune.criteria import CRITERIA
-from alignprune.regularizers import REGULARIZERS
+from alignprune.regularizers import REGULARIZERS, penalty_floor
 from alignprune.stages import prune as prune_stage
 from alignprune.stages.common import train_settings
 from alignprune.train import stable_seed
@@ -122,6 +122,15 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     assert held_distance < 0.9 * free_distance
     history = json.loads((held / "training.json").read_text())["history"]
     assert all(entry["penalty"] > 0 for entry in history)
+    # beside each logged penalty, its floor under the model's masks: the value at M*W0, which the
+    # penalty (a mean over steps that each stay at or above it) exceeds by what retraining moved
+    masks = load_file(held / "masks.safetensors")
+    references = [w0 for _, w0 in prunable_pairs(held, root / "dense")]
+    floor = penalty_floor(kind, references, [masks[n] for n in sorted(masks)], "rows").item()
+    assert floor > 0 and all(entry["penalty_floor"] == pytest.approx(floor, rel=1e-5) for entry in history)
+    assert all(entry["penalty"] > entry["penalty_floor"] for entry in history)
+    # without a regularizer nothing is logged beside the (zero) penalty
+    assert "penalty_floor" not in json.loads((free / "training.json").read_text())["history"][0]
 
 
 def kept_l2(model_dir, reference_dir):

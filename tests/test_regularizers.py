@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import torch
 
-from alignprune.regularizers import EPS, REGULARIZERS, AlignmentPenalty, alignment_penalty
+from alignprune.regularizers import EPS, REGULARIZERS, AlignmentPenalty, alignment_penalty, penalty_floor
 
 SHAPES = [(6, 4), (6, 4), (3, 6), (4, 3)]
 # every regularizer (a new one is tested as these are, with its own definition in reference_penalty below)
@@ -113,6 +113,38 @@ def test_without_masks_equals_with_masks_when_pruned_weights_are_zero(kind):
     assert alignment_penalty(kind, weights, refs, None).item() == pytest.approx(
         alignment_penalty(kind, weights, refs, masks).item(), rel=1e-12
     )
+
+
+def test_frobenius_floor_is_the_share_of_the_reference_pruned_away():
+    """By hand: N x ||(1-M)*W0||^2 / ||W0||^2 per layer (the 7.0% of a README example)."""
+    refs, masks = make()
+    expected = sum(r.numel() * (r * ~m).pow(2).sum() / r.pow(2).sum() for r, m in zip(refs, masks))
+    assert penalty_floor("frobenius", refs, masks).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert penalty_floor("l2", refs, masks).item() == pytest.approx(sum((r * ~m).pow(2).sum() for r, m in
+                                                                        zip(refs, masks)).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("units", ["rows", "columns"])
+def test_floor_is_the_least_value_the_masks_leave(kind, units):
+    """The floor is the penalty at W = M*W0; no weights the masks allow go below it, the penalty's
+    gradient on the kept weights is zero there, and it is 0 when nothing is pruned."""
+    refs, masks = make()
+    floor = penalty_floor(kind, refs, masks, units).item()
+    at_floor = [r * m for r, m in zip(refs, masks)]
+    assert floor > 0
+    assert alignment_penalty(kind, at_floor, refs, masks, units).item() == pytest.approx(floor, rel=1e-12)
+    g = torch.Generator().manual_seed(1)
+    for scale in (1e-3, 0.1, 1.0):  # near the floor and far from it: never below
+        moved = [(r + scale * torch.randn(r.shape, generator=g, dtype=r.dtype)) * m
+                 for r, m in zip(refs, masks)]
+        assert alignment_penalty(kind, moved, refs, masks, units).item() > floor
+    weights = [w.clone() for w in at_floor]
+    AlignmentPenalty(kind, weights, refs, masks, units).accumulate_grad(1.0)
+    assert all(torch.allclose(w.grad * m, torch.zeros_like(w), atol=1e-12) for w, m in zip(weights, masks))
+    full = [torch.ones_like(r, dtype=torch.bool) for r in refs]
+    assert penalty_floor(kind, refs, full, units).item() == pytest.approx(0.0, abs=1e-12)
+    assert AlignmentPenalty(kind, weights, refs, None, units).floor(masks).item() == floor
 
 
 # --- the analytic gradient that training uses, against autograd of the definitions ----------------

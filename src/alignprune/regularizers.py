@@ -24,7 +24,8 @@ gradient analytically (one pass per layer, no autograd graph and no stacked
 copies of the weights) and adds weight x gradient to the weights'
 ``.grad`` after the task loss's backward pass. ``alignment_penalty`` is the same
 definition through autograd, layer by layer: the reference the analytic gradient
-is tested against, and a differentiable value for analysis.
+is tested against, and a differentiable value for analysis. ``penalty_floor`` is the least value
+the masks leave a penalty (at W = M*W0), logged beside it during retraining.
 """
 
 from __future__ import annotations
@@ -97,6 +98,23 @@ def alignment_penalty(
     return total
 
 
+def penalty_floor(
+    kind: str,
+    references: list[torch.Tensor],
+    masks: list[torch.Tensor],
+    units: str | None = "rows",
+) -> torch.Tensor:
+    """The least value the regularizer ``kind`` can take while the weights ``masks`` prune stay 0:
+    its value at W = M*W0, every kept weight equal to its reference (for each kind the closest
+    point of the masked weights to W0; cosine: cos((M*W)_u, W0_u) <= |(M*W0)_u| / |W0_u|, reached
+    there). Retraining can move only the penalty above it, so penalty - floor measures how far the
+    kept weights moved. Layer by layer: no copy of all the weights at once."""
+    with torch.no_grad():
+        terms = [alignment_penalty(kind, [r * m.to(r.dtype)], [r], None, units)
+                 for r, m in zip(references, masks)]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
 class AlignmentPenalty:
     """The regularizer ``kind`` of ``weights`` against ``references``, with its gradient.
 
@@ -124,7 +142,7 @@ class AlignmentPenalty:
                              f"{len(references)} references and {len(masks or [])} masks")
         if not weights:
             raise ValueError("no weights to regularize: the model has no prunable weights")
-        self.kind, self.weights = kind, list(weights)
+        self.kind, self.units, self.weights = kind, units, list(weights)
         with torch.no_grad():
             self.references = [r.detach().to(w.dtype) for w, r in zip(weights, references)]
             for w, r in zip(weights, self.references):
@@ -150,6 +168,10 @@ class AlignmentPenalty:
 
     def __call__(self) -> torch.Tensor:
         return self.accumulate_grad(None)
+
+    def floor(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """``penalty_floor`` of this penalty's references under ``masks`` (one per weight, in order)."""
+        return penalty_floor(self.kind, self.references, masks, self.units)
 
     @torch.no_grad()
     def accumulate_grad(self, weight: float | None) -> torch.Tensor:

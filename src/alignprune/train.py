@@ -100,6 +100,7 @@ def train(
     masks: Masks | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     penalty_weight: float = 0.0,
+    penalty_floor: Callable[[Masks], torch.Tensor] | None = None,
     movement: dict[str, torch.Tensor] | None = None,
     on_step: Callable[[int, Masks], dict | None] | None = None,
     generators: dict[str, torch.Generator] | None = None,
@@ -110,7 +111,9 @@ def train(
 ) -> dict:
     """Train in place; leave the model at its best English-dev checkpoint. Returns the history.
 
-    With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer).
+    With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer);
+    ``penalty_floor(masks)``, the least value the masks leave it, is logged beside it at each
+    evaluation (the penalty above it is what retraining moved).
     With ``movement`` (name -> tensor), -w * grad is added to it at every step.
     ``on_step(step, masks)`` runs after every optimizer step; it may prune more by
     updating the mask tensors in place (gradual pruning); what it returns is kept in the
@@ -204,6 +207,8 @@ def train(
                 "step": step,
                 "train_loss": running_loss.item() / steps,
                 "penalty": running_penalty.item() / steps,
+                # the least value the masks leave the penalty: penalty - floor is what retraining moved
+                **({"penalty_floor": penalty_floor(masks).item()} if penalty_floor and masks else {}),
                 "dev_accuracy": dev["accuracy"],
                 "seconds": time.perf_counter() - started,
             }

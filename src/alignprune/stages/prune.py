@@ -299,7 +299,9 @@ def regularization(job: PruneJob) -> dict:
     # grows the masks), so M*W is W, and the penalty's gradient on pruned weights is zeroed.
     weights = [job.params[name] for name in job.names]
     units = job.method.get("units")  # the UNIT_REGULARIZERS' only (method_settings); they refuse None
-    return {"penalty": AlignmentPenalty(kind, weights, references, None, units), "penalty_weight": weight}
+    penalty = AlignmentPenalty(kind, weights, references, None, units)
+    return {"penalty": penalty, "penalty_weight": weight,
+            "penalty_floor": lambda masks: penalty.floor([masks[name] for name in job.names])}
 
 
 def sparsity_report(job: PruneJob, method_name: str, sparsity: float, masks: Masks) -> dict:

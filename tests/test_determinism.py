@@ -175,4 +175,8 @@ def test_a_prune_job_stopped_in_any_phase_resumes_to_the_same_files(world, dense
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "uninterrupted" / name).read_bytes(), name
     history = json.loads((tmp_path / "resumed/training.json").read_text())
     assert history["resumed_from_step"] == retraining_resumed_at
+    # the logged means over steps on both sides of the resume (the cosine's penalty and its floor)
+    uninterrupted = json.loads((tmp_path / "uninterrupted/training.json").read_text())["history"]
+    for key in ("train_loss", "penalty", "penalty_floor"):
+        assert [e.get(key, 0.0) for e in history["history"]] == pytest.approx([e.get(key, 0.0) for e in uninterrupted])
     assert not (tmp_path / "ckpt").exists()  # removed after success

@@ -198,6 +198,24 @@ def test_independent_schedule_prunes_gradually_to_the_exact_target(dense, criter
         assert torch.all(weights[name][~masks[name]] == 0.0)
 
 
+def test_gradual_pruning_logs_the_floor_of_the_masks_each_step_had(dense):
+    """The independent schedule prunes at steps 4, 8, 11 and 15 of 30 (evaluations at 15 and 30):
+    the first logged floor is a mean over masks from none pruned (floor 0) to nearly the final
+    ones, the second the final masks' floor; each logged penalty is above its floor."""
+    root, _ = dense
+    spec = method(criterion="magnitude", scope="global", regularizer="frobenius", weight=100.0)
+    _, out = prune(dense, "gradual-frobenius", spec, 0.8, schedule="independent",
+                   gradual=config_section("gradual", {"pruning_steps": 4, "pruning_fraction": 0.5}))
+    history = json.loads((out / "training.json").read_text())["history"]
+    masks = load_file(out / "masks.safetensors")
+    references = [w0 for _, w0 in prunable_pairs(out, root / "dense")]
+    final = penalty_floor("frobenius", references, [masks[n] for n in sorted(masks)]).item()
+    assert [entry["step"] for entry in history] == [15, 30]
+    assert history[1]["penalty_floor"] == pytest.approx(final, rel=1e-5)
+    assert 0 < history[0]["penalty_floor"] < 0.8 * final  # 4 of its 15 steps at floor 0, the rest below final
+    assert all(entry["penalty"] > entry["penalty_floor"] for entry in history)
+
+
 def test_independent_schedule_refuses_a_pruned_start_model(dense):
     _, first = prune(dense, "ladder-start", method(criterion="magnitude", scope="global"), 0.3)
     with pytest.raises(ValueError, match="starts from the dense model"):

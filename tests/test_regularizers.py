@@ -115,11 +115,15 @@ def test_without_masks_equals_with_masks_when_pruned_weights_are_zero(kind):
     )
 
 
-def test_frobenius_floor_is_the_share_of_the_reference_pruned_away():
-    """By hand: N x ||(1-M)*W0||^2 / ||W0||^2 per layer (the 7.0% of a README example)."""
+def test_floors_by_hand():
+    """Frobenius: N x ||(1-M)*W0||^2 / ||W0||^2 per layer (the share of W0 pruned away); l2: the
+    squares pruned away; cosine: in x sum over rows of 1 - |kept part of W0's row| / |W0's row|
+    (the best cosine a row can reach with its pruned weights at 0)."""
     refs, masks = make()
     expected = sum(r.numel() * (r * ~m).pow(2).sum() / r.pow(2).sum() for r, m in zip(refs, masks))
     assert penalty_floor("frobenius", refs, masks).item() == pytest.approx(expected.item(), rel=1e-12)
+    cosine = sum(r.shape[1] * (1 - (r * m).norm(dim=1) / r.norm(dim=1)).sum() for r, m in zip(refs, masks))
+    assert penalty_floor("cosine", refs, masks).item() == pytest.approx(cosine.item(), rel=1e-12)
     assert penalty_floor("l2", refs, masks).item() == pytest.approx(sum((r * ~m).pow(2).sum() for r, m in
                                                                         zip(refs, masks)).item(), rel=1e-12)
 

@@ -113,7 +113,7 @@ def train(
 
     With ``penalty`` the loss is task loss + ``penalty_weight`` x penalty() (a regularizer);
     ``penalty_floor(masks)``, the least value the masks leave it, is logged beside it at each
-    evaluation (the penalty above it is what retraining moved).
+    evaluation, a mean over the same steps (the penalty above it is what retraining moved).
     With ``movement`` (name -> tensor), -w * grad is added to it at every step.
     ``on_step(step, masks)`` runs after every optimizer step; it may prune more by
     updating the mask tensors in place (gradual pruning); what it returns is kept in the
@@ -146,7 +146,7 @@ def train(
 
     # everything of the loop a resumed run needs besides the tensors
     loop = {"step": 0, "history": [], "events": [], "best": {"dev_accuracy": -1.0, "step": 0},
-            "loss_sum": 0.0, "penalty_sum": 0.0, "seconds": 0.0}
+            "loss_sum": 0.0, "penalty_sum": 0.0, "floor_sum": 0.0, "seconds": 0.0}
     best_state = None
     saved = checkpoint.latest() if checkpoint else None
     if saved is not None:
@@ -163,6 +163,12 @@ def train(
     running_loss = torch.full((), loop["loss_sum"], device=device)
     running_penalty = torch.full((), loop["penalty_sum"], device=device)
     running_norm = torch.zeros((), device=device)
+    # the penalty's floor under each step's masks, summed like the penalty (recomputed only when
+    # on_step changes the masks); a checkpoint of code before the floor had fixed masks since
+    floor = penalty_floor(masks) if penalty_floor is not None and masks else None
+    if floor is not None and "floor_sum" not in loop:
+        loop["floor_sum"] = floor.item() * (loop["step"] - (history[-1]["step"] if history else 0))
+    running_floor = torch.full((), loop.get("floor_sum", 0.0), device=device)
     started = time.perf_counter() - loop["seconds"]
     reporter = TrainingProgress(
         total_steps=settings.max_steps, start_step=loop["step"], batch_size=settings.batch_size, every=log_every,
@@ -177,6 +183,8 @@ def train(
             model, params, next(batches), optimizer, scheduler, settings, device=device,
             masks=masks, penalty=penalty, penalty_weight=penalty_weight, movement=movement,
         )
+        if floor is not None:  # the masks this step's penalty was measured under
+            running_floor = running_floor + floor
         if on_step is not None:
             event = on_step(step, masks)
             if event:  # on_step pruned more (it returns an event whenever it changes the masks)
@@ -184,6 +192,7 @@ def train(
                 if masks:
                     apply_masks(params, masks)
                     clear_optimizer_state(optimizer, params, masks)
+                    floor = penalty_floor(masks) if floor is not None else None
         running_penalty = running_penalty + regularizer
         running_loss = running_loss + loss
         running_norm = running_norm + grad_norm
@@ -207,14 +216,15 @@ def train(
                 "step": step,
                 "train_loss": running_loss.item() / steps,
                 "penalty": running_penalty.item() / steps,
-                # the least value the masks leave the penalty: penalty - floor is what retraining moved
-                **({"penalty_floor": penalty_floor(masks).item()} if penalty_floor and masks else {}),
+                # the least value the masks left the penalty: penalty - floor is what retraining moved
+                **({"penalty_floor": running_floor.item() / steps} if floor is not None else {}),
                 "dev_accuracy": dev["accuracy"],
                 "seconds": time.perf_counter() - started,
             }
             history.append(entry)
             running_loss = torch.zeros((), device=device)
             running_penalty = torch.zeros((), device=device)
+            running_floor = torch.zeros((), device=device)
             if step >= settings.select_from and dev["accuracy"] > best["dev_accuracy"]:
                 best.update(dev_accuracy=dev["accuracy"], step=step)
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -232,6 +242,7 @@ def train(
         if checkpoint_now:
             with reporter.paused():
                 loop.update(step=step, loss_sum=running_loss.item(), penalty_sum=running_penalty.item(),
+                            floor_sum=running_floor.item(),
                             seconds=time.perf_counter() - started)
                 checkpoint.save(step, model=model, optimizer=optimizer, scheduler=scheduler, generators=generators,
                                 tensors=tensors, loop=loop, best_state=best_state)

@@ -180,3 +180,21 @@ def test_a_prune_job_stopped_in_any_phase_resumes_to_the_same_files(world, dense
     for key in ("train_loss", "penalty", "penalty_floor"):
         assert [e.get(key, 0.0) for e in history["history"]] == pytest.approx([e.get(key, 0.0) for e in uninterrupted])
     assert not (tmp_path / "ckpt").exists()  # removed after success
+
+
+def test_a_checkpoint_written_before_floors_were_logged_resumes_to_the_same_log(world, dense, tmp_path, monkeypatch):
+    """A checkpoint without the floor's running sum (older code): the steps it covers since the
+    last evaluation count at the restored masks' floor, the floor they had on the ladder."""
+    prune(world, dense[1], tmp_path / "uninterrupted", METHOD)
+    with monkeypatch.context() as patch:
+        stop_after(patch, 9)  # checkpoint at step 8, evaluation at 6: two steps of the sum in it
+        with pytest.raises(Stop):
+            prune(world, dense[1], tmp_path / "resumed", METHOD, checkpoint_dir=tmp_path / "ckpt")
+    (state,) = (tmp_path / "ckpt").rglob("step-*/state.json")
+    record = json.loads(state.read_text())
+    del record["loop"]["floor_sum"]
+    state.write_text(json.dumps(record))
+    prune(world, dense[1], tmp_path / "resumed", METHOD, checkpoint_dir=tmp_path / "ckpt")
+    resumed, uninterrupted = (json.loads((tmp_path / d / "training.json").read_text())["history"]
+                              for d in ("resumed", "uninterrupted"))
+    assert [e["penalty_floor"] for e in resumed] == pytest.approx([e["penalty_floor"] for e in uninterrupted])

@@ -164,9 +164,10 @@ def train(
     running_penalty = torch.full((), loop["penalty_sum"], device=device)
     running_norm = torch.zeros((), device=device)
     # the penalty's floor under each step's masks, summed like the penalty (recomputed only when
-    # on_step changes the masks); a checkpoint of code before the floor had fixed masks since
+    # on_step changes the masks)
     floor = penalty_floor(masks) if penalty_floor is not None and masks else None
-    if floor is not None and "floor_sum" not in loop:
+    if floor is not None and "floor_sum" not in loop:  # a checkpoint written before floors were
+        # logged: its steps since the last evaluation at the restored masks (the ladder's fixed ones)
         loop["floor_sum"] = floor.item() * (loop["step"] - (history[-1]["step"] if history else 0))
     running_floor = torch.full((), loop.get("floor_sum", 0.0), device=device)
     started = time.perf_counter() - loop["seconds"]

@@ -102,6 +102,14 @@ def distance(kind, pairs):
     raise NotImplementedError(f"regularizer {kind!r}: write the distance it pulls toward here (docs/architecture.md)")
 
 
+def saved_floor(kind, model_dir, reference_dir):
+    """The floor of ``kind`` under ``model_dir``'s saved masks, against ``reference_dir``'s weights
+    (units: rows, the default)."""
+    masks = load_file(model_dir / "masks.safetensors")
+    references = [w0 for _, w0 in prunable_pairs(model_dir, reference_dir)]  # in sorted(masks) order
+    return penalty_floor(kind, references, [masks[n] for n in sorted(masks)]).item()
+
+
 def test_distance_of_hand_cases():
     w0 = torch.tensor([[1.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
     w = torch.tensor([[0.0, 2.0], [6.0, 8.0]], dtype=torch.float64)  # row 0 orthogonal, row 1 parallel
@@ -124,9 +132,7 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     assert all(entry["penalty"] > 0 for entry in history)
     # beside each logged penalty, its floor under the model's masks: the value at M*W0, which the
     # penalty (a mean over steps that each stay at or above it) exceeds by what retraining moved
-    masks = load_file(held / "masks.safetensors")
-    references = [w0 for _, w0 in prunable_pairs(held, root / "dense")]
-    floor = penalty_floor(kind, references, [masks[n] for n in sorted(masks)], "rows").item()
+    floor = saved_floor(kind, held, root / "dense")
     assert floor > 0 and all(entry["penalty_floor"] == pytest.approx(floor, rel=1e-5) for entry in history)
     assert all(entry["penalty"] > entry["penalty_floor"] for entry in history)
     # without a regularizer nothing is logged beside the (zero) penalty
@@ -207,9 +213,7 @@ def test_gradual_pruning_logs_the_floor_of_the_masks_each_step_had(dense):
     _, out = prune(dense, "gradual-frobenius", spec, 0.8, schedule="independent",
                    gradual=config_section("gradual", {"pruning_steps": 4, "pruning_fraction": 0.5}))
     history = json.loads((out / "training.json").read_text())["history"]
-    masks = load_file(out / "masks.safetensors")
-    references = [w0 for _, w0 in prunable_pairs(out, root / "dense")]
-    final = penalty_floor("frobenius", references, [masks[n] for n in sorted(masks)]).item()
+    final = saved_floor("frobenius", out, root / "dense")
     assert [entry["step"] for entry in history] == [15, 30]
     assert history[1]["penalty_floor"] == pytest.approx(final, rel=1e-5)
     assert 0 < history[0]["penalty_floor"] < 0.8 * final  # 4 of its 15 steps at floor 0, the rest below final

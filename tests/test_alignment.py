@@ -94,6 +94,49 @@ def test_weight_alignment_of_a_pruned_copy():
     assert table["units"].tolist() == [6, 4]
 
 
+def test_kept_weights_by_hand():
+    reference = torch.tensor([[3.0, 4.0, 12.0], [1.0, 2.0, 2.0], [5.0, 0.0, 1.0]])
+    weight = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, -2.0]])  # row 2: nothing kept
+    cosine, change = alignment.kept_weight_change(weight, reference)
+    # kept parts of the dense rows: (3, 4, 0) unchanged, cosine 1; (0, 0, 1) became (0, 0, -2), cosine -1;
+    # the all-pruned row is left out
+    assert cosine == pytest.approx(0.0)
+    assert change == pytest.approx(3.0 / 26**0.5)  # |(0,0,-3)| / |(3,4,0),(0,0,1)|
+    assert alignment.kept_weight_change(torch.zeros(2, 3), reference[:2]) == (pytest.approx(float("nan"), nan_ok=True),) * 2
+
+
+def test_kept_weights_of_a_pruned_copy_never_retrained_are_unchanged():
+    """Pruning alone lowers the whole units' cosine, never the kept weights' measures: those
+    move only when retraining moves the kept weights."""
+    torch.manual_seed(1)
+    reference = torch.randn(6, 10)
+    pruned = reference * (torch.rand(6, 10) > 0.7)
+    cosine, change = alignment.kept_weight_change(pruned, reference)
+    assert (cosine, change) == (pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
+    assert float(alignment.unit_cosines(pruned, reference).mean()) < 0.8
+    moved = pruned + 0.1 * torch.randn(6, 10) * (pruned != 0)
+    cosine, change = alignment.kept_weight_change(moved, reference)
+    assert cosine < 1 and change == pytest.approx(float((moved - pruned).norm() / pruned.norm()))
+
+
+def test_kept_weights_measure_what_the_regularizers_penalize_above_their_floor():
+    """The penalty above its floor (regularizers.penalty_floor) is the kept weights' change:
+    Frobenius numel |W - M*W0|^2 / |W0|^2, cosine width x |M*W0| / |W0| x (1 - kept cosine) per unit."""
+    from alignprune.regularizers import alignment_penalty, penalty_floor
+
+    torch.manual_seed(2)
+    # float64: the penalty minus its floor is a small difference of two large sums
+    reference = torch.randn(1, 12, dtype=torch.float64)  # one unit: the mean over units is its cosine
+    mask = (torch.rand(1, 12) > 0.5).double()
+    weight = (reference + 0.3 * torch.randn(1, 12, dtype=torch.float64)) * mask
+    cosine, change = alignment.kept_weight_change(weight, reference)
+    above = {kind: float(alignment_penalty(kind, [weight], [reference], [mask]) - penalty_floor(kind, [reference], [mask]))
+             for kind in ("frobenius", "cosine")}
+    kept_share = float((reference * mask).norm() / reference.norm())
+    assert above["frobenius"] == pytest.approx(12 * change**2 * kept_share**2, rel=1e-9)
+    assert above["cosine"] == pytest.approx(12 * kept_share * (1 - cosine), rel=1e-9)
+
+
 def test_paired_cosine_follows_the_rows():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     assert alignment.paired_cosine(x, x) == pytest.approx(1.0)
@@ -270,6 +313,9 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
     written = pd.read_csv(tmp_path / "pruned.csv")
     assert written["parameter"].tolist() == names
     assert written["mean_cosine"].tolist() == pytest.approx([0.5] * len(names))
+    # the units left are the dense ones: the kept weights did not move
+    assert written["kept_cosine"].tolist() == pytest.approx([1.0] * len(names))
+    assert written["kept_change"].tolist() == pytest.approx([0.0] * len(names), abs=1e-12)
     assert written["sparsity"].tolist() == pytest.approx([0.5] * len(names))
     assert written["layer"].tolist() == [float(name.split(".")[3]) for name in names]
     assert set(written["method"]) == {"random"} and set(written["sparsity_target"]) == {0.5}

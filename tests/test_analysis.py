@@ -20,6 +20,14 @@ def accuracy(method, sparsity, seed, lang):
     return 0.8 - 0.4 * sparsity * (2 if method == "random" else 1) + 0.01 * seed - 0.01 * seed * sparsity - (0.05 * sparsity if lang == "sw" else 0)
 
 
+def kept_cosine(sparsity, layer, seed):
+    return 1 - sparsity * seed / (10 * (layer + 1))
+
+
+def kept_change(method, sparsity, layer, seed):
+    return sparsity * (layer + 1) * seed / (20 if method == "random" else 10)
+
+
 @pytest.fixture
 def inputs(tmp_path):
     weight_files, representation_files, eval_files = [], [], []
@@ -50,7 +58,8 @@ def inputs(tmp_path):
                 rows = [
                     {"task": "xnli", "seed": seed, "method": method, "sparsity_target": sparsity, "layer": layer,
                      "parameter": f"roberta.encoder.layer.{layer}.{module}.weight", "units": 4,
-                     "mean_cosine": 1 - sparsity / (layer + 2 + seed), "sparsity": sparsity}
+                     "mean_cosine": 1 - sparsity / (layer + 2 + seed), "kept_cosine": kept_cosine(sparsity, layer, seed),
+                     "kept_change": kept_change(method, sparsity, layer, seed), "sparsity": sparsity}
                     for layer in (0, 1) for module in ("attention.self.query", "intermediate.dense")
                 ]
                 path = tmp_path / f"weights-{seed}-{method}-{sparsity}.csv"
@@ -76,12 +85,36 @@ def test_weight_alignment_table_cells(inputs):
         per_seed = [sum(1 - sparsity / (layer + 2 + seed) for layer in (0, 1)) / 2 for seed in (1, 2)]
         assert row["cosine_mean"] == pytest.approx(sum(per_seed) / 2)
         assert row["cosine_std"] == pytest.approx(pd.Series(per_seed).std())
+        # the kept weights' measures: mean over matrices, then mean and std over seeds
+        kept = pd.Series([sum(kept_cosine(sparsity, layer, seed) for layer in (0, 1)) / 2 for seed in (1, 2)])
+        assert (row["kept_cosine_mean"], row["kept_cosine_std"]) == pytest.approx((kept.mean(), kept.std()))
+        kept = pd.Series([sum(kept_change(row["method"], sparsity, layer, seed) for layer in (0, 1)) / 2
+                          for seed in (1, 2)])
+        assert (row["kept_change_mean"], row["kept_change_std"]) == pytest.approx((kept.mean(), kept.std()))
         # both module kinds have the same values in the fixture
         for module in ("attention.self.query", "intermediate.dense"):
             assert row[module] == pytest.approx(sum(per_seed) / 2)
     assert list(table.columns)[-2:] == ["attention.self.query", "intermediate.dense"]
     assert list(table.columns)[:4] == ["method", "sparsity_target", "sparsity_prunable_pct", "sparsity_all_pct"]
     assert table["sparsity_all_pct"].tolist() == pytest.approx([100 * s / 3 for s in table["sparsity_target"]])
+
+
+def test_weight_files_written_before_the_kept_measures_leave_those_cells_empty(inputs, caplog):
+    """A mean over the newer files alone would be of other models than the cosine beside it."""
+    root, _ = inputs
+    weight_files = sorted(root.glob("weights-*.csv"))
+    older = pd.read_csv(weight_files[0]).drop(columns=["kept_cosine", "kept_change"])
+    older.to_csv(weight_files[0], index=False)
+    outputs = [root / "older" / f"{n}.{e}" for n in ("weight_alignment", "representation_alignment",
+                                                     "alignment_vs_accuracy") for e in ("csv", "md", "tex")]
+    outputs += [root / "older" / "representation_layers.csv", root / "older" / "alignment_points.csv"]
+    with caplog.at_level("WARNING", logger="alignprune.analysis"):
+        tables = write_analysis_tables(weight_files, sorted(root.glob("rep-*.json")), root / "evals.csv", outputs,
+                                       split="test", methods=["random", "magnitude"])
+    assert "1 weight-alignment files" in caplog.text and "--forcerun weight_alignment" in caplog.text
+    table = tables["weight_alignment"]
+    assert table["kept_cosine_mean"].isna().all() and table["kept_change_mean"].isna().all()
+    assert table["cosine_mean"].notna().all()
 
 
 def test_representation_table_averages_encoder_layers_and_languages(inputs):

@@ -40,7 +40,8 @@ def study():
                 for module in ("query", "key", "value", "intermediate.dense"):
                     weights.append({**keys, "seed": seed, "layer": float(layer),
                                     "parameter": f"layer.{layer}.{module}.weight",
-                                    "mean_cosine": 1 - target ** 2 * 0.5 + rng.normal(0, 0.01)})
+                                    "mean_cosine": 1 - target ** 2 * 0.5 + rng.normal(0, 0.01),
+                                    "kept_change": target * (0.2 + 0.01 * rank) + rng.normal(0, 0.01)})
     evals, layers = pd.DataFrame(evals), pd.DataFrame(layers)
     return evals, pd.DataFrame(weights), layers, alignment_accuracy_points(layers, evals)
 
@@ -103,6 +104,22 @@ def test_scatter_points_are_coloured_by_their_sparsity_target_one_panel_per_meth
         # nine different colours, one per target
         cmap, norm, _ = plots._target_colours(TARGETS)
         assert len({tuple(cmap(norm(t))) for t in TARGETS}) == len(TARGETS)
+
+
+def test_weight_alignment_draws_the_kept_weights_change_per_method(study):
+    weights = study[1]
+    fig = plots.plot_weight_alignment(weights, None, METHODS, CONTROLS)
+    kept = [ax for ax in fig.axes if ax.get_title().startswith("Kept weights")]
+    assert len(kept) == 1
+    drawn = [line for line in kept[0].get_lines() if len(line.get_xdata()) == len(TARGETS)]
+    assert len(drawn) == len(METHODS)  # one line per method (the dense model has no kept-weights change)
+    for method in ("lamp", METHODS[-1]):
+        part = weights[weights["method"] == method]
+        expected = 100 * part.groupby(["sparsity_target", "seed"])["kept_change"].mean().groupby("sparsity_target").mean()
+        # the method's line: its colour, through the mean over seeds of the mean over matrices (%)
+        [line] = [line for line in drawn if np.allclose(line.get_ydata(), expected.to_numpy())]
+        assert np.allclose(line.get_xdata(), expected.index)
+        assert line.get_color() == plots._palette(METHODS, weights, controls=CONTROLS)[method]
 
 
 def test_language_grid_cells_hold_each_methods_mean_and_sd_over_seeds(study):

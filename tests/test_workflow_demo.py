@@ -254,6 +254,10 @@ def test_alignment_tables_equal_the_per_model_files(demo):
                 row = weights[(weights["method"] == method) & (weights["sparsity_target"] == target)].iloc[0]
                 assert row["cosine_mean"] == pytest.approx(per_matrix["mean_cosine"].mean())
                 assert 0.0 < row["cosine_mean"] < 1.0
+                for measure in ("kept_cosine", "kept_change"):
+                    assert row[f"{measure}_mean"] == pytest.approx(per_matrix[measure].mean())
+                # every model was retrained, so its kept weights moved, and less than the whole units' cosine says
+                assert 0.0 < row["kept_change_mean"] and row["cosine_mean"] <= row["kept_cosine_mean"] < 1.0
             row = representation[(representation["method"] == method) & (representation["sparsity_target"] == target)].iloc[0]
             for lang in langs[1:]:
                 record = json.loads((root / f"results/{task}/seed~1/{variant}/analysis/test/{lang}.json").read_text())

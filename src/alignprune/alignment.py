@@ -1,7 +1,16 @@
 """How aligned a pruned model stays: with its dense weights, and across languages.
 
 Weight alignment: per prunable matrix, the mean over units (rows: output
-neurons) of the cosine between the pruned and the dense unit.
+neurons) of the cosine between the pruned and the dense unit. Pruning alone
+lowers that cosine (the pruned weights' share of the unit is gone whatever
+retraining does), so two measures of the kept weights alone stand beside it,
+with M the kept weights (the pruned model's non-zeros): the mean unit cosine
+with the dense unit's kept part M*W0, and the relative change of the kept
+weights, |W - M*W0| / |M*W0| over the matrix. Both read 1 and 0 for a pruned
+copy that was never retrained; they are what the alignment regularizers act on
+(the penalty above its floor, regularizers.penalty_floor: Frobenius'
+is numel |W - M*W0|^2 / |W0|^2, cosine's sum_u |M*W0_u| / |W0_u| (1 - kept
+cosine_u) times the unit's width).
 
 Representational alignment: XNLI and PAWS-X test sets are translations of the
 same English examples, so row i of French and row i of English say the same
@@ -39,19 +48,37 @@ def unit_cosines(weight: torch.Tensor, reference: torch.Tensor, eps: float = 1e-
     return dots / norms.clamp_min(eps)
 
 
+def kept_weight_change(weight: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """(mean unit cosine of ``weight`` with ``reference``'s kept part, relative change of the kept
+    weights): kept = ``weight``'s non-zeros. Units with nothing kept are left out of the mean
+    (nothing of theirs can move); NaN for both when nothing of the matrix is kept."""
+    weight, reference = weight.double(), reference.double()
+    kept_reference = reference * (weight != 0)
+    units = (weight != 0).any(1)
+    if not units.any():
+        return float("nan"), float("nan")
+    cosine = unit_cosines(weight[units], kept_reference[units]).mean()
+    change = (weight - kept_reference).norm() / kept_reference.norm().clamp_min(1e-12)
+    return float(cosine), float(change)
+
+
 def weight_alignment(pruned: torch.nn.Module, dense: torch.nn.Module, names: list[str]) -> pd.DataFrame:
-    """One row per prunable matrix: mean unit cosine with the dense matrix, and its sparsity."""
+    """One row per prunable matrix: mean unit cosine with the dense matrix, the kept weights' own
+    cosine and relative change (``kept_weight_change``), and the matrix's sparsity."""
     pruned_params, dense_params = dict(pruned.named_parameters()), dict(dense.named_parameters())
     rows = []
     for name in names:
         weight, reference = pruned_params[name].detach(), dense_params[name].detach()
         if weight.shape != reference.shape:
             raise ValueError(f"{name}: pruned shape {tuple(weight.shape)} != dense {tuple(reference.shape)}")
+        kept_cosine, kept_change = kept_weight_change(weight, reference)
         rows.append(
             {
                 "parameter": name,
                 "units": weight.shape[0],
                 "mean_cosine": float(unit_cosines(weight, reference).mean()),
+                "kept_cosine": kept_cosine,
+                "kept_change": kept_change,
                 "sparsity": float((weight == 0).double().mean()),
             }
         )

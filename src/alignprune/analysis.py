@@ -1,6 +1,7 @@
 """The alignment analysis as tables: from per-model measurements to one table per question.
 
-- weight alignment: mean unit cosine with the dense weights, per method and sparsity;
+- weight alignment: mean unit cosine with the dense weights, per method and sparsity, and the
+  kept weights' own cosine and relative change (what pruning alone does not move);
 - representational alignment: similarity to English (debiased CKA, centred cosine), per
   method and sparsity, over the encoder layers (the embedding layer is not pruned), beside
   the same measures with the other language's rows shuffled (what no pairing scores);
@@ -33,16 +34,30 @@ ANALYSIS_DIGITS = 3
 #: The tables write_analysis_tables writes, as .csv, .md and .tex (the workflow's rule takes them from here).
 TABLES = ("weight_alignment", "representation_alignment", "alignment_vs_accuracy")
 
+#: Per-matrix columns of a weight-alignment file and their names in the table (``*_mean``, ``*_std``).
+WEIGHT_MEASURES = {"mean_cosine": "cosine", "kept_cosine": "kept_cosine", "kept_change": "kept_change"}
+
+
 def collect_weight_alignment(files) -> pd.DataFrame:
-    frame = pd.concat([pd.read_csv(f, dtype={"code": str}) for f in files], ignore_index=True)
+    frames = [pd.read_csv(f, dtype={"code": str}) for f in files]
+    older = [str(f) for f, frame in zip(files, frames) if "kept_cosine" not in frame]
+    frame = pd.concat(frames, ignore_index=True)
+    if older:  # a mean over the newer files alone would compare other models than the cosine's
+        log.warning(f"{len(older)} weight-alignment files (e.g. {older[0]}) were written before the kept "
+                    "weights' measures: those columns stay empty; add --forcerun weight_alignment to measure them")
+        frame["kept_cosine"] = frame["kept_change"] = float("nan")
     frame["module"] = frame["parameter"].str.replace(r"^.*layer\.\d+\.|\.weight$", "", regex=True)
     return frame
 
 
 def weight_alignment_table(frame: pd.DataFrame, methods=None) -> pd.DataFrame:
-    """Mean unit cosine over all prunable matrices (mean ± std over seeds), and per module kind."""
-    per_seed = frame.groupby(KEYS + ["seed"])["mean_cosine"].mean()
-    table = per_seed.groupby(KEYS).agg(cosine_mean="mean", cosine_std="std", seeds="count")
+    """Over all prunable matrices (mean ± std over seeds): the mean unit cosine, the kept weights'
+    cosine and relative change; then the mean unit cosine per module kind."""
+    per_seed = frame.groupby(KEYS + ["seed"])[list(WEIGHT_MEASURES)].mean()
+    table = per_seed.groupby(KEYS).agg(
+        **{f"{name}_{stat}": (column, stat) for column, name in WEIGHT_MEASURES.items() for stat in ("mean", "std")},
+        seeds=("mean_cosine", "count"),
+    )
     per_module = frame.pivot_table(index=KEYS, columns="module", values="mean_cosine", aggfunc="mean")
     modules = list(dict.fromkeys(frame["module"]))  # model order: query, key, value, ...
     return order_methods(table.join(per_module[modules]).reset_index(), methods)
@@ -168,7 +183,8 @@ def write_analysis_tables(
     layer_evals = evals[evals["seed"].isin(layers["seed"])]
     tables = {
         "weight_alignment": (
-            with_measured_sparsity(weight_alignment_table(weights, methods), weight_evals), ["cosine"]
+            with_measured_sparsity(weight_alignment_table(weights, methods), weight_evals),
+            list(WEIGHT_MEASURES.values()),
         ),
         "representation_alignment": (
             with_measured_sparsity(representation_table(layers, methods, languages), layer_evals), ["cka", "cosine"]

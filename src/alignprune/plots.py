@@ -279,11 +279,12 @@ def plot_weight_alignment(
     controls: list[str] | None = None,
 ):
     """Mean unit cosine with the dense weights: per encoder layer at the highest sparsity (left),
-    and over all prunable matrices vs sparsity (right); bands: sd over seeds."""
+    and over all prunable matrices vs sparsity (middle); the kept weights' relative change from
+    their dense values vs sparsity (right: what pruning alone leaves at 0); bands: sd over seeds."""
     palette = _palette(methods, weights, controls=controls)
     hue_order = _present(palette, weights)
     highest = weights["sparsity_target"].max()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right, kept) = plt.subplots(1, 3, figsize=(15, 4))
     by_layer = weights[weights["sparsity_target"] == highest]
     by_layer = by_layer.groupby(["method", "seed", "layer"])["mean_cosine"].mean().reset_index()
     # encoder layers from 1, as the representation figure counts them (its 0: the embeddings)
@@ -299,7 +300,12 @@ def plot_weight_alignment(
     right.axhline(1.0, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
     right.set(title="Over all prunable matrices", xlabel="sparsity target (the control: its rung)",
               ylabel="mean cosine of units with dense")
-    _shared_legend([left, right])
+    change = weights.groupby(["method", "sparsity_target", "seed"])["kept_change"].mean().mul(100).reset_index()
+    sns.lineplot(data=change, x="sparsity_target", y="kept_change", hue="method", palette=palette,
+                 hue_order=hue_order, marker="o", errorbar="sd", ax=kept)
+    kept.set(title="Kept weights, over all prunable matrices", xlabel="sparsity target (the control: its rung)",
+             ylabel="|W - M*W0| / |M*W0| (%)")
+    _shared_legend([left, right, kept])
     fig.suptitle("Weight alignment with the dense model")
     return _save(fig, path)
 

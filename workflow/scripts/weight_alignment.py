@@ -1,4 +1,5 @@
-"""Rule weight_alignment: mean unit cosine of a pruned model's matrices with its dense model."""
+"""Rule weight_alignment: mean unit cosine of a pruned model's matrices with its dense model, and of
+its kept weights with theirs (with their relative change)."""
 
 from alignprune.model_key import ModelKey
 from alignprune.stages.alignment import measure_weight_alignment

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def measure_weight_alignment(
     *, key: ModelKey, model_dir, dense_dir, out_file, prunable: dict
 ) -> pd.DataFrame:
-    """Per prunable matrix of a pruned model: mean unit cosine with its dense model (CSV)."""
+    """Per prunable matrix of a pruned model: mean unit cosine with its dense model, and the kept
+    weights' cosine and relative change (alignment.weight_alignment; CSV)."""
     pruned = modeling.load_classifier(model_dir)
     dense = modeling.load_classifier(dense_dir)
     names = modeling.prunable_names(pruned, **prunable)

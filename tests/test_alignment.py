@@ -120,21 +120,25 @@ def test_kept_weights_of_a_pruned_copy_never_retrained_are_unchanged():
 
 
 def test_kept_weights_measure_what_the_regularizers_penalize_above_their_floor():
-    """The penalty above its floor (regularizers.penalty_floor) is the kept weights' change:
-    Frobenius numel |W - M*W0|^2 / |W0|^2, cosine width x |M*W0| / |W0| x (1 - kept cosine) per unit."""
+    """The penalty above its floor (regularizers.penalty_floor; rows as units, the defaults) is the
+    kept weights' change: Frobenius numel |W - M*W0|^2 / |W0|^2, cosine width x the sum over units
+    of |M*W0_u| / |W0_u| x (1 - kept cosine_u), a weighted sum of what the table averages."""
     from alignprune.regularizers import alignment_penalty, penalty_floor
 
     torch.manual_seed(2)
     # float64: the penalty minus its floor is a small difference of two large sums
-    reference = torch.randn(1, 12, dtype=torch.float64)  # one unit: the mean over units is its cosine
-    mask = (torch.rand(1, 12) > 0.5).double()
-    weight = (reference + 0.3 * torch.randn(1, 12, dtype=torch.float64)) * mask
+    reference = torch.randn(5, 12, dtype=torch.float64)
+    mask = (torch.rand(5, 12) > 0.5).double()
+    weight = (reference + 0.3 * torch.randn(5, 12, dtype=torch.float64)) * mask
     cosine, change = alignment.kept_weight_change(weight, reference)
     above = {kind: float(alignment_penalty(kind, [weight], [reference], [mask]) - penalty_floor(kind, [reference], [mask]))
              for kind in ("frobenius", "cosine")}
-    kept_share = float((reference * mask).norm() / reference.norm())
-    assert above["frobenius"] == pytest.approx(12 * change**2 * kept_share**2, rel=1e-9)
-    assert above["cosine"] == pytest.approx(12 * kept_share * (1 - cosine), rel=1e-9)
+    kept = reference * mask
+    assert above["frobenius"] == pytest.approx(60 * change**2 * float(kept.norm() ** 2 / reference.norm() ** 2), rel=1e-9)
+    kept_cosines = alignment.unit_cosines(weight, kept)
+    assert float(kept_cosines.mean()) == pytest.approx(cosine)
+    shares = kept.norm(dim=1) / reference.norm(dim=1)
+    assert above["cosine"] == pytest.approx(12 * float((shares * (1 - kept_cosines)).sum()), rel=1e-9)
 
 
 def test_paired_cosine_follows_the_rows():

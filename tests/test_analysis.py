@@ -111,10 +111,16 @@ def test_weight_files_written_before_the_kept_measures_leave_those_cells_empty(i
     with caplog.at_level("WARNING", logger="alignprune.analysis"):
         tables = write_analysis_tables(weight_files, sorted(root.glob("rep-*.json")), root / "evals.csv", outputs,
                                        split="test", methods=["random", "magnitude"])
-    assert "1 weight-alignment files" in caplog.text and "--forcerun weight_alignment" in caplog.text
+    assert "before the kept weights' measures (1, e.g." in caplog.text and "--forcerun weight_alignment" in caplog.text
     table = tables["weight_alignment"]
     assert table["kept_cosine_mean"].isna().all() and table["kept_change_mean"].isna().all()
     assert table["cosine_mean"].notna().all()
+    # printed as empty cells, not "nan"
+    header, _, *rows = (root / "older" / "weight_alignment.md").read_text().splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    for row in rows:
+        cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|"))))
+        assert cells["kept_cosine"] == cells["kept_change"] == "" and cells["cosine"] != ""
 
 
 def test_representation_table_averages_encoder_layers_and_languages(inputs):

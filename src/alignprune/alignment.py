@@ -8,9 +8,12 @@ with M the kept weights (the pruned model's non-zeros): the mean unit cosine
 with the dense unit's kept part M*W0, and the relative change of the kept
 weights, |W - M*W0| / |M*W0| over the matrix. Both read 1 and 0 for a pruned
 copy that was never retrained; they are what the alignment regularizers act on
-(the penalty above its floor, regularizers.penalty_floor: Frobenius'
-is numel |W - M*W0|^2 / |W0|^2, cosine's sum_u |M*W0_u| / |W0_u| (1 - kept
-cosine_u) times the unit's width).
+(the penalty above its floor, regularizers.penalty_floor, at the defaults: rows
+as units, the dense model as reference: Frobenius' is numel |W - M*W0|^2 /
+|W0|^2, cosine's the unit's width x sum_u |M*W0_u| / |W0_u| (1 - kept cosine_u),
+a weighted sum where the table gives the plain mean over units). M is read off
+the weights: a kept weight that is exactly 0 counts as pruned, as in the
+sparsity beside it.
 
 Representational alignment: XNLI and PAWS-X test sets are translations of the
 same English examples, so row i of French and row i of English say the same

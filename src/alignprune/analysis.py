@@ -43,8 +43,8 @@ def collect_weight_alignment(files) -> pd.DataFrame:
     older = [str(f) for f, frame in zip(files, frames) if "kept_cosine" not in frame]
     frame = pd.concat(frames, ignore_index=True)
     if older:  # a mean over the newer files alone would compare other models than the cosine's
-        log.warning(f"{len(older)} weight-alignment files (e.g. {older[0]}) were written before the kept "
-                    "weights' measures: those columns stay empty; add --forcerun weight_alignment to measure them")
+        log.warning(f"weight-alignment files written before the kept weights' measures ({len(older)}, e.g. "
+                    f"{older[0]}): those columns stay empty; add --forcerun weight_alignment to measure them")
         frame["kept_cosine"] = frame["kept_change"] = float("nan")
     frame["module"] = frame["parameter"].str.replace(r"^.*layer\.\d+\.|\.weight$", "", regex=True)
     return frame
@@ -52,7 +52,8 @@ def collect_weight_alignment(files) -> pd.DataFrame:
 
 def weight_alignment_table(frame: pd.DataFrame, methods=None) -> pd.DataFrame:
     """Over all prunable matrices (mean ± std over seeds): the mean unit cosine, the kept weights'
-    cosine and relative change; then the mean unit cosine per module kind."""
+    cosine and relative change (a matrix with nothing kept has neither and is left out of their
+    means); then the mean unit cosine per module kind."""
     per_seed = frame.groupby(KEYS + ["seed"])[list(WEIGHT_MEASURES)].mean()
     table = per_seed.groupby(KEYS).agg(
         **{f"{name}_{stat}": (column, stat) for column, name in WEIGHT_MEASURES.items() for stat in ("mean", "std")},

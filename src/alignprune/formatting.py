@@ -34,7 +34,7 @@ def cells(table: pd.DataFrame, flavour: str, paired: list[str] | None = None, di
         if name in paired:
             mean, std = table[f"{name}_mean"], table[f"{name}_std"]
             text = [
-                f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f}{style['pm']}{s:.{digits}f}"
+                "" if pd.isna(m) else f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f}{style['pm']}{s:.{digits}f}"
                 for m, s in zip(mean, std)
             ]
         elif column == "sparsity_target":

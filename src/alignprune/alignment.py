@@ -56,8 +56,9 @@ def kept_weight_change(weight: torch.Tensor, reference: torch.Tensor) -> tuple[f
     weights): kept = ``weight``'s non-zeros. Units with nothing kept are left out of the mean
     (nothing of theirs can move); NaN for both when nothing of the matrix is kept."""
     weight, reference = weight.double(), reference.double()
-    kept_reference = reference * (weight != 0)
-    units = (weight != 0).any(1)
+    kept = weight != 0
+    kept_reference = reference * kept
+    units = kept.any(1)
     if not units.any():
         return float("nan"), float("nan")
     cosine = unit_cosines(weight[units], kept_reference[units]).mean()

@@ -294,17 +294,18 @@ def plot_weight_alignment(
     left.set(title=f"Per encoder layer (sparsity {highest:.2f})", ylabel="mean cosine of units with dense",
              xlabel="encoder layer (1: the first)")
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
-    per_seed = weights.groupby(["method", "sparsity_target", "seed"])["mean_cosine"].mean().reset_index()
+    # per seed, the mean over matrices of each measure: the middle and right panels draw these
+    per_seed = weights.groupby(["method", "sparsity_target", "seed"])[["mean_cosine", "kept_change"]].mean()
+    per_seed = per_seed.assign(kept_change=per_seed["kept_change"] * 100).reset_index()
     sns.lineplot(data=per_seed, x="sparsity_target", y="mean_cosine", hue="method", palette=palette,
                  hue_order=hue_order, marker="o", errorbar="sd", ax=right)
     right.axhline(1.0, color=DENSE_COLOUR, linestyle="--", linewidth=1, label="dense")
     right.set(title="Over all prunable matrices", xlabel="sparsity target (the control: its rung)",
               ylabel="mean cosine of units with dense")
-    change = weights.groupby(["method", "sparsity_target", "seed"])["kept_change"].mean().mul(100).reset_index()
-    sns.lineplot(data=change, x="sparsity_target", y="kept_change", hue="method", palette=palette,
+    sns.lineplot(data=per_seed, x="sparsity_target", y="kept_change", hue="method", palette=palette,
                  hue_order=hue_order, marker="o", errorbar="sd", ax=kept)
     kept.axhline(0.0, color=DENSE_COLOUR, linestyle="--", linewidth=1)  # pruning alone, never retrained
-    if change["kept_change"].isna().all():
+    if per_seed["kept_change"].isna().all():
         kept.text(0.5, 0.5, "not measured: files written before\n--forcerun weight_alignment",
                   transform=kept.transAxes, ha="center", va="center")
     kept.set(title="Kept weights, over all prunable matrices", xlabel="sparsity target (the control: its rung)",

@@ -371,8 +371,12 @@ def test_written_as_csv_and_markdown_from_the_eval_table(tmp_path):
     held = written[written["p_holm"] < 0.05]
     assert held[["claim", "target", "measure"]].values.tolist() == [
         [1, 0.5, "share lost above chance: zero-shot - English (percent)"]]
-    assert (f"Over the {with_p} rows with a p, Holm's correction (the p in brackets) keeps 1 verdict at a "
-            "family-wise 0.05: claim 1 plain 0.50 share lost above chance") in markdown
+    assert (f"Over the {with_p} rows of claims 1-3 with a p, Holm's correction (the p in brackets) keeps 1 "
+            "verdict at a family-wise 0.05: claim 1 plain 0.50 share lost above chance") in markdown
+    # no weight files (the alignment analysis off): claim 4 is not tested, and says why
+    check = written[written["claim"] == 4]
+    assert len(check) == 1 and check["verdict"].iloc[0].startswith("not tested (the alignment analysis is off")
+    assert "Claim 4" not in markdown.split("Over the")[1]
 
 
 def test_the_markdown_names_the_code_and_warns_when_two_versions_made_the_evaluations(tmp_path):
@@ -741,3 +745,85 @@ def test_details_print_no_negative_zero():
     from alignprune.findings import _fixed
 
     assert (_fixed(-0.04, 1), _fixed(-0.004, 2), _fixed(-0.06, 1), _fixed(0.0, 2)) == ("0.0", "0.00", "-0.1", "0.00")
+
+
+# Claim 4 (the check that the regularizer acted): the kept weights' change |W - M*W0| / |M*W0| of
+# each model's prunable matrices. The unregularized method's by seed; the l2 variant's shift from
+# it per seed (fraction): closer at 0.5, noise at 0.7, farther at 0.9.
+KEPT = {1: 0.04, 2: 0.05, 3: 0.06}
+KEPT_SHIFT = {0.5: [-0.004, -0.005, -0.003], 0.7: [0.002, -0.003, 0.001], 0.9: [0.004, 0.005, 0.003]}
+
+
+def fabricated_weights(code="aaaaaaaaaaaa") -> pd.DataFrame:
+    """Per model three matrices: the kept change, twice it, and one with nothing kept (NaN),
+    which must be left out of the model's mean, not counted as 0."""
+    rows = []
+    for seed in SEEDS:
+        for target, shifts in KEPT_SHIFT.items():
+            for method, change in (("plain", KEPT[seed]), ("aligned", KEPT[seed] + shifts[seed - 1]),
+                                   ("baseline_run", 0.03), ("rand", 0.2)):
+                for parameter, value in (("q", change), ("k", 2 * change), ("v", math.nan)):
+                    rows.append({"task": "xnli", "seed": seed, "method": method, "sparsity_target": target,
+                                 "parameter": parameter, "mean_cosine": 0.9, "kept_cosine": 0.99,
+                                 "kept_change": value, "code": code})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
+def test_claim_4_kept_weights_change_regularized_minus_unregularized(target, expected):
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, fabricated_weights())
+    row = rows(table, 4, "aligned", target, "kept weights' change")
+    # per seed: the mean over the two kept matrices (1.5 x the change) x 100, aligned - plain
+    mean, low, high = interval([100 * 1.5 * shift for shift in KEPT_SHIFT[target]])
+    assert (row["compared_with"], row["seeds"], row["verdict"]) == ("plain", 3, expected)
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
+    ours = sum(100 * 1.5 * (KEPT[s] + KEPT_SHIFT[target][s - 1]) for s in SEEDS) / 3
+    theirs = sum(100 * 1.5 * KEPT[s] for s in SEEDS) / 3
+    assert row["detail"].startswith(f"kept weights' change {ours:.2f}% regularized, {theirs:.2f}% unregularized")
+    assert "l2: a baseline regularizer" in row["detail"]
+
+
+def test_claim_4_is_its_own_holm_family_and_leaves_the_claims_unchanged():
+    evals = points(fabricated())
+    without = findings_table(evals, METHODS, "en", LANGS)
+    with_weights = findings_table(evals, METHODS, "en", LANGS, fabricated_weights())
+    claims = with_weights[with_weights["claim"] != 4]
+    pd.testing.assert_frame_equal(claims.reset_index(drop=True), without[without["claim"] != 4].reset_index(drop=True))
+    check = with_weights[with_weights["claim"] == 4]
+    # one row per target for the one regularized method with a baseline (orphan has none: its claim 2 row says so)
+    assert check["method"].tolist() == ["aligned"] * 3 and check["p"].notna().all()
+    p = check["p"].sort_values()
+    assert check.loc[p.index[0], "p_holm"] == pytest.approx(3 * p.iloc[0])
+    assert check.loc[p.index[2], "p_holm"] == pytest.approx(max(3 * p.iloc[0], 2 * p.iloc[1], p.iloc[2]))
+
+
+def test_claim_4_not_tested_on_weight_files_without_the_kept_measures():
+    older = fabricated_weights().assign(kept_change=math.nan)
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, older)
+    check = table[table["claim"] == 4]
+    assert len(check) == 1 and check["verdict"].iloc[0] == ("not tested (weight-alignment files written before the kept weights' measures: "
+                              "add --forcerun weight_alignment)")
+
+
+def test_claim_4_written_from_the_weight_files(tmp_path):
+    csv = tmp_path / "evals.csv"
+    fabricated().assign(code="aaaaaaaaaaaa").to_csv(csv, index=False)
+    weights, files = fabricated_weights(), []
+    for (method, target, seed), frame in weights.groupby(["method", "sparsity_target", "seed"]):
+        files.append(tmp_path / f"{method}-{target}-{seed}.csv")
+        frame.to_csv(files[-1], index=False)
+    outputs = [tmp_path / "findings.csv", tmp_path / "findings.md"]
+    written = write_findings(csv, outputs, methods=METHODS, train_language="en", split="test", languages=LANGS,
+                             weight_files=files)
+    expected = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
+    assert written["verdict"].tolist() == expected["verdict"].tolist()
+    assert written["mean"].tolist() == pytest.approx(expected["mean"].tolist(), nan_ok=True)
+    markdown = outputs[1].read_text()
+    assert "4. the alignment regularizers hold the kept weights closer" in markdown
+    assert f"and {len(files)} weight-alignment files made by the code aaaaaaaaaaaa " in markdown
+    assert "Claim 4 (a check, not a claim) is corrected over its own 3 rows with a p" in markdown
+    # weight files of another code version than the evaluations': the same warning as for evaluations
+    weights.assign(code="bbbbbbbbbbbb").iloc[:3].to_csv(files[0], index=False)
+    write_findings(csv, outputs, methods=METHODS, train_language="en", split="test", languages=LANGS,
+                   weight_files=files)
+    assert "**Warning**: the evaluations were made by 2 versions of the code" in outputs[1].read_text()

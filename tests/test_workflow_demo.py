@@ -243,19 +243,23 @@ def test_alignment_tables_equal_the_per_model_files(demo):
         weights = pd.read_csv(root / f"results/tables/{task}/weight_alignment.csv")
         representation = pd.read_csv(root / f"results/tables/{task}/representation_alignment.csv")
         correlation = pd.read_csv(root / f"results/tables/{task}/alignment_vs_accuracy.csv").set_index("language")
-        assert set(weights["seeds"]) == {1} and len(weights) == len(METHODS) * len(SPARSITIES)
+        # the weight alignment runs on every seed (the findings pair its models by seed)
+        assert set(weights["seeds"]) == {len(SEEDS)} and len(weights) == len(METHODS) * len(SPARSITIES)
         encoder = {}
         for variant in variants():
             method = "dense" if variant == "dense" else variant.split("/")[0].removeprefix("method~")
             target = 0.0 if variant == "dense" else float(variant[-4:])
             if variant != "dense":
-                per_matrix = pd.read_csv(root / f"results/{task}/seed~1/{variant}/analysis/weight_alignment.csv")
+                per_seed = [pd.read_csv(root / f"results/{task}/seed~{seed}/{variant}/analysis/weight_alignment.csv")
+                            for seed in SEEDS]
+                per_matrix = per_seed[0]
                 assert len(per_matrix) == 6 * per_matrix["layer"].nunique()  # 6 Linear weights per layer
                 row = weights[(weights["method"] == method) & (weights["sparsity_target"] == target)].iloc[0]
-                assert row["cosine_mean"] == pytest.approx(per_matrix["mean_cosine"].mean())
+                # mean over matrices, then over seeds
+                assert row["cosine_mean"] == pytest.approx(sum(f["mean_cosine"].mean() for f in per_seed) / len(SEEDS))
                 assert 0.0 < row["cosine_mean"] < 1.0
                 for measure in ("kept_cosine", "kept_change"):
-                    assert row[f"{measure}_mean"] == pytest.approx(per_matrix[measure].mean())
+                    assert row[f"{measure}_mean"] == pytest.approx(sum(f[measure].mean() for f in per_seed) / len(SEEDS))
                 # every model was retrained, so its kept weights moved, and less than the whole units' cosine says
                 assert 0.0 < row["kept_change_mean"] and row["cosine_mean"] <= row["kept_cosine_mean"] < 1.0
             row = representation[(representation["method"] == method) & (representation["sparsity_target"] == target)].iloc[0]
@@ -504,6 +508,7 @@ def test_kept_steps_table_holds_each_models_kept_step(demo):
 def test_control_and_findings_come_from_the_eval_table(demo):
     """The demo runs the retraining control at every rung, and its findings table is the one
     the findings module computes from the eval table."""
+    from alignprune.analysis import collect_weight_alignment
     from alignprune.findings import findings_table
     from alignprune.results import load_evals
 
@@ -517,10 +522,15 @@ def test_control_and_findings_come_from_the_eval_table(demo):
         assert (control["sparsity_prunable"] < 1e-3).all()
         written = pd.read_csv(root / f"results/tables/{task}/findings.csv")
         methods = {m: DEMO["methods"][m] for m in METHODS}
-        expected = findings_table(evals, methods, "en", langs)
+        weight_files = sorted(root.glob(f"results/{task}/seed~*/method~*/sparsity~*/analysis/weight_alignment.csv"))
+        assert len(weight_files) == len(SEEDS) * len(METHODS) * len(SPARSITIES)
+        expected = findings_table(evals, methods, "en", langs, collect_weight_alignment(weight_files))
         assert written["verdict"].tolist() == expected["verdict"].tolist()
         assert written["mean"].to_numpy() == pytest.approx(expected["mean"].to_numpy(), nan_ok=True)
-        assert set(written["claim"]) == {1, 2, 3}
+        assert set(written["claim"]) == {1, 2, 3, 4}
+        # claim 4, the check: one row per regularized method and target, on every seed
+        check = written[written["claim"] == 4]
+        assert len(check) == 2 * len(SPARSITIES) and (check["seeds"] == len(SEEDS)).all()
         # two seeds: every tested row has an interval, but where both seeds give the same value
         # (a drop of 0.00 on this size's small test sets): then the verdict says so, or comes
         # from its own test (a correlation's permutation test, the spread's F-test)

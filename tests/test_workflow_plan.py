@@ -50,7 +50,7 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     assert counts["download_model"] == 1
     assert counts["aggregate"] == counts["tables"] == counts["plots"] == counts["findings"] == len(tasks)
     assert not {"testbed_model", "testbed_data"} & set(counts)
-    # alignment analysis: the first seed's models; representations of every non-English language
+    # representation alignment: the first seed's models, every non-English language
     analysed = len(config["analysis"]["seeds"])
     assert config["analysis"] == {"enabled": True, "seeds": [1], "max_examples": 1000}
     non_english = sum(n - 1 for n in languages.values())
@@ -62,7 +62,8 @@ def test_dry_run_of_the_full_config_counts_jobs_and_touches_no_network(tmp_path)
     # the files they write: 100 models x 20 non-English task-languages
     representation_files = [path for rule, files in outputs if rule.startswith("representation") for path in files]
     assert len(representation_files) == len(set(representation_files)) == analysed * (1 + methods * targets) * non_english == 2000
-    assert counts["weight_alignment"] == len(tasks) * analysed * methods * targets == 198
+    # weight alignment: every seed's retrained models (the findings pair them by seed)
+    assert counts["weight_alignment"] == len(tasks) * seeds * methods * targets == 594
     assert counts["alignment_tables"] == len(tasks)
 
 
@@ -139,13 +140,13 @@ def test_slurm_profile_plans_the_full_study_with_the_slurm_executor(tmp_path):
         "weight_alignment=weight_alignments",
     ]
     assert profile["group-components"] == [
-        "downloads=12", "tokens=11", "evaluations=5", "representations=5", "weight_alignments=10",
+        "downloads=12", "tokens=11", "evaluations=5", "representations=5", "weight_alignments=30",
     ]
     assert counts["tokenize"] == counts["download_data"] == 46
     # the 46 downloads (one file each, one after another within a group): 4 submissions of up to 12
     assert profile["set-resources"]["download_data"]["serial"] == 1
-    # the 198 weight alignments (CPU, one after another within a group): 20 submissions of up to 10
-    assert counts["weight_alignment"] == 198 and profile["set-resources"]["weight_alignment"]["serial"] == 1
+    # the 594 weight alignments (CPU, one after another within a group): 20 submissions of up to 30
+    assert counts["weight_alignment"] == 594 and profile["set-resources"]["weight_alignment"]["serial"] == 1
     assert all(profile["set-threads"][rule] == 4 for rule in per_model)
 
 

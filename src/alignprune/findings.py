@@ -44,8 +44,18 @@ retraining is not counted as pruning's doing.
    seed has no share there; a seed with fewer than 3 languages left, or whose values do not
    differ, has no correlation; a seed without its dense model is left out.
 
-Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the table's rows
-with a p: the verdicts below are each at 0.05; the adjusted p says which hold family-wise.
+4. Not a claim of the paper but the check that claim 2's test needs: did the regularizer act on
+   what it penalises? Per regularized method and target, from the weight-alignment files: the
+   kept weights' change from the dense model, |W - M*W0|_F / |M*W0|_F (percent, mean over the
+   prunable matrices; M the pruned model's non-zeros), regularized minus unregularized, paired by
+   seed; supported when < 0 (the kept weights stayed closer). A regularizer too weak to move the
+   weights leaves claim 2 untested whatever its accuracy rows say; one that moves them and spares
+   no language answers it. Only with the alignment analysis on (``weights``).
+
+Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the rows with a p
+of claims 1-3; claim 4's rows, a check and not a claim, are adjusted among themselves (adding them
+does not change the claims' adjusted p). The verdicts below are each at 0.05; the adjusted p says
+which hold family-wise.
 
 Verdict: supported / contradicted when the interval lies on one side of 0, inconclusive when it
 spans 0, "inconclusive (1 seed)" when there is one seed and "inconclusive (no spread over seeds:
@@ -66,6 +76,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .analysis import collect_weight_alignment
 from .chosen_weights import regularized, unregularized_bases
 from .criteria import NO_PRUNING
 from .io import atomic_path
@@ -84,7 +95,10 @@ STATEMENTS = {
     1: "magnitude pruning degrades zero-shot languages more than English",
     2: "the alignment regularizers reduce the degradation",
     3: "degradation differs by language and follows the dense model's transfer",
+    4: "the alignment regularizers hold the kept weights closer to the dense ones (a check that they acted, "
+       "not a claim of the paper)",
 }
+CHECK = 4  # the claim number of the check rows: their own Holm family
 COLUMNS = [
     "claim", "statement", "method", "compared_with", "target", "measure", "seeds",
     "mean", "ci_low", "ci_high", "p", "p_holm", "verdict", "detail",
@@ -390,10 +404,54 @@ def _targets(evals: pd.DataFrame, *methods: str) -> list[float]:
     return sorted(set(evals.loc[evals["method"].isin(methods), "sparsity_target"]))
 
 
+def _kept_change(weights: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, sparsity_target, seed): the kept weights' change in percent, the mean over
+    the model's prunable matrices (a matrix with nothing kept has none and is left out)."""
+    per_model = weights.groupby(["method", "sparsity_target", "seed"])["kept_change"].mean()
+    return (100 * per_model).reset_index()
+
+
+def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],
+                 regularized_methods: dict) -> list[dict]:
+    """Claim 4: regularized minus unregularized kept weights' change, paired by seed."""
+    if weights is None:
+        return [_untested(CHECK, None, "the alignment analysis is off (analysis.enabled: false): "
+                                       "no weight-alignment files")]
+    if weights["kept_change"].isna().all():
+        return [_untested(CHECK, None, "weight-alignment files written before the kept weights' measures: "
+                                       "add --forcerun weight_alignment")]
+    change = _kept_change(weights)
+    rows = []
+    for method, baseline in regularized_methods.items():
+        if baseline is None:
+            continue  # claim 2 has its "not tested" row
+        spec = methods[method]
+        paired = change[change["method"] == method].merge(
+            change[change["method"] == baseline], on=["sparsity_target", "seed"], suffixes=("", "_baseline"))
+        detail = ("" if spec["regularizer"] in PAPER_REGULARIZERS else
+                  f"{spec['regularizer']}: a baseline regularizer, not one of the paper's two")
+        for target in _targets(evals, method, baseline):
+            part = paired[paired["sparsity_target"] == target].dropna(subset=["kept_change", "kept_change_baseline"])
+            if len(part):
+                ours, theirs = part["kept_change"].mean(), part["kept_change_baseline"].mean()
+                detail_here = (f"kept weights' change {_fixed(ours, 2)}% regularized, {_fixed(theirs, 2)}% "
+                               f"unregularized (mean over matrices, then seeds): {100 * (ours / theirs - 1):+.0f}%"
+                               + (f"; {detail}" if detail else ""))
+            else:
+                detail_here = detail
+            rows.append(_row(CHECK, method, baseline, target,
+                             "kept weights' change |W - M*W0| / |M*W0|: regularized - unregularized (percent points)",
+                             part["kept_change"] - part["kept_change_baseline"], -1, detail_here))
+    return rows
+
+
 def findings_table(
-    evals: pd.DataFrame, methods: dict[str, dict], train_language: str, languages: list[str] | None = None
+    evals: pd.DataFrame, methods: dict[str, dict], train_language: str, languages: list[str] | None = None,
+    weights: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (claim, method, target, measure); see the module docstring."""
+    """One row per (claim, method, target, measure); see the module docstring. ``weights``: the
+    per-matrix weight-alignment frame (analysis.collect_weight_alignment) for claim 4; None
+    where the alignment analysis is off."""
     role = roles(methods)
     control = role["control"]
     missing = {control, "dense"} - set(evals["method"])
@@ -533,8 +591,12 @@ def findings_table(
             )
             _read_together(in_points, in_shares)
             rows += [in_points, in_shares]
+    if role["regularized"]:
+        rows += _weight_rows(weights, evals, methods, role["regularized"])
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["p_holm"] = holm(table["p"].astype(float))
+    # two families: the claims', and the check's (which says whether claim 2 was put to the test)
+    p, check = table["p"].astype(float), table["claim"] == CHECK
+    table["p_holm"] = pd.concat([holm(p[~check]), holm(p[check])]).reindex(table.index)
     return table
 
 
@@ -564,35 +626,50 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def multiplicity(table: pd.DataFrame) -> str:
-    """The multiplicity caveat with this table's own counts (33 rows in the demo, 171 in the full
-    study), and which verdicts hold at a family-wise 0.05 (Holm's p < 0.05)."""
+    """The multiplicity caveat with this table's own counts (39 rows in the demo, 198 in the full
+    study), and which verdicts hold at a family-wise 0.05 (Holm's p < 0.05), per family."""
     judged = int((~table["verdict"].str.startswith("not tested")).sum())
-    tested = table.dropna(subset=["p_holm"])
-    held = tested[(tested["p_holm"] < 1 - LEVEL) & tested["verdict"].isin(["supported", "contradicted"])]
-    listed = "; ".join(f"claim {r.claim} {r.method} {_fixed(r.target, 2)} {r.measure}: {r.verdict}"
-                       for r in held.itertuples())
-    return (f"{judged} rows judged, each verdict at 0.05 with no correction for their number: where nothing "
-            f"is true, about 1 in 20 would still give one. Over the {len(tested)} rows with a p, Holm's "
-            f"correction (the p in brackets) keeps " + (
-                f"{len(held)} verdict{'' if len(held) == 1 else 's'} at a family-wise 0.05: {listed}." if listed
-                else "no verdict at a family-wise 0.05."))
+
+    def kept(rows: pd.DataFrame) -> tuple[int, str]:
+        tested = rows.dropna(subset=["p_holm"])
+        held = tested[(tested["p_holm"] < 1 - LEVEL) & tested["verdict"].isin(["supported", "contradicted"])]
+        listed = "; ".join(f"claim {r.claim} {r.method} {_fixed(r.target, 2)} {r.measure}: {r.verdict}"
+                           for r in held.itertuples())
+        return len(tested), (f"{len(held)} verdict{'' if len(held) == 1 else 's'} at a family-wise 0.05: {listed}."
+                             if listed else "no verdict at a family-wise 0.05.")
+
+    check = table["claim"] == CHECK
+    claims, claims_kept = kept(table[~check])
+    text = (f"{judged} rows judged, each verdict at 0.05 with no correction for their number: where nothing "
+            f"is true, about 1 in 20 would still give one. Over the {claims} rows of claims 1-3 with a p, Holm's "
+            f"correction (the p in brackets) keeps {claims_kept}")
+    checks, checks_kept = kept(table[check])
+    if checks:
+        text += (f" Claim {CHECK} (a check, not a claim) is corrected over its own {checks} rows with a p: "
+                 f"it keeps {checks_kept}")
+    return text
 
 
 def write_findings(
     evals_csv, outputs, *, methods: dict[str, dict], train_language: str, split: str,
-    languages: list[str] | None = None,
+    languages: list[str] | None = None, weight_files: list | None = None,
 ) -> pd.DataFrame:
-    """findings.csv (every number) and findings.md among ``outputs``."""
+    """findings.csv (every number) and findings.md among ``outputs``; claim 4 from
+    ``weight_files`` (none: the alignment analysis is off)."""
     evals = load_evals(evals_csv, split)
-    table = findings_table(evals, methods, train_language, languages)
+    weights = collect_weight_alignment(weight_files) if weight_files else None
+    table = findings_table(evals, methods, train_language, languages, weights)
     by_name = {Path(p).name: Path(p) for p in outputs}
     with atomic_path(by_name["findings.csv"]) as tmp:
         table.to_csv(tmp, index=False)
-    versions = code_versions(evals)
-    made_by = (f"\nFrom {len(evals)} evaluations made by the code {', '.join(versions)} "
+    # the code of every file read: eval rows and (claim 4) weight-alignment rows
+    read = evals if weights is None else pd.concat([evals.reindex(columns=["code"]), weights.reindex(columns=["code"])])
+    versions = code_versions(read)
+    files = "" if weights is None else f" and {len(weight_files)} weight-alignment files"
+    made_by = (f"\nFrom {len(evals)} evaluations{files} made by the code {', '.join(versions)} "
                "(`python -m alignprune.code_version` prints the current one).\n")
     made_by += "\n" + multiplicity(table) + "\n"
-    warning = code_warning(evals)
+    warning = code_warning(read)
     if warning:
         log.warning("%s: %s", evals_csv, warning)
         made_by += f"\n**Warning**: {warning}.\n"

@@ -183,7 +183,9 @@ def plot_files(task):
     return with_pdf(pngs)
 
 
-# The alignment analysis measures the models of a few seeds (one job per model).
+# The alignment analysis measures the models of a few seeds (one job per model); the weight
+# alignment every seed's (a few seconds a job, no data), so that the findings can pair the
+# regularized and unregularized models' kept weights by seed.
 ANALYSIS = config["analysis"]
 ANALYSIS_SEEDS = [str(s) for s in ANALYSIS["seeds"] or config["seeds"][:1]]
 ANALYSIS_PLOTS = [
@@ -196,7 +198,7 @@ ANALYSIS_PLOTS = [
 def weight_alignment_files(task):
     return [
         LAYOUT.weight_alignment_file(key)
-        for seed in ANALYSIS_SEEDS
+        for seed in SEEDS
         for key in models(task, seed, dense=False)
     ]
 

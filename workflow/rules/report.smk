@@ -37,9 +37,11 @@ rule tables:
 
 rule findings:
     """The paper's three claims answered from the eval table, paired by seed, with 95% intervals
-    and verdicts; drops against the retraining control."""
+    and verdicts; drops against the retraining control. With the alignment analysis on, also
+    whether the regularizers held the kept weights closer to the dense ones (its weight files)."""
     input:
-        EVALS_TABLE,
+        evals=EVALS_TABLE,
+        weights=lambda wildcards: weight_alignment_files(wildcards.task) if ANALYSIS["enabled"] else [],
     output:
         csv=report(
             table_file("{task}", "findings"),

@@ -33,7 +33,7 @@ language's rows shuffled, which breaks the pairing and keeps everything else.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -66,13 +66,15 @@ def kept_weight_change(weight: torch.Tensor, reference: torch.Tensor) -> tuple[f
     return float(cosine), float(change)
 
 
-def weight_alignment(pruned: torch.nn.Module, dense: torch.nn.Module, names: list[str]) -> pd.DataFrame:
-    """One row per prunable matrix: mean unit cosine with the dense matrix, the kept weights' own
-    cosine and relative change (``kept_weight_change``), and the matrix's sparsity."""
-    pruned_params, dense_params = dict(pruned.named_parameters()), dict(dense.named_parameters())
+def weight_alignment(
+    pruned: Mapping[str, torch.Tensor], dense: Mapping[str, torch.Tensor], names: list[str]
+) -> pd.DataFrame:
+    """One row per prunable matrix (``names``, keys of both weight mappings): mean unit cosine
+    with the dense matrix, the kept weights' own cosine and relative change
+    (``kept_weight_change``), and the matrix's sparsity."""
     rows = []
     for name in names:
-        weight, reference = pruned_params[name].detach(), dense_params[name].detach()
+        weight, reference = pruned[name].detach(), dense[name].detach()
         if weight.shape != reference.shape:
             raise ValueError(f"{name}: pruned shape {tuple(weight.shape)} != dense {tuple(reference.shape)}")
         kept_cosine, kept_change = kept_weight_change(weight, reference)

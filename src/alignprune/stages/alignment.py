@@ -23,10 +23,13 @@ def measure_weight_alignment(
 ) -> pd.DataFrame:
     """Per prunable matrix of a pruned model: mean unit cosine with its dense model, and the kept
     weights' cosine and relative change (alignment.weight_alignment; CSV)."""
-    pruned = modeling.load_classifier(model_dir)
-    dense = modeling.load_classifier(dense_dir)
-    names = modeling.prunable_names(pruned, **prunable)
-    table = alignment.weight_alignment(pruned, dense, names)
+    pruned = modeling.load_prunable_weights(model_dir, **prunable)
+    dense = modeling.load_prunable_weights(dense_dir, **prunable)
+    missing = [name for name in pruned if name not in dense]
+    if missing:
+        raise ValueError(f"{dense_dir} has no {missing[0]} ({len(missing)} prunable weights missing): "
+                         f"is it the dense model {model_dir} was pruned from?")
+    table = alignment.weight_alignment(pruned, dense, list(pruned))
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)

@@ -60,7 +60,7 @@ def weight_alignment_table(frame: pd.DataFrame, methods=None) -> pd.DataFrame:
         seeds=("mean_cosine", "count"),
     )
     per_module = frame.pivot_table(index=KEYS, columns="module", values="mean_cosine", aggfunc="mean")
-    modules = list(dict.fromkeys(frame["module"]))  # model order: query, key, value, ...
+    modules = list(dict.fromkeys(frame["module"]))  # the files' order: alphabetical within a layer
     return order_methods(table.join(per_module[modules]).reset_index(), methods)
 
 

@@ -331,19 +331,45 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
     lineage = "+".join(sorted({"aaaaaaaaaaaa", code_version.CURRENT, code_version.UNRECORDED}))
     assert set(written["code"]) == {lineage}
     assert set(same["code"]) == {"+".join(sorted({"aaaaaaaaaaaa", code_version.CURRENT}))}
-    # the job reads the weights from the safetensors files, not through a built model: the same
-    # table as the models' parameters give, also from a checkpoint saved in shards
-    by_model = alignment.weight_alignment(dict(model.named_parameters()),
-                                          dict(modeling.load_classifier(tmp_path / "dense").named_parameters()), names)
-    columns = ["parameter", "units", "mean_cosine", "kept_cosine", "kept_change", "sparsity"]
-    by_model = by_model.set_index("parameter").loc[written["parameter"]].reset_index()
-    pd.testing.assert_frame_equal(pruned[columns].reset_index(drop=True), by_model[columns])
-    model.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    assert written["kept_step"].isna().all()  # a folder without training.json: no kept step
+
+
+def test_weight_alignment_job_reads_each_matrix_by_its_name(testbed, tmp_path, prunable):
+    """The job reads the weights from the safetensors files, not through a built model: the same
+    table as the models' parameters give, every matrix pruned and moved its own way (so a mix-up
+    of names and tensors shows), also from a checkpoint saved in shards."""
+    from alignprune import modeling
+    from alignprune.stages.alignment import measure_weight_alignment
+
+    dense = modeling.load_classifier(testbed / "model", num_labels=3)
+    dense.save_pretrained(tmp_path / "dense")
+    model = modeling.load_classifier(tmp_path / "dense")
+    names = modeling.prunable_names(model, prunable["include"], [])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for i, name in enumerate(names):
+            param = dict(model.named_parameters())[name]
+            keep = torch.rand(param.shape, generator=generator) < 0.2 + 0.6 * i / len(names)
+            param.mul_(keep).add_(keep * torch.randn(param.shape, generator=generator) * 0.01 * (i + 1))
+    for folder, shard in (("pruned", "50GB"), ("sharded", "100KB")):
+        modeling.save_model(model, tmp_path / folder, reports={modeling.TRAINING_FILE: {"best_step": 75}})
+        if shard != "50GB":
+            model.save_pretrained(tmp_path / "resaved", max_shard_size=shard)
+            for file in (tmp_path / folder).glob("model*.safetensors*"):
+                file.unlink()
+            for file in (tmp_path / "resaved").glob("model*.safetensors*"):
+                file.rename(tmp_path / folder / file.name)
     assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
-    sharded = measure_weight_alignment(key=ModelKey.of("xnli", 1, "random", 0.50),
-                                       model_dir=tmp_path / "sharded", dense_dir=tmp_path / "dense",
-                                       out_file=tmp_path / "sharded.csv", prunable=prunable)
-    pd.testing.assert_frame_equal(sharded[columns], pruned[columns])
+    by_model = alignment.weight_alignment(dict(model.named_parameters()), dict(dense.named_parameters()), names)
+    columns = ["parameter", "units", "mean_cosine", "kept_cosine", "kept_change", "sparsity"]
+    assert by_model["kept_change"].nunique() == by_model["sparsity"].nunique() == len(names)  # no two alike
+    for folder in ("pruned", "sharded"):
+        table = measure_weight_alignment(key=ModelKey.of("xnli", 1, "random", 0.50), model_dir=tmp_path / folder,
+                                         dense_dir=tmp_path / "dense", out_file=tmp_path / f"{folder}.csv",
+                                         prunable=prunable)
+        expected = by_model.set_index("parameter").loc[table["parameter"]].reset_index()
+        pd.testing.assert_frame_equal(table[columns].reset_index(drop=True), expected[columns])
+        assert (table["kept_step"] == 75).all()  # from the model's training.json
 
 
 def test_weight_alignment_job_imports_no_transformers(testbed, tmp_path, prunable):

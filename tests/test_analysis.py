@@ -60,7 +60,7 @@ def inputs(tmp_path):
                      "parameter": f"roberta.encoder.layer.{layer}.{module}.weight", "units": 4,
                      "mean_cosine": 1 - sparsity / (layer + 2 + seed), "kept_cosine": kept_cosine(sparsity, layer, seed),
                      "kept_change": kept_change(method, sparsity, layer, seed), "sparsity": sparsity}
-                    for layer in (0, 1) for module in ("attention.self.query", "intermediate.dense")
+                    for layer in (0, 1) for module in ("intermediate.dense", "attention.self.query")  # not a layer's order
                 ]
                 path = tmp_path / f"weights-{seed}-{method}-{sparsity}.csv"
                 pd.DataFrame(rows).to_csv(path, index=False)
@@ -94,7 +94,7 @@ def test_weight_alignment_table_cells(inputs):
         # both module kinds have the same values in the fixture
         for module in ("attention.self.query", "intermediate.dense"):
             assert row[module] == pytest.approx(sum(per_seed) / 2)
-    assert list(table.columns)[-2:] == ["attention.self.query", "intermediate.dense"]
+    assert list(table.columns)[-2:] == ["attention.self.query", "intermediate.dense"]  # a layer's order
     assert list(table.columns)[:4] == ["method", "sparsity_target", "sparsity_prunable_pct", "sparsity_all_pct"]
     assert table["sparsity_all_pct"].tolist() == pytest.approx([100 * s / 3 for s in table["sparsity_target"]])
 

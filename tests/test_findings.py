@@ -764,23 +764,78 @@ def fabricated_weights(code="aaaaaaaaaaaa") -> pd.DataFrame:
                                    ("baseline_run", 0.03), ("rand", 0.2)):
                 for parameter, value in (("q", change), ("k", 2 * change), ("v", math.nan)):
                     rows.append({"task": "xnli", "seed": seed, "method": method, "sparsity_target": target,
-                                 "parameter": parameter, "mean_cosine": 0.9, "kept_cosine": 0.99,
-                                 "kept_change": value, "code": code})
+                                 "parameter": parameter, "mean_cosine": 0.9,
+                                 "kept_cosine": math.nan if math.isnan(value) else 0.99,
+                                 "kept_change": value, "kept_step": 150, "code": code})
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("target, expected", [(0.5, "supported"), (0.7, "inconclusive"), (0.9, "contradicted")])
 def test_claim_4_kept_weights_change_regularized_minus_unregularized(target, expected):
     table = findings_table(points(fabricated()), METHODS, "en", LANGS, fabricated_weights())
-    row = rows(table, 4, "aligned", target, "kept weights' change")
+    row = rows(table, 4, "aligned", target, "kept weights'")
     # per seed: the mean over the two kept matrices (1.5 x the change) x 100, aligned - plain
     mean, low, high = interval([100 * 1.5 * shift for shift in KEPT_SHIFT[target]])
     assert (row["compared_with"], row["seeds"], row["verdict"]) == ("plain", 3, expected)
     assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
     ours = sum(100 * 1.5 * (KEPT[s] + KEPT_SHIFT[target][s - 1]) for s in SEEDS) / 3
     theirs = sum(100 * 1.5 * KEPT[s] for s in SEEDS) / 3
-    assert row["detail"].startswith(f"kept weights' change {ours:.2f}% regularized, {theirs:.2f}% unregularized")
+    assert row["measure"] == ("kept weights' |W - M*W0| / |M*W0| (percent): regularized - unregularized "
+                              "(percent points)")
+    assert row["detail"].startswith(f"{ours:.2f} regularized, {theirs:.2f} unregularized")
     assert "l2: a baseline regularizer" in row["detail"]
+    # the fixture's models all kept the same steps
+    assert "both kept the same retraining steps on every seed" in row["detail"]
+
+
+def test_claim_4_measures_the_cosine_regularizer_by_the_kept_weights_turn():
+    """Cosine penalises direction alone: its row is 1 - kept cosine (per mille), not the change,
+    which a regularizer that only rescaled its units would move as well."""
+    methods = {name: spec for name, spec in METHODS.items() if name in ("baseline_run", "plain")}
+    methods["turned"] = config_section("methods.*", {"criterion": "magnitude", "scope": "global",
+                                                    "regularizer": "cosine", "weight": 1.0})
+    evals = points(fabricated())
+    evals = evals[evals["method"] != "orphan"].replace({"method": {"aligned": "turned"}})
+    weights = fabricated_weights().replace({"method": {"aligned": "turned"}})
+    # the regularized models' kept weights: half the turn of the unregularized ones, and a larger change
+    turned = weights["method"] == "turned"
+    weights.loc[~turned, "kept_cosine"] = 0.998
+    weights.loc[turned, "kept_cosine"] = weights.loc[turned, "seed"].map({1: 0.9990, 2: 0.9991, 3: 0.9989})
+    weights.loc[turned, "kept_change"] = 0.5
+    table = findings_table(evals, methods, "en", LANGS, weights)
+    row = rows(table, 4, "turned", 0.5, "kept weights'")
+    assert row["measure"] == "kept weights' 1 - kept cosine (per mille): regularized - unregularized (per mille points)"
+    mean, low, high = interval([1000 * (c - 0.998) * -1 for c in (0.9990, 0.9991, 0.9989)])
+    assert (row["mean"], row["ci_low"], row["ci_high"], row["verdict"]) == (
+        pytest.approx(mean), pytest.approx(low), pytest.approx(high), "supported")
+
+
+def test_claim_4_averages_the_matrices_measured_in_both_models_and_names_what_it_left_out():
+    weights = fabricated_weights()
+    # seed 1: the regularized model kept nothing of matrix k at 0.5, so k leaves both means there
+    gone = (weights["method"] == "aligned") & (weights["seed"] == 1) & (weights["sparsity_target"] == 0.5) \
+        & (weights["parameter"] == "k")
+    weights.loc[gone, "kept_change"] = math.nan
+    # seed 3 has no weight files of the regularized method at 0.9
+    weights = weights[~((weights["method"] == "aligned") & (weights["seed"] == 3) & (weights["sparsity_target"] == 0.9))]
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
+    row = rows(table, 4, "aligned", 0.5, "kept weights'")
+    shifts = KEPT_SHIFT[0.5]
+    assert row["mean"] == pytest.approx((100 * shifts[0] + 150 * shifts[1] + 150 * shifts[2]) / 3)
+    row = rows(table, 4, "aligned", 0.9, "kept weights'")
+    assert row["seeds"] == 2 and "seeds without both weight files left out: 3" in row["detail"]
+
+
+def test_claim_4_names_the_seeds_whose_models_kept_different_steps():
+    """On the ladder each rung starts from the rung before's kept model: a seed whose two models
+    kept different steps at 0.5 differs in retraining at 0.7 and 0.9 too."""
+    weights = fabricated_weights().assign(kept_step=150)
+    earlier = (weights["method"] == "aligned") & (weights["seed"] == 3) & (weights["sparsity_target"] == 0.5)
+    weights.loc[earlier, "kept_step"] = 75
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
+    for target in (0.5, 0.7, 0.9):
+        assert ("model selection kept different retraining steps on seed 3 (this target or one before)"
+                in rows(table, 4, "aligned", target, "kept weights'")["detail"])
 
 
 def test_claim_4_is_its_own_holm_family_and_leaves_the_claims_unchanged():

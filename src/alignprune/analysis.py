@@ -34,6 +34,9 @@ ANALYSIS_DIGITS = 3
 #: The tables write_analysis_tables writes, as .csv, .md and .tex (the workflow's rule takes them from here).
 TABLES = ("weight_alignment", "representation_alignment", "alignment_vs_accuracy")
 
+#: The prunable matrices of an XLM-R (BERT-like) layer in the order a layer computes them.
+MODULE_ORDER = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                "intermediate.dense", "output.dense")
 #: Per-matrix columns of a weight-alignment file and their names in the table (``*_mean``, ``*_std``).
 WEIGHT_MEASURES = {"mean_cosine": "cosine", "kept_cosine": "kept_cosine", "kept_change": "kept_change"}
 
@@ -60,7 +63,8 @@ def weight_alignment_table(frame: pd.DataFrame, methods=None) -> pd.DataFrame:
         seeds=("mean_cosine", "count"),
     )
     per_module = frame.pivot_table(index=KEYS, columns="module", values="mean_cosine", aggfunc="mean")
-    modules = list(dict.fromkeys(frame["module"]))  # the files' order: alphabetical within a layer
+    # a layer's order (the weight files list them alphabetically); other modules after, alphabetically
+    modules = sorted(set(frame["module"]), key=lambda m: (MODULE_ORDER.index(m) if m in MODULE_ORDER else len(MODULE_ORDER), m))
     return order_methods(table.join(per_module[modules]).reset_index(), methods)
 
 

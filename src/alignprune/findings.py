@@ -44,13 +44,16 @@ retraining is not counted as pruning's doing.
    seed has no share there; a seed with fewer than 3 languages left, or whose values do not
    differ, has no correlation; a seed without its dense model is left out.
 
-4. Not a claim of the paper but the check that claim 2's test needs: did the regularizer act on
-   what it penalises? Per regularized method and target, from the weight-alignment files: the
-   kept weights' change from the dense model, |W - M*W0|_F / |M*W0|_F (percent, mean over the
-   prunable matrices; M the pruned model's non-zeros), regularized minus unregularized, paired by
-   seed; supported when < 0 (the kept weights stayed closer). A regularizer too weak to move the
-   weights leaves claim 2 untested whatever its accuracy rows say; one that moves them and spares
-   no language answers it. Only with the alignment analysis on (``weights``).
+4. Not a claim of the paper but a check that claim 2's test needs: did the regularizer act on
+   what it penalises? Per regularized method and target, from the weight-alignment files (M the
+   pruned model's non-zeros, W0 the dense weights), regularized minus unregularized, paired by
+   seed, each the mean over the prunable matrices measured in both models: for Frobenius and l2
+   the kept weights' change |W - M*W0|_F / |M*W0|_F (percent), for cosine, which penalises
+   direction alone, their turn 1 - kept cosine (per mille); supported when < 0 (the kept weights
+   stayed closer). A regularizer too weak to move the weights leaves claim 2 untested whatever its
+   accuracy rows say. Model selection keeps each rung's best English-dev step, so two models can
+   differ in retraining steps as well: the detail names the seeds where they do. Only with the
+   alignment analysis on (``weights``).
 
 Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the rows with a p
 of claims 1-3; claim 4's rows, a check and not a claim, are adjusted among themselves (adding them
@@ -404,44 +407,80 @@ def _targets(evals: pd.DataFrame, *methods: str) -> list[float]:
     return sorted(set(evals.loc[evals["method"].isin(methods), "sparsity_target"]))
 
 
-def _kept_change(weights: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, sparsity_target, seed): the kept weights' change in percent, the mean over
-    the model's prunable matrices (a matrix with nothing kept has none and is left out)."""
-    per_model = weights.groupby(["method", "sparsity_target", "seed"])["kept_change"].mean()
-    return (100 * per_model).reset_index()
+#: Claim 4's measure per regularizer, what its penalty above its floor grows with (alignment.py):
+#: (column of the weight files, per-matrix transform, unit, name). Frobenius and l2 penalise the
+#: kept weights' distance from M*W0; cosine their direction alone (a kept unit may grow or shrink
+#: unpenalised), so its row measures the turn, 1 - kept cosine, in per mille (0.9987: 1.3).
+KEPT_MEASURES = {
+    "cosine": ("kept_cosine", lambda c: 1000 * (1 - c), "per mille points", "1 - kept cosine (per mille)"),
+}
+KEPT_CHANGE = ("kept_change", lambda c: 100 * c, "percent points", "|W - M*W0| / |M*W0| (percent)")
+
+
+def _paired_weights(weights: pd.DataFrame, method: str, baseline: str, column: str, transform) -> pd.DataFrame:
+    """Per (sparsity_target, seed): the mean over the prunable matrices measured in both models
+    (a matrix with nothing kept has no kept measure: it is left out of both means) of ``column``
+    transformed, for the method and its baseline, and the seeds' kept steps."""
+    keys = ["sparsity_target", "seed", "parameter"]
+    pair = weights[weights["method"] == method].merge(weights[weights["method"] == baseline], on=keys,
+                                                      suffixes=("", "_baseline"))
+    pair = pair.dropna(subset=[column, f"{column}_baseline"])
+    pair = pair.assign(value=transform(pair[column]), value_baseline=transform(pair[f"{column}_baseline"]))
+    steps = [c for c in ("kept_step", "kept_step_baseline") if c in pair]
+    return pair.groupby(["sparsity_target", "seed"]).agg(
+        value=("value", "mean"), value_baseline=("value_baseline", "mean"),
+        **{c: (c, "first") for c in steps}).reset_index()
+
+
+def _step_note(paired: pd.DataFrame, target: float) -> str:
+    """Seeds whose two models kept different retraining steps at this target or one before it
+    (on the ladder each rung starts from the one before's kept model): there the measure also
+    counts retraining steps, not only the regularizer."""
+    if "kept_step" not in paired or "kept_step_baseline" not in paired:
+        return ""
+    earlier = paired[paired["sparsity_target"] <= target].dropna(subset=["kept_step", "kept_step_baseline"])
+    if earlier.empty:
+        return ""
+    differ = earlier[earlier["kept_step"] != earlier["kept_step_baseline"]]
+    seeds = sorted(set(differ["seed"]) & set(paired.loc[paired["sparsity_target"] == target, "seed"]))
+    if not seeds:
+        return "; both kept the same retraining steps on every seed (this target and those before)"
+    return (f"; model selection kept different retraining steps on seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))} (this target or one before): there fewer steps also move the weights less")
 
 
 def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],
                  regularized_methods: dict) -> list[dict]:
-    """Claim 4: regularized minus unregularized kept weights' change, paired by seed."""
+    """Claim 4: regularized minus unregularized, in what the regularizer penalises, paired by seed."""
     if weights is None:
         return [_untested(CHECK, None, "the alignment analysis is off (analysis.enabled: false): "
                                        "no weight-alignment files")]
     if weights["kept_change"].isna().all():
         return [_untested(CHECK, None, "weight-alignment files written before the kept weights' measures: "
                                        "add --forcerun weight_alignment")]
-    change = _kept_change(weights)
     rows = []
     for method, baseline in regularized_methods.items():
         if baseline is None:
             continue  # claim 2 has its "not tested" row
         spec = methods[method]
-        paired = change[change["method"] == method].merge(
-            change[change["method"] == baseline], on=["sparsity_target", "seed"], suffixes=("", "_baseline"))
-        detail = ("" if spec["regularizer"] in PAPER_REGULARIZERS else
-                  f"{spec['regularizer']}: a baseline regularizer, not one of the paper's two")
+        column, transform, unit, name = KEPT_MEASURES.get(spec["regularizer"], KEPT_CHANGE)
+        paired = _paired_weights(weights, method, baseline, column, transform)
+        baseline_note = ("" if spec["regularizer"] in PAPER_REGULARIZERS else
+                         f"; {spec['regularizer']}: a baseline regularizer, not one of the paper's two")
+        evaluated = set(evals.loc[evals["method"].isin([method, baseline]), "seed"])
         for target in _targets(evals, method, baseline):
-            part = paired[paired["sparsity_target"] == target].dropna(subset=["kept_change", "kept_change_baseline"])
+            part = paired[paired["sparsity_target"] == target]
+            detail = ""
             if len(part):
-                ours, theirs = part["kept_change"].mean(), part["kept_change_baseline"].mean()
-                detail_here = (f"kept weights' change {_fixed(ours, 2)}% regularized, {_fixed(theirs, 2)}% "
-                               f"unregularized (mean over matrices, then seeds): {100 * (ours / theirs - 1):+.0f}%"
-                               + (f"; {detail}" if detail else ""))
-            else:
-                detail_here = detail
-            rows.append(_row(CHECK, method, baseline, target,
-                             "kept weights' change |W - M*W0| / |M*W0|: regularized - unregularized (percent points)",
-                             part["kept_change"] - part["kept_change_baseline"], -1, detail_here))
+                ours, theirs = part["value"].mean(), part["value_baseline"].mean()
+                relative = f": {100 * (ours / theirs - 1):+.0f}%" if theirs else ""
+                detail = (f"{_fixed(ours, 2)} regularized, {_fixed(theirs, 2)} unregularized (mean over the "
+                          f"matrices measured in both, then seeds){relative}" + _step_note(paired, target))
+                missing = sorted(evaluated - set(part["seed"]))
+                if missing:
+                    detail += f"; seeds without both weight files left out: {', '.join(map(str, missing))}"
+            rows.append(_row(CHECK, method, baseline, target, f"kept weights' {name}: regularized - unregularized ({unit})",
+                             part["value"] - part["value_baseline"], -1, (detail + baseline_note).removeprefix("; ")))
     return rows
 
 

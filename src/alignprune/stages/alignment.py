@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from .. import alignment, code_version, modeling, tokens
-from ..io import atomic_path, write_json
+from ..io import atomic_path, read_json, write_json
 from ..tasks import task_spec
 from ..model_key import ModelKey
 
@@ -31,6 +31,9 @@ def measure_weight_alignment(
                          f"is it the dense model {model_dir} was pruned from?")
     table = alignment.weight_alignment(pruned, dense, list(pruned))
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
+    # the retraining step model selection kept (the findings compare models that kept the same)
+    training = Path(model_dir) / modeling.TRAINING_FILE
+    table["kept_step"] = read_json(training).get("best_step") if training.exists() else None
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
     # the code that made both models and measured them (alignprune.code_version), as eval files carry

@@ -446,7 +446,7 @@ def _step_note(paired: pd.DataFrame, target: float) -> str:
     if not seeds:
         return "; both kept the same retraining steps on every seed (this target and those before)"
     return (f"; model selection kept different retraining steps on seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(map(str, seeds))} (this target or one before): there fewer steps also move the weights less")
+            f"{', '.join(map(str, seeds))} (this target or one before): there the retraining differs in length too")
 
 
 def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import code_version
-from .io import atomic_path, write_json
+from .io import atomic_path, read_json, write_json
 
 MASKS_FILE = "masks.safetensors"
 MOVEMENT_FILE = "movement.safetensors"
@@ -81,9 +81,7 @@ def load_prunable_weights(model_dir: str | Path, include: list[str], exclude: li
     folder = Path(model_dir)
     index = folder / "model.safetensors.index.json"
     if index.exists():  # a sharded checkpoint: name -> shard file
-        import json
-
-        weight_map = json.loads(index.read_text())["weight_map"]
+        weight_map = read_json(index)["weight_map"]
     else:
         with safe_open(folder / "model.safetensors", framework="pt") as f:
             weight_map = dict.fromkeys(f.keys(), "model.safetensors")

@@ -332,6 +332,7 @@ def test_weight_alignment_job_against_itself_and_a_pruned_copy(testbed, tmp_path
     assert set(written["code"]) == {lineage}
     assert set(same["code"]) == {"+".join(sorted({"aaaaaaaaaaaa", code_version.CURRENT}))}
     assert written["kept_step"].isna().all()  # a folder without training.json: no kept step
+    assert written[["last_step", "last_kept_cosine", "last_kept_change"]].isna().all().all()  # nor last step
 
 
 def test_weight_alignment_job_reads_each_matrix_by_its_name(testbed, tmp_path, prunable):
@@ -370,6 +371,7 @@ def test_weight_alignment_job_reads_each_matrix_by_its_name(testbed, tmp_path, p
         expected = by_model.set_index("parameter").loc[table["parameter"]].reset_index()
         pd.testing.assert_frame_equal(table[columns].reset_index(drop=True), expected[columns])
         assert (table["kept_step"] == 75).all()  # from the model's training.json
+        assert table["last_kept_change"].isna().all()  # a training.json without the last step's measures
 
 
 def test_weight_alignment_job_imports_no_transformers(testbed, tmp_path, prunable):

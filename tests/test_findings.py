@@ -838,6 +838,43 @@ def test_claim_4_names_the_seeds_whose_models_kept_different_steps():
                 in rows(table, 4, "aligned", target, "kept weights'")["detail"])
 
 
+def with_last_step(weights: pd.DataFrame, shift: float) -> pd.DataFrame:
+    """The prune job's measures after the rung's last step (150): the kept change, the regularized
+    models' ``shift`` lower (the kept steps' files say otherwise where KEPT_SHIFT is > 0)."""
+    aligned = weights["method"] == "aligned"
+    return weights.assign(last_step=150, last_kept_cosine=weights["kept_cosine"],
+                          last_kept_change=weights["kept_change"] - shift * aligned)
+
+
+def test_claim_4_compares_the_models_after_the_rungs_last_step():
+    """Model selection may keep different steps of two models; after the last step both had the
+    whole budget: the row reads the last step's measures, and names only the kept steps of the
+    targets before (the rung's start models)."""
+    weights = with_last_step(fabricated_weights(), 0.01)
+    earlier = (weights["method"] == "aligned") & (weights["seed"] == 3) & (weights["sparsity_target"] == 0.5)
+    weights.loc[earlier, "kept_step"] = 75
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
+    for target in (0.5, 0.7, 0.9):
+        row = rows(table, 4, "aligned", target, "kept weights'")
+        mean, low, high = interval([100 * (1.5 * shift - 0.01) for shift in KEPT_SHIFT[target]])
+        assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
+        assert row["verdict"] == "supported"  # 0.9 at the kept steps: contradicted
+        assert "after the rung's last step (step 150)" in row["detail"]
+        named = "model selection kept different retraining steps on seed 3 at a target before" in row["detail"]
+        assert named == (target > 0.5)  # at 0.5 the two models started from the same dense model
+
+
+def test_claim_4_reads_the_kept_steps_where_a_seed_has_no_last_step_measures():
+    weights = with_last_step(fabricated_weights(), 0.01)
+    older = (weights["seed"] == 3) & (weights["sparsity_target"] == 0.7)  # written by older code
+    weights.loc[older, ["last_kept_change", "last_kept_cosine", "last_step"]] = math.nan
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
+    row = rows(table, 4, "aligned", 0.7, "kept weights'")
+    assert row["mean"] == pytest.approx(interval([100 * 1.5 * shift for shift in KEPT_SHIFT[0.7]])[0])
+    assert "at the steps model selection kept (files without the last step's measures)" in row["detail"]
+    assert "after the rung's last step" in rows(table, 4, "aligned", 0.9, "kept weights'")["detail"]
+
+
 def test_claim_4_is_its_own_holm_family_and_leaves_the_claims_unchanged():
     evals = points(fabricated())
     without = findings_table(evals, METHODS, "en", LANGS)

@@ -139,6 +139,32 @@ def test_regularized_retraining_stays_closer_to_the_dense_model(dense, kind):
     assert "penalty_floor" not in json.loads((free / "training.json").read_text())["history"][0]
 
 
+def test_the_last_steps_kept_weight_measures_are_the_weight_alignments_of_the_last_step(dense, tmp_path):
+    """Evaluated at its last step only, a model is saved at that step: the measures the job took
+    there (training.json's last_step) are the weight alignment's of the saved model, per matrix, to
+    the digit, also at a second rung (measured against the dense model, not the rung's start)."""
+    from alignprune.model_key import ModelKey
+    from alignprune.stages.alignment import measure_weight_alignment
+
+    root, _ = dense
+    at_end = config_section("retrain", {**RETRAIN, "eval_every": RETRAIN["steps"]})
+    spec = method(criterion="magnitude", scope="global", regularizer="cosine", weight=10.0)
+    _, first = prune(dense, "cos", spec, 0.5, out=tmp_path / "0.5", settings=at_end)
+    _, second = prune(dense, "cos", spec, 0.7, start=first, out=tmp_path / "0.7", settings=at_end)
+    for model_dir in (first, second):
+        table = measure_weight_alignment(key=ModelKey.of("xnli", 1, "cos", 0.5), model_dir=model_dir,
+                                         dense_dir=root / "dense", out_file=tmp_path / "w.csv", prunable=PRUNABLE)
+        assert (table["last_step"] == RETRAIN["steps"]).all() and (table["kept_step"] == RETRAIN["steps"]).all()
+        assert table["kept_change"].gt(0).all() and table["kept_cosine"].lt(1).all()  # retraining moved them
+        assert table["last_kept_change"].tolist() == table["kept_change"].tolist()
+        assert table["last_kept_cosine"].tolist() == table["kept_cosine"].tolist()
+    # a regularizer aligned to the pretrained model: not measured (the weight alignment's W0 is the dense one)
+    _, to_pretrained = prune(dense, "l2-pre", method(criterion="magnitude", scope="global", regularizer="l2",
+                                                     weight=1.0, reference="pretrained"), 0.5,
+                             reference=root / "pretrained", out=tmp_path / "pre", settings=at_end)
+    assert "last_step" not in json.loads((to_pretrained / "training.json").read_text())
+
+
 def kept_l2(model_dir, reference_dir):
     """Squared distance of the kept weights of ``model_dir`` to those of ``reference_dir``: the
     part of the l2 penalty retraining can move (pruned weights stay 0.0)."""

@@ -77,6 +77,38 @@ def test_model_selection_keeps_the_best_english_dev_checkpoint():
     assert final["accuracy"] == best["dev_accuracy"]  # the weights of the best step, not the last
 
 
+def test_measure_last_sees_the_last_steps_weights_before_model_selection_goes_back():
+    """The flipped dev set makes model selection keep an early step; measure_last must read the
+    weights after every step of the budget: those of a run that evaluates only at its end (same
+    seed: same data order and dropout; evaluations draw no random numbers)."""
+    seen = {}
+
+    def run(eval_every):
+        model = tiny_classifier(num_labels=2)
+        settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=120, eval_every=eval_every, seed=0)
+        flipped = toy_split(100, 1)
+        flipped = EncodedSplit(flipped.input_ids, [1 - label for label in flipped.labels])
+
+        def measure():
+            seen[eval_every] = {n: p.detach().clone() for n, p in model.named_parameters()}
+            return {"calls": len(seen)}
+
+        result = train(model, toy_split(400, 0), flipped, settings, pad_id=1, device=torch.device("cpu"),
+                       progress=False, measure_last=measure)
+        return model, result
+
+    selected, result = run(40)
+    assert result["best_step"] < 120 and result["last_step"] == {"step": 120, "calls": 1}
+    last, whole = run(120)
+    assert whole["best_step"] == 120
+    final = dict(last.named_parameters())
+    assert all(torch.equal(seen[40][n], final[n]) for n in final)  # the last step's weights
+    assert not all(torch.equal(seen[40][n], p) for n, p in selected.named_parameters())  # not the kept ones
+    assert "last_step" not in train(tiny_classifier(num_labels=2), toy_split(40, 0), toy_split(20, 1),
+                                    TrainSettings(learning_rate=1e-3, batch_size=8, max_steps=5, eval_every=5),
+                                    pad_id=1, device=torch.device("cpu"), progress=False)
+
+
 def test_same_seed_same_weights():
     runs = []
     for draws in (0, 7):

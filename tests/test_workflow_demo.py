@@ -531,6 +531,8 @@ def test_control_and_findings_come_from_the_eval_table(demo):
         # claim 4, the check: one row per regularized method and target, on every seed
         check = written[written["claim"] == 4]
         assert len(check) == 2 * len(SPARSITIES) and (check["seeds"] == len(SEEDS)).all()
+        # after the rung's last step, the prune jobs' own measures (not the kept steps')
+        assert check["detail"].str.contains("after the rung's last step (step 10)", regex=False).all()  # the overlay's
         # two seeds: every tested row has an interval, but where both seeds give the same value
         # (a drop of 0.00 on this size's small test sets): then the verdict says so, or comes
         # from its own test (a correlation's permutation test, the spread's F-test)

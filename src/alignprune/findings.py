@@ -51,9 +51,13 @@ retraining is not counted as pruning's doing.
    the kept weights' change |W - M*W0|_F / |M*W0|_F (percent), for cosine, which penalises
    direction alone, their turn 1 - kept cosine (per mille); supported when < 0 (the kept weights
    stayed closer). A regularizer too weak to move the weights leaves claim 2 untested whatever its
-   accuracy rows say. Model selection keeps each rung's best English-dev step, so two models can
-   differ in retraining steps as well: the detail names the seeds where they do. Only with the
-   alignment analysis on (``weights``).
+   accuracy rows say. Measured after the rung's last step, which is the same for both models
+   (the prune job measures it before model selection takes the model back to its best English-dev
+   step): the saved models' kept steps can differ, and a model kept earlier moved less. On the
+   ladder a rung starts from the kept model of the one before, so the detail names the seeds whose
+   models kept different steps at a target before. Files without the last step's measures (written
+   by older code) give the measure at the kept steps, the detail says so and names the seeds whose
+   kept steps differ there. Only with the alignment analysis on (``weights``).
 
 Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the rows with a p
 of claims 1-3; claim 4's rows, a check and not a claim, are adjusted among themselves (adding them
@@ -420,38 +424,47 @@ KEPT_CHANGE = ("kept_change", lambda c: 100 * c, "percent points", "|W - M*W0| /
 def _paired_weights(weights: pd.DataFrame, method: str, baseline: str, column: str, transform) -> pd.DataFrame:
     """Per (sparsity_target, seed): the mean over the prunable matrices measured in both models
     (a matrix with nothing kept has no kept measure: it is left out of both means) of ``column``
-    transformed, for the method and its baseline, and the seeds' kept steps."""
+    transformed, for the method and its baseline, and the seeds' kept and last steps."""
     keys = ["sparsity_target", "seed", "parameter"]
     pair = weights[weights["method"] == method].merge(weights[weights["method"] == baseline], on=keys,
                                                       suffixes=("", "_baseline"))
     pair = pair.dropna(subset=[column, f"{column}_baseline"])
     pair = pair.assign(value=transform(pair[column]), value_baseline=transform(pair[f"{column}_baseline"]))
-    steps = [c for c in ("kept_step", "kept_step_baseline") if c in pair]
+    steps = [c for c in ("kept_step", "kept_step_baseline", "last_step") if c in pair]
     return pair.groupby(["sparsity_target", "seed"]).agg(
         value=("value", "mean"), value_baseline=("value_baseline", "mean"),
         **{c: (c, "first") for c in steps}).reset_index()
 
 
-def _step_note(paired: pd.DataFrame, target: float) -> str:
+def _step_note(paired: pd.DataFrame, target: float, at_last_step: bool) -> str:
     """Seeds whose two models kept different retraining steps at this target or one before it
     (on the ladder each rung starts from the one before's kept model): there the measure also
-    counts retraining steps, not only the regularizer."""
+    counts retraining steps, not only the regularizer. Measured after the rung's last step, this
+    target's own kept steps do not enter: only those of the targets before (the start models)."""
     if "kept_step" not in paired or "kept_step_baseline" not in paired:
         return ""
-    earlier = paired[paired["sparsity_target"] <= target].dropna(subset=["kept_step", "kept_step_baseline"])
+    earlier = paired[(paired["sparsity_target"] < target) if at_last_step else (paired["sparsity_target"] <= target)]
+    earlier = earlier.dropna(subset=["kept_step", "kept_step_baseline"])
     if earlier.empty:
         return ""
     differ = earlier[earlier["kept_step"] != earlier["kept_step_baseline"]]
     seeds = sorted(set(differ["seed"]) & set(paired.loc[paired["sparsity_target"] == target, "seed"]))
+    where = "the targets before" if at_last_step else "this target and those before"
     if not seeds:
-        return "; both kept the same retraining steps on every seed (this target and those before)"
-    return (f"; model selection kept different retraining steps on seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(map(str, seeds))} (this target or one before): there the retraining differs in length too")
+        return f"; both kept the same retraining steps on every seed ({where})"
+    plural = "s" if len(seeds) > 1 else ""
+    if at_last_step:
+        return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
+                "at a target before: there the two start models differ in retraining length")
+    return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
+            "(this target or one before): there the retraining differs in length too")
 
 
 def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],
                  regularized_methods: dict) -> list[dict]:
-    """Claim 4: regularized minus unregularized, in what the regularizer penalises, paired by seed."""
+    """Claim 4: regularized minus unregularized, in what the regularizer penalises, paired by seed;
+    after the rung's last step where both models' files have it on every seed (the same step for
+    both: what model selection kept does not enter), else at the steps model selection kept."""
     if weights is None:
         return [_untested(CHECK, None, "the alignment analysis is off (analysis.enabled: false): "
                                        "no weight-alignment files")]
@@ -464,24 +477,41 @@ def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dic
             continue  # claim 2 has its "not tested" row
         spec = methods[method]
         column, transform, unit, name = KEPT_MEASURES.get(spec["regularizer"], KEPT_CHANGE)
-        paired = _paired_weights(weights, method, baseline, column, transform)
+        kept = _paired_weights(weights, method, baseline, column, transform)
+        last = (_paired_weights(weights, method, baseline, f"last_{column}", transform)
+                if f"last_{column}" in weights else kept.iloc[:0])
         baseline_note = ("" if spec["regularizer"] in PAPER_REGULARIZERS else
                          f"; {spec['regularizer']}: a baseline regularizer, not one of the paper's two")
         evaluated = set(evals.loc[evals["method"].isin([method, baseline]), "seed"])
         for target in _targets(evals, method, baseline):
-            part = paired[paired["sparsity_target"] == target]
+            part = kept[kept["sparsity_target"] == target]
+            part_last = last[last["sparsity_target"] == target]
+            at_last_step = len(part_last) > 0 and set(part_last["seed"]) == set(part["seed"])
+            if at_last_step:
+                part = part_last
             detail = ""
             if len(part):
                 ours, theirs = part["value"].mean(), part["value_baseline"].mean()
                 relative = f": {100 * (ours / theirs - 1):+.0f}%" if theirs else ""
+                when = (f"after the rung's last step ({_steps(part['last_step'])})" if at_last_step
+                        else "at the steps model selection kept (files without the last step's measures)")
                 detail = (f"{_fixed(ours, 2)} regularized, {_fixed(theirs, 2)} unregularized (mean over the "
-                          f"matrices measured in both, then seeds){relative}" + _step_note(paired, target))
+                          f"matrices measured in both, then seeds){relative}; {when}"
+                          + _step_note(kept, target, at_last_step))
                 missing = sorted(evaluated - set(part["seed"]))
                 if missing:
                     detail += f"; seeds without both weight files left out: {', '.join(map(str, missing))}"
             rows.append(_row(CHECK, method, baseline, target, f"kept weights' {name}: regularized - unregularized ({unit})",
                              part["value"] - part["value_baseline"], -1, (detail + baseline_note).removeprefix("; ")))
     return rows
+
+
+def _steps(steps: pd.Series) -> str:
+    """"step 150", or the range where the seeds' files differ (written under other budgets)."""
+    values = sorted({int(step) for step in steps.dropna()})
+    if len(values) == 1:
+        return f"step {values[0]}"
+    return f"steps {values[0]}-{values[-1]}" if values else "step unknown"
 
 
 def findings_table(

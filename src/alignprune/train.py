@@ -103,6 +103,7 @@ def train(
     penalty_floor: Callable[[Masks], torch.Tensor] | None = None,
     movement: dict[str, torch.Tensor] | None = None,
     on_step: Callable[[int, Masks], dict | None] | None = None,
+    measure_last: Callable[[], dict] | None = None,
     generators: dict[str, torch.Generator] | None = None,
     checkpoint: Checkpointer | None = None,
     progress: bool = True,
@@ -117,7 +118,9 @@ def train(
     With ``movement`` (name -> tensor), -w * grad is added to it at every step.
     ``on_step(step, masks)`` runs after every optimizer step; it may prune more by
     updating the mask tensors in place (gradual pruning); what it returns is kept in the
-    history's ``events``. ``generators`` are random generators of the caller (e.g. of
+    history's ``events``. ``measure_last()`` runs once after the last step, before the model goes
+    back to its best checkpoint; what it returns is the history's ``last_step`` (the weights after
+    the whole budget, the same step for every model retrained on it). ``generators`` are random generators of the caller (e.g. of
     ``on_step``) saved and restored with the checkpoints. With ``checkpoint``, the run
     resumes from its latest checkpoint and writes one every ``checkpoint.every`` steps.
     A NaN or infinite loss stops the run (NonFiniteLoss) before it is checkpointed.
@@ -248,6 +251,7 @@ def train(
                 checkpoint.save(step, model=model, optimizer=optimizer, scheduler=scheduler, generators=generators,
                                 tensors=tensors, loop=loop, best_state=best_state)
     reporter.close()
+    last_step = {"step": settings.max_steps, **measure_last()} if measure_last is not None else None
     if best_state is not None and best["step"] != settings.max_steps:
         model.load_state_dict(best_state)
         for name, score in (best_movement or {}).items():
@@ -261,6 +265,7 @@ def train(
         "train_examples": len(train_data),
         "dev_examples": len(dev_data),
         "resumed_from_step": resumed_from,
+        **({"last_step": last_step} if last_step is not None else {}),
     }
 
 

@@ -31,9 +31,17 @@ def measure_weight_alignment(
                          f"is it the dense model {model_dir} was pruned from?")
     table = alignment.weight_alignment(pruned, dense, list(pruned))
     table.insert(0, "layer", table["parameter"].str.extract(r"layer\.(\d+)\.", expand=False).astype(float))
-    # the retraining step model selection kept (the findings compare models that kept the same)
+    # the retraining step model selection kept, and the kept weights' measures after the rung's
+    # last step (the prune job's, train()'s measure_last): the same step for every method of a
+    # rung, where the saved model's step differs between methods (the findings' claim 4 reads them)
     training = Path(model_dir) / modeling.TRAINING_FILE
-    table["kept_step"] = read_json(training).get("best_step") if training.exists() else None
+    history = read_json(training) if training.exists() else {}
+    table["kept_step"] = history.get("best_step")
+    last = history.get("last_step") or {}
+    measured = last.get("matrices", {})
+    table["last_step"] = last.get("step")
+    for column in ("kept_cosine", "kept_change"):
+        table[f"last_{column}"] = [measured.get(name, {}).get(column, float("nan")) for name in table["parameter"]]
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
     # the code that made both models and measured them (alignprune.code_version), as eval files carry

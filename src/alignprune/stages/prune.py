@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .. import code_version, modeling, tokens
+from .. import alignment, code_version, modeling, tokens
 from ..chosen_weights import SWEEP_WEIGHT, read_chosen_code
 from ..criteria import prunes
 from ..data import EncodedSplit
@@ -46,6 +46,7 @@ class PruneJob:
     settings: dict  # the validated retrain section
     model: torch.nn.Module
     names: list[str]  # the prunable weights
+    prunable: dict  # the config's prunable patterns (that select ``names``)
     train_data: EncodedSplit
     dev_data: EncodedSplit
     pad_id: int
@@ -118,7 +119,8 @@ class PruneJob:
         return train(
             self.model, self.train_data, self.dev_data, run,
             pad_id=self.pad_id, device=self.device, masks=None if self.control else masks, progress=self.progress,
-            movement=movement, checkpoint=self.checkpoint("retrain", run), **extra,
+            movement=movement, checkpoint=self.checkpoint("retrain", run), measure_last=last_step_measure(self),
+            **extra,
             **reporting(self.settings, "retrain"), **regularization(self),
         )
 
@@ -170,8 +172,8 @@ def prune_and_retrain(
     model = modeling.load_classifier(start_dir).to(device)
     names = modeling.prunable_names(model, **prunable)
     job = PruneJob(
-        method=method, settings=settings, model=model, names=names, train_data=train_data, dev_data=dev_data,
-        pad_id=pad_id, device=device,
+        method=method, settings=settings, model=model, names=names, prunable=prunable, train_data=train_data,
+        dev_data=dev_data, pad_id=pad_id, device=device,
         # Common random numbers: the seed names the task, seed and target, not the method, so every
         # method of a rung draws the same data order and dropout, and two methods that prune the same
         # weights give identical models (a paired difference between methods is theirs alone).
@@ -282,6 +284,27 @@ def _movement_scores(job: PruneJob) -> dict[str, torch.Tensor]:
           **reporting(job.settings, "movement_scores"))
     del scorer
     return scores
+
+
+def last_step_measure(job: PruneJob):
+    """train()'s measure_last: per prunable matrix, the kept weights' cosine and relative change
+    from the dense model's (alignment.kept_weight_change, the weight alignment's measures), after the
+    rung's last step. The saved model is the step model selection kept, which differs between
+    methods; the last step is the same for every method of a rung, so the findings compare the
+    regularizers' effect there (claim 4). None where the reference is the pretrained model: the
+    weight alignment measures against the dense one."""
+    if job.method.get("reference") == "pretrained":
+        return None
+
+    def measure() -> dict:
+        dense = modeling.load_prunable_weights(job.reference_dir, **job.prunable)  # at the end: no memory held
+        matrices = {}
+        for name in job.names:
+            cosine, change = alignment.kept_weight_change(job.params[name].detach(), dense[name].to(job.device))
+            matrices[name] = {"kept_cosine": cosine, "kept_change": change}
+        return {"matrices": matrices}
+
+    return measure
 
 
 def regularization(job: PruneJob) -> dict:

@@ -871,8 +871,42 @@ def test_claim_4_reads_the_kept_steps_where_a_seed_has_no_last_step_measures():
     table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights)
     row = rows(table, 4, "aligned", 0.7, "kept weights'")
     assert row["mean"] == pytest.approx(interval([100 * 1.5 * shift for shift in KEPT_SHIFT[0.7]])[0])
-    assert "at the steps model selection kept (files without the last step's measures)" in row["detail"]
+    assert "at the steps model selection kept (no last step's measures on seed 3: models made before" in row["detail"]
     assert "after the rung's last step" in rows(table, 4, "aligned", 0.9, "kept weights'")["detail"]
+    # the baseline's file alone without them: the same
+    weights = with_last_step(fabricated_weights(), 0.01)
+    weights.loc[(weights["method"] == "plain") & (weights["seed"] == 2), "last_kept_change"] = math.nan
+    row = rows(findings_table(points(fabricated()), METHODS, "en", LANGS, weights), 4, "aligned", 0.5, "kept weights'")
+    assert "no last step's measures on seed 2" in row["detail"]
+
+
+def test_claim_4_on_the_independent_schedule_names_no_earlier_targets_kept_steps():
+    """Every rung from the dense model: what model selection kept at 0.5 does not reach 0.7."""
+    weights = with_last_step(fabricated_weights(), 0.01)
+    weights.loc[(weights["method"] == "aligned") & (weights["seed"] == 3) & (weights["sparsity_target"] == 0.5),
+                "kept_step"] = 75
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, weights, ladder=False)
+    assert "model selection kept different" not in rows(table, 4, "aligned", 0.9, "kept weights'")["detail"]
+    older = fabricated_weights()  # kept steps only: this target's kept steps alone count
+    older.loc[(older["method"] == "aligned") & (older["seed"] == 3) & (older["sparsity_target"] == 0.5),
+              "kept_step"] = 75
+    table = findings_table(points(fabricated()), METHODS, "en", LANGS, older, ladder=False)
+    assert "different retraining steps on seed 3 (this target)" in rows(table, 4, "aligned", 0.5, "kept weights'")["detail"]
+    assert "different retraining steps" not in rows(table, 4, "aligned", 0.7, "kept weights'")["detail"]
+
+
+def test_claim_4_reads_the_cosine_regularizers_turn_after_the_last_step():
+    methods = {name: spec for name, spec in METHODS.items() if name in ("baseline_run", "plain")}
+    methods["turned"] = config_section("methods.*", {"criterion": "magnitude", "scope": "global",
+                                                    "regularizer": "cosine", "weight": 1.0})
+    evals = points(fabricated())
+    evals = evals[evals["method"] != "orphan"].replace({"method": {"aligned": "turned"}})
+    weights = with_last_step(fabricated_weights().replace({"method": {"aligned": "turned"}}), 0.0)
+    turned = weights["method"] == "turned"
+    weights.loc[~turned, "last_kept_cosine"] = 0.998  # the kept steps' files: 0.99 for both
+    weights.loc[turned, "last_kept_cosine"] = weights.loc[turned, "seed"].map({1: 0.9990, 2: 0.9991, 3: 0.9989})
+    row = rows(findings_table(evals, methods, "en", LANGS, weights), 4, "turned", 0.5, "kept weights'")
+    assert row["mean"] == pytest.approx(-1000 * (0.9990 - 0.998)) and row["verdict"] == "supported"
 
 
 def test_claim_4_is_its_own_holm_family_and_leaves_the_claims_unchanged():

@@ -163,6 +163,18 @@ def test_the_last_steps_kept_weight_measures_are_the_weight_alignments_of_the_la
                                                      weight=1.0, reference="pretrained"), 0.5,
                              reference=root / "pretrained", out=tmp_path / "pre", settings=at_end)
     assert "last_step" not in json.loads((to_pretrained / "training.json").read_text())
+    # a dense model without every prunable weight: refused before retraining, nothing written
+    from safetensors.torch import save_file
+
+    stored = load_file(root / "dense" / "model.safetensors")
+    lacking = tmp_path / "lacking"
+    lacking.mkdir()
+    save_file({name: t for name, t in stored.items() if "layer.0.attention.self.query.weight" not in name},
+              lacking / "model.safetensors")
+    with pytest.raises(ValueError, match=f"dense model {lacking} lacks prunable weights"):
+        prune(dense, "plain", method(criterion="magnitude", scope="global"), 0.5, reference=lacking,
+              out=tmp_path / "refused", settings=at_end)
+    assert not (tmp_path / "refused").exists()
 
 
 def kept_l2(model_dir, reference_dir):

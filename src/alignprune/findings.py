@@ -55,9 +55,10 @@ retraining is not counted as pruning's doing.
    (the prune job measures it before model selection takes the model back to its best English-dev
    step): the saved models' kept steps can differ, and a model kept earlier moved less. On the
    ladder a rung starts from the kept model of the one before, so the detail names the seeds whose
-   models kept different steps at a target before. Files without the last step's measures (written
-   by older code) give the measure at the kept steps, the detail says so and names the seeds whose
-   kept steps differ there. Only with the alignment analysis on (``weights``).
+   models kept different steps at a target before. Without the last step's measures (models made
+   by older code, methods aligned to the pretrained model) the measure is the kept steps', the
+   detail says so and names the seeds whose kept steps differ there. Only with the alignment
+   analysis on (``weights``).
 
 Each row has its test's p (t-test, permutation or F) and Holm's adjustment over the rows with a p
 of claims 1-3; claim 4's rows, a check and not a claim, are adjusted among themselves (adding them
@@ -436,20 +437,25 @@ def _paired_weights(weights: pd.DataFrame, method: str, baseline: str, column: s
         **{c: (c, "first") for c in steps}).reset_index()
 
 
-def _step_note(paired: pd.DataFrame, target: float, at_last_step: bool) -> str:
+def _step_note(paired: pd.DataFrame, target: float, at_last_step: bool, ladder: bool) -> str:
     """Seeds whose two models kept different retraining steps at this target or one before it
     (on the ladder each rung starts from the one before's kept model): there the measure also
     counts retraining steps, not only the regularizer. Measured after the rung's last step, this
-    target's own kept steps do not enter: only those of the targets before (the start models)."""
-    if "kept_step" not in paired or "kept_step_baseline" not in paired:
+    target's own kept steps do not enter: only those of the targets before (the start models),
+    and on the independent schedule (every rung from the dense model) none."""
+    if "kept_step" not in paired or "kept_step_baseline" not in paired or (at_last_step and not ladder):
         return ""
-    earlier = paired[(paired["sparsity_target"] < target) if at_last_step else (paired["sparsity_target"] <= target)]
+    targets = paired["sparsity_target"]
+    if at_last_step:
+        earlier = paired[targets < target]
+    else:
+        earlier = paired[(targets <= target) if ladder else (targets == target)]
     earlier = earlier.dropna(subset=["kept_step", "kept_step_baseline"])
     if earlier.empty:
         return ""
     differ = earlier[earlier["kept_step"] != earlier["kept_step_baseline"]]
     seeds = sorted(set(differ["seed"]) & set(paired.loc[paired["sparsity_target"] == target, "seed"]))
-    where = "the targets before" if at_last_step else "this target and those before"
+    where = ("the targets before" if at_last_step else "this target and those before") if ladder else "this target"
     if not seeds:
         return f"; both kept the same retraining steps on every seed ({where})"
     plural = "s" if len(seeds) > 1 else ""
@@ -457,11 +463,12 @@ def _step_note(paired: pd.DataFrame, target: float, at_last_step: bool) -> str:
         return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
                 "at a target before: there the two start models differ in retraining length")
     return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
-            "(this target or one before): there the retraining differs in length too")
+            f"({'this target or one before' if ladder else 'this target'}): there the retraining differs in "
+            "length too")
 
 
 def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],
-                 regularized_methods: dict) -> list[dict]:
+                 regularized_methods: dict, ladder: bool = True) -> list[dict]:
     """Claim 4: regularized minus unregularized, in what the regularizer penalises, paired by seed;
     after the rung's last step where both models' files have it on every seed (the same step for
     both: what model selection kept does not enter), else at the steps model selection kept."""
@@ -493,11 +500,19 @@ def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dic
             if len(part):
                 ours, theirs = part["value"].mean(), part["value_baseline"].mean()
                 relative = f": {100 * (ours / theirs - 1):+.0f}%" if theirs else ""
-                when = (f"after the rung's last step ({_steps(part['last_step'])})" if at_last_step
-                        else "at the steps model selection kept (files without the last step's measures)")
+                if at_last_step:
+                    when = f"after the rung's last step ({_steps(part['last_step'])})"
+                elif spec.get("reference") == "pretrained":
+                    when = ("at the steps model selection kept (aligned to the pretrained model: its prune jobs "
+                            "measure no last step against the dense one)")
+                else:
+                    lacking = sorted(set(part["seed"]) - set(part_last["seed"]))
+                    when = (f"at the steps model selection kept (no last step's measures on seed"
+                            f"{'s' if len(lacking) > 1 else ''} {', '.join(map(str, lacking))}: models made before "
+                            "the prune job took them; rerun those prune jobs to get them)")
                 detail = (f"{_fixed(ours, 2)} regularized, {_fixed(theirs, 2)} unregularized (mean over the "
                           f"matrices measured in both, then seeds){relative}; {when}"
-                          + _step_note(kept, target, at_last_step))
+                          + _step_note(kept, target, at_last_step, ladder))
                 missing = sorted(evaluated - set(part["seed"]))
                 if missing:
                     detail += f"; seeds without both weight files left out: {', '.join(map(str, missing))}"
@@ -516,11 +531,12 @@ def _steps(steps: pd.Series) -> str:
 
 def findings_table(
     evals: pd.DataFrame, methods: dict[str, dict], train_language: str, languages: list[str] | None = None,
-    weights: pd.DataFrame | None = None,
+    weights: pd.DataFrame | None = None, ladder: bool = True,
 ) -> pd.DataFrame:
     """One row per (claim, method, target, measure); see the module docstring. ``weights``: the
     per-matrix weight-alignment frame (analysis.collect_weight_alignment) for claim 4; None
-    where the alignment analysis is off."""
+    where the alignment analysis is off. ``ladder``: the models were pruned on the ladder (each
+    rung from the one before), not the independent schedule (each from the dense model)."""
     role = roles(methods)
     control = role["control"]
     missing = {control, "dense"} - set(evals["method"])
@@ -661,7 +677,7 @@ def findings_table(
             _read_together(in_points, in_shares)
             rows += [in_points, in_shares]
     if role["regularized"]:
-        rows += _weight_rows(weights, evals, methods, role["regularized"])
+        rows += _weight_rows(weights, evals, methods, role["regularized"], ladder)
     table = pd.DataFrame(rows, columns=COLUMNS)
     # two families: the claims', and the check's (which says whether claim 2 was put to the test)
     p, check = table["p"].astype(float), table["claim"] == CHECK
@@ -721,13 +737,13 @@ def multiplicity(table: pd.DataFrame) -> str:
 
 def write_findings(
     evals_csv, outputs, *, methods: dict[str, dict], train_language: str, split: str,
-    languages: list[str] | None = None, weight_files: list | None = None,
+    languages: list[str] | None = None, weight_files: list | None = None, ladder: bool = True,
 ) -> pd.DataFrame:
     """findings.csv (every number) and findings.md among ``outputs``; claim 4 from
-    ``weight_files`` (none: the alignment analysis is off)."""
+    ``weight_files`` (none: the alignment analysis is off); ``ladder`` as findings_table's."""
     evals = load_evals(evals_csv, split)
     weights = collect_weight_alignment(weight_files) if weight_files else None
-    table = findings_table(evals, methods, train_language, languages, weights)
+    table = findings_table(evals, methods, train_language, languages, weights, ladder)
     by_name = {Path(p).name: Path(p) for p in outputs}
     with atomic_path(by_name["findings.csv"]) as tmp:
         table.to_csv(tmp, index=False)

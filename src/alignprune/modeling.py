@@ -70,6 +70,19 @@ def _natural(name: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]
 
 
+def tensor_files(model_dir: str | Path) -> dict[str, str]:
+    """Tensor name -> the safetensors file of a save_pretrained folder that holds it (read from
+    the shard index, or the single file's header: no tensor is loaded)."""
+    from safetensors import safe_open
+
+    folder = Path(model_dir)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():  # a sharded checkpoint: name -> shard file
+        return read_json(index)["weight_map"]
+    with safe_open(folder / "model.safetensors", framework="pt") as f:
+        return dict.fromkeys(f.keys(), "model.safetensors")
+
+
 def load_prunable_weights(model_dir: str | Path, include: list[str], exclude: list[str] = ()) -> dict[str, torch.Tensor]:
     """The prunable weights of a save_pretrained folder, read from its safetensors file (or the
     shards its index names) alone. Building the model to read them (load_classifier) costs the
@@ -79,12 +92,7 @@ def load_prunable_weights(model_dir: str | Path, include: list[str], exclude: li
     from safetensors import safe_open
 
     folder = Path(model_dir)
-    index = folder / "model.safetensors.index.json"
-    if index.exists():  # a sharded checkpoint: name -> shard file
-        weight_map = read_json(index)["weight_map"]
-    else:
-        with safe_open(folder / "model.safetensors", framework="pt") as f:
-            weight_map = dict.fromkeys(f.keys(), "model.safetensors")
+    weight_map = tensor_files(folder)
     # the file lists its tensors by name; numbers compared as numbers keep the layers in order
     # (layer 10 after layer 9), within a layer the names are alphabetical
     names = match_prunable(sorted(weight_map, key=_natural), include, exclude)

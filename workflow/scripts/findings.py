@@ -13,4 +13,5 @@ with rule_job(snakemake):
         split=snakemake.params.split,
         languages=snakemake.params.languages,
         weight_files=list(snakemake.input.weights),
+        ladder=snakemake.params.ladder,
     )

@@ -41,7 +41,8 @@ def measure_weight_alignment(
     measured = last.get("matrices", {})
     table["last_step"] = last.get("step")
     for column in ("kept_cosine", "kept_change"):
-        table[f"last_{column}"] = [measured.get(name, {}).get(column, float("nan")) for name in table["parameter"]]
+        values = [measured.get(name, {}).get(column) for name in table["parameter"]]
+        table[f"last_{column}"] = pd.Series(values, index=table.index, dtype=float)  # None (nothing kept): NaN
     for column, value in reversed(key.record().items()):
         table.insert(0, column, value)
     # the code that made both models and measured them (alignprune.code_version), as eval files carry

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -295,13 +296,21 @@ def last_step_measure(job: PruneJob):
     weight alignment measures against the dense one."""
     if job.method.get("reference") == "pretrained":
         return None
+    # checked before training: after it, an error would lose the whole retraining
+    stored = modeling.tensor_files(job.reference_dir)
+    missing = [name for name in job.names if name not in stored]
+    if missing:
+        raise ValueError(f"dense model {job.reference_dir} lacks prunable weights, e.g. {missing[:3]}: "
+                         "is it the model this one was pruned from?")
 
     def measure() -> dict:
         dense = modeling.load_prunable_weights(job.reference_dir, **job.prunable)  # at the end: no memory held
         matrices = {}
         for name in job.names:
-            cosine, change = alignment.kept_weight_change(job.params[name].detach(), dense[name].to(job.device))
-            matrices[name] = {"kept_cosine": cosine, "kept_change": change}
+            measured = alignment.kept_weight_change(job.params[name].detach(), dense[name].to(job.device))
+            # None for NaN (a matrix with nothing kept): training.json stays standard JSON
+            matrices[name] = {key: None if math.isnan(value) else value
+                              for key, value in zip(("kept_cosine", "kept_change"), measured)}
         return {"matrices": matrices}
 
     return measure

@@ -206,6 +206,23 @@ def test_claim_2_regularized_minus_unregularized_drop(table, target, expected, s
     assert row["compared_with"] == "plain" and row["verdict"] == expected
 
 
+def test_claim_2_rows_keep_zero_shot_and_english_apart():
+    """English shifted by half the zero-shot languages' shift: each row its own setting's change
+    (the fixture's equal shifts could not tell the two rows apart)."""
+    evals = fabricated()
+    english = (evals["method"] == "aligned") & (evals["language"] == "en")
+    shift = evals.loc[english].apply(lambda r: L2_SHIFT[r["sparsity_target"]][r["seed"] - 1], axis=1)
+    evals.loc[english, "accuracy"] += shift / 200  # half the shift back, in fractions
+    table = findings_table(points(evals), METHODS, "en", LANGS)
+    for target in L2_SHIFT:
+        zero_shot = rows(table, 2, "aligned", target, "zero-shot drop: regularized - unregularized")
+        english_row = rows(table, 2, "aligned", target, "English drop: regularized - unregularized")
+        excess = rows(table, 2, "aligned", target, "zero-shot drop - English drop: regularized - unregularized")
+        assert zero_shot["mean"] == pytest.approx(interval(L2_SHIFT[target])[0])
+        assert english_row["mean"] == pytest.approx(interval(L2_SHIFT[target])[0] / 2)
+        assert excess["mean"] == pytest.approx(interval(L2_SHIFT[target])[0] / 2)
+
+
 def test_claim_2_without_an_unregularized_counterpart_is_not_tested(table):
     orphan = table[(table["claim"] == 2) & (table["method"] == "orphan")]
     assert len(orphan) == 1 and orphan.iloc[0]["verdict"].startswith("not tested (no unregularized magnitude")

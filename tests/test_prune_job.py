@@ -209,9 +209,10 @@ def test_pretrained_reference_pulls_towards_the_pretrained_weights(dense):
     assert kept_l2(to_dense, root / "dense") < 0.5 * kept_l2(to_pretrained, root / "dense")
 
     # the logged penalty is the l2 distance to the pretrained weights: one step logged alone gives
-    # the penalty before it, at the pruned dense model (the masks applied to the dense weights)
+    # the penalty before it, at the pruned dense model (the masks applied to the dense weights);
+    # the penalty itself, not times its weight (0.3 here)
     one_step = config_section("retrain", {**RETRAIN, "steps": 1, "eval_every": 1})
-    _, first = prune(dense, "l2-pretrained", method(**spec, reference="pretrained"), 0.6,
+    _, first = prune(dense, "l2-pretrained", method(**{**spec, "weight": 0.3}, reference="pretrained"), 0.6,
                      reference=root / "pretrained", out=root / "l2-pretrained-one-step", settings=one_step)
     logged = json.loads((first / "training.json").read_text())["history"][0]["penalty"]
     masks = load_file(first / "masks.safetensors")

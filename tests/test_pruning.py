@@ -82,9 +82,14 @@ def test_ladder_masks_are_nested(criterion, scope):
     w = weights()
     previous, chain = None, []
     for step, sparsity in enumerate([0.3, 0.5, 0.7, 0.9]):
+        # fresh signed scores each rung (as movement's are), highest on the weights already pruned:
+        # only the previous masks keep those pruned
+        draw = torch.Generator().manual_seed(100 + step)
+        fresh = {n: torch.randn(t.shape, generator=draw) + (0.0 if previous is None else 10.0 * (~previous[n]))
+                 for n, t in w.items()}
         masks = compute_masks(
             w, criterion=criterion, scope=scope, sparsity=sparsity, previous=previous,
-            generator=torch.Generator().manual_seed(step), gradient_saliency=saliency, movement_scores=saliency(),
+            generator=torch.Generator().manual_seed(step), gradient_saliency=lambda: fresh, movement_scores=fresh,
         )
         # pruned weights are zeroed, as the retraining loop keeps them
         w = {n: t * masks[n] for n, t in w.items()}

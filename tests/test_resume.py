@@ -151,7 +151,8 @@ def test_a_best_file_left_by_a_killed_run_is_written_again(tmp_path, uninterrupt
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, uninterrupted):
     with pytest.raises(Stop):
         run(tmp_path / "ckpt", stop_after=9, identity={"run": "with another learning rate"})
-    model, *_ = run(tmp_path / "ckpt")  # identity {"run": "test"}: starts over
+    model, _, _, history = run(tmp_path / "ckpt")  # identity {"run": "test"}: starts over
+    assert history["resumed_from_step"] is None  # (the same weights alone cannot show it: same settings)
     assert same_tensors(model.state_dict(), uninterrupted[0].state_dict())
 
 

@@ -1,5 +1,6 @@
 """The training loop: pruned weights stay exactly zero; English-dev model selection."""
 
+import pytest
 import torch
 
 from alignprune.data import EncodedSplit
@@ -107,6 +108,37 @@ def test_measure_last_sees_the_last_steps_weights_before_model_selection_goes_ba
     assert "last_step" not in train(tiny_classifier(num_labels=2), toy_split(40, 0), toy_split(20, 1),
                                     TrainSettings(learning_rate=1e-3, batch_size=8, max_steps=5, eval_every=5),
                                     pad_id=1, device=torch.device("cpu"), progress=False)
+
+
+def test_model_selection_ignores_evaluations_before_select_from():
+    """Gradual pruning selects among checkpoints at the final sparsity only (select_from): with
+    the flipped dev set an early evaluation scores best, and must not be kept."""
+    model = tiny_classifier(num_labels=2)
+    settings = TrainSettings(learning_rate=3e-3, batch_size=16, max_steps=120, eval_every=20, seed=0,
+                             select_from=80)
+    flipped = toy_split(100, 1)
+    flipped = EncodedSplit(flipped.input_ids, [1 - label for label in flipped.labels])
+    result = train(model, toy_split(400, 0), flipped, settings, pad_id=1, device=torch.device("cpu"), progress=False)
+    history = result["history"]
+    candidates = [entry for entry in history if entry["step"] >= 80]
+    assert result["best_step"] == max(candidates, key=lambda h: h["dev_accuracy"])["step"] >= 80
+    assert max(entry["dev_accuracy"] for entry in history) > result["best_dev_accuracy"]  # an earlier one was better
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_zero():
+    from alignprune.train import build_optimizer, linear_schedule
+
+    model = tiny_classifier(num_labels=2)
+    settings = TrainSettings(learning_rate=1.0, batch_size=8, max_steps=10, eval_every=10, warmup_ratio=0.2)
+    optimizer = build_optimizer(model, settings)
+    scheduler = linear_schedule(optimizer, settings)
+    rates = []
+    for _ in range(settings.max_steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    # 2 warm-up steps (1/2, 2/2), then (10 - step) / 8
+    assert rates == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
 
 
 def test_same_seed_same_weights():

@@ -66,8 +66,17 @@ def test_every_criterion_reaches_its_target_along_the_ladder(dense, criterion, s
     for name in low:
         assert not (high[name] & ~low[name]).any()
         assert torch.all(weights[name][~high[name]] == 0.0)
-    # movement hands the scores of each retraining to the next target
+    # movement hands the scores of each retraining to the next target, which prunes by them
+    # (not by scores of its own: nothing re-scored)
     assert (second / "movement.safetensors").exists() == (criterion == "movement")
+    if criterion == "movement":
+        from alignprune.pruning import compute_masks
+
+        handed = load_file(first / "movement.safetensors")
+        start = load_file(first / "model.safetensors")
+        expected = compute_masks({n: start[n] for n in low}, criterion="movement", scope=scope, sparsity=0.8,
+                                 previous=low, movement_scores=handed)
+        assert all(torch.equal(expected[name], high[name]) for name in low)
 
 
 def prunable_pairs(model_dir, reference_dir):
@@ -175,6 +184,26 @@ def test_the_last_steps_kept_weight_measures_are_the_weight_alignments_of_the_la
         prune(dense, "plain", method(criterion="magnitude", scope="global"), 0.5, reference=lacking,
               out=tmp_path / "refused", settings=at_end)
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_cosine_regularizers_units_reach_the_job(dense, tmp_path):
+    """units: columns compares input units: the penalty the job logs at its first step (at the
+    pruned dense model) is the columns' one, not the rows' (the default)."""
+    from alignprune.regularizers import alignment_penalty
+
+    root, _ = dense
+    one_step = config_section("retrain", {**RETRAIN, "steps": 1, "eval_every": 1})
+    spec = method(criterion="magnitude", scope="global", regularizer="cosine", weight=0.3, units="columns")
+    _, out = prune(dense, "cos-columns", spec, 0.6, out=tmp_path / "columns", settings=one_step)
+    logged = json.loads((out / "training.json").read_text())["history"][0]["penalty"]
+    masks = load_file(out / "masks.safetensors")
+    fine_tuned = load_file(root / "dense" / "model.safetensors")
+    names = sorted(masks)
+    pruned = [fine_tuned[n].double() * masks[n] for n in names]
+    references = [fine_tuned[n].double() for n in names]
+    columns = alignment_penalty("cosine", pruned, references, units="columns").item()
+    rows = alignment_penalty("cosine", pruned, references, units="rows").item()
+    assert logged == pytest.approx(columns, rel=1e-5) and abs(rows - columns) > 1e-3 * columns
 
 
 def kept_l2(model_dir, reference_dir):

@@ -120,9 +120,10 @@ def train(
     updating the mask tensors in place (gradual pruning); what it returns is kept in the
     history's ``events``. ``measure_last()`` runs once after the last step, before the model goes
     back to its best checkpoint; what it returns is the history's ``last_step`` (the weights after
-    the whole budget, the same step for every model retrained on it). ``generators`` are random generators of the caller (e.g. of
-    ``on_step``) saved and restored with the checkpoints. With ``checkpoint``, the run
-    resumes from its latest checkpoint and writes one every ``checkpoint.every`` steps.
+    the whole budget, the same step for every model retrained on it). ``generators`` are random
+    generators of the caller (e.g. of ``on_step``) saved and restored with the checkpoints. With
+    ``checkpoint``, the run resumes from its latest checkpoint and writes one every
+    ``checkpoint.every`` steps.
     A NaN or infinite loss stops the run (NonFiniteLoss) before it is checkpointed.
     Every ``log_every`` steps (and at each evaluation) one plain line is logged (see
     alignprune.progress); ``progress`` draws a live bar when stderr is a terminal;

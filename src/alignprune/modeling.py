@@ -89,17 +89,23 @@ def load_prunable_weights(model_dir: str | Path, include: list[str], exclude: li
     import of transformers and a random initialisation of every weight: most of a job that only
     compares weights (the weight alignment: 4.4 s a job on the demo's model, XLM-R base's 278M
     weights initialised twice)."""
+    files = tensor_files(model_dir)
+    # the file lists its tensors by name; numbers compared as numbers keep the layers in order
+    # (layer 10 after layer 9), within a layer the names are alphabetical
+    return load_weights(model_dir, match_prunable(sorted(files, key=_natural), include, exclude), files)
+
+
+def load_weights(model_dir: str | Path, names: list[str], files: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors ``names`` of a save_pretrained folder, in that order, read from the safetensors
+    files that hold them (``files``: tensor_files of the folder, if already read)."""
     from safetensors import safe_open
 
     folder = Path(model_dir)
-    weight_map = tensor_files(folder)
-    # the file lists its tensors by name; numbers compared as numbers keep the layers in order
-    # (layer 10 after layer 9), within a layer the names are alphabetical
-    names = match_prunable(sorted(weight_map, key=_natural), include, exclude)
+    files = files or tensor_files(folder)
     weights = {}
-    for shard in dict.fromkeys(weight_map[name] for name in names):
+    for shard in dict.fromkeys(files[name] for name in names):
         with safe_open(folder / shard, framework="pt") as f:
-            weights.update({name: f.get_tensor(name) for name in names if weight_map[name] == shard})
+            weights.update({name: f.get_tensor(name) for name in names if files[name] == shard})
     return {name: weights[name] for name in names}
 
 

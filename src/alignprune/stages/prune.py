@@ -47,7 +47,6 @@ class PruneJob:
     settings: dict  # the validated retrain section
     model: torch.nn.Module
     names: list[str]  # the prunable weights
-    prunable: dict  # the config's prunable patterns (that select ``names``)
     train_data: EncodedSplit
     dev_data: EncodedSplit
     pad_id: int
@@ -173,8 +172,8 @@ def prune_and_retrain(
     model = modeling.load_classifier(start_dir).to(device)
     names = modeling.prunable_names(model, **prunable)
     job = PruneJob(
-        method=method, settings=settings, model=model, names=names, prunable=prunable, train_data=train_data,
-        dev_data=dev_data, pad_id=pad_id, device=device,
+        method=method, settings=settings, model=model, names=names, train_data=train_data, dev_data=dev_data,
+        pad_id=pad_id, device=device,
         # Common random numbers: the seed names the task, seed and target, not the method, so every
         # method of a rung draws the same data order and dropout, and two methods that prune the same
         # weights give identical models (a paired difference between methods is theirs alone).
@@ -297,14 +296,11 @@ def last_step_measure(job: PruneJob):
     if job.method.get("reference") == "pretrained":
         return None
     # checked before training: after it, an error would lose the whole retraining
-    stored = modeling.tensor_files(job.reference_dir)
-    missing = [name for name in job.names if name not in stored]
-    if missing:
-        raise ValueError(f"dense model {job.reference_dir} lacks prunable weights, e.g. {missing[:3]}: "
-                         "is it the model this one was pruned from?")
+    files = modeling.tensor_files(job.reference_dir)
+    _require_prunable(job, files, "dense model", ": is it the model this one was pruned from?")
 
     def measure() -> dict:
-        dense = modeling.load_prunable_weights(job.reference_dir, **job.prunable)  # at the end: no memory held
+        dense = modeling.load_weights(job.reference_dir, job.names, files)  # at the end: no memory held
         matrices = {}
         for name in job.names:
             measured = alignment.kept_weight_change(job.params[name].detach(), dense[name].to(job.device))
@@ -316,6 +312,13 @@ def last_step_measure(job: PruneJob):
     return measure
 
 
+def _require_prunable(job: PruneJob, stored, role: str, hint: str = "") -> None:
+    """Refuse a reference folder whose tensors (``stored``: their names) lack a prunable weight."""
+    missing = [name for name in job.names if name not in stored]
+    if missing:
+        raise ValueError(f"{role} {job.reference_dir} lacks prunable weights, e.g. {missing[:3]}{hint}")
+
+
 def regularization(job: PruneJob) -> dict:
     """Keyword arguments of ``train`` for the method's regularizer (none: no penalty)."""
     kind = job.method["regularizer"]
@@ -323,9 +326,7 @@ def regularization(job: PruneJob) -> dict:
         return {}
     weight = job.method["weight"]
     stored = load_file(Path(job.reference_dir) / "model.safetensors")
-    missing = [name for name in job.names if name not in stored]
-    if missing:
-        raise ValueError(f"reference model {job.reference_dir} lacks prunable weights, e.g. {missing[:3]}")
+    _require_prunable(job, stored, "reference model")
     references = [stored[name].to(device=job.device, dtype=job.params[name].dtype) for name in job.names]
     # No masks: train() keeps every pruned weight at exactly 0.0 (also when gradual pruning
     # grows the masks), so M*W is W, and the penalty's gradient on pruned weights is zeroed.

@@ -458,13 +458,11 @@ def _step_note(paired: pd.DataFrame, target: float, at_last_step: bool, ladder: 
     where = ("the targets before" if at_last_step else "this target and those before") if ladder else "this target"
     if not seeds:
         return f"; both kept the same retraining steps on every seed ({where})"
-    plural = "s" if len(seeds) > 1 else ""
+    named = (f"; model selection kept different retraining steps on seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))}")
     if at_last_step:
-        return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
-                "at a target before: there the two start models differ in retraining length")
-    return (f"; model selection kept different retraining steps on seed{plural} {', '.join(map(str, seeds))} "
-            f"({'this target or one before' if ladder else 'this target'}): there the retraining differs in "
-            "length too")
+        return named + " at a target before: there the two start models differ in retraining length"
+    return named + f" ({'this target or one before' if ladder else 'this target'}): there the retraining differs in length too"
 
 
 def _weight_rows(weights: pd.DataFrame | None, evals: pd.DataFrame, methods: dict[str, dict],
